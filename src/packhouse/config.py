@@ -1,0 +1,98 @@
+"""Typed settings, loaded once by the CLI and passed down.
+
+Sources, strongest first: explicit overrides (command-line options), `PACKHOUSE_*`
+environment variables, the TOML file named by `--config` / `PACKHOUSE_CONFIG`, defaults.
+Nested fields use `__` in the environment: `PACKHOUSE_S3__BUCKET=blobs`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from packhouse.errors import InvalidInput
+
+MiB = 1024 * 1024
+
+
+class S3Settings(BaseModel):
+    endpoint_url: str | None = None
+    bucket: str = "packhouse"
+    prefix: str = "blobs/"
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    # "stream": the server reads from S3 and sends the bytes; "redirect": a presigned URL.
+    serve: Literal["stream", "redirect"] = "stream"
+    presign_seconds: int = 300
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PACKHOUSE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data: Path = Path("packhouse-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # SQLAlchemy URL; empty means SQLite at <data>/packhouse.db.
+    database_url: str = ""
+    storage: Literal["local", "s3"] = "local"
+    s3: S3Settings = Field(default_factory=S3Settings)
+    # The URL clients reach the server at, for printed hints; empty means http://host:port.
+    public_url: str = ""
+    admin_password: SecretStr | None = None
+    max_upload_bytes: int = 100 * MiB
+    # Cache-Control max-age for index pages (simple pages, repodata); files are immutable.
+    index_max_age: int = 60
+    log_level: str = "info"
+    workers: int = 1
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data / 'packhouse.db').absolute()}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from a TOML file (optional), the environment and explicit overrides.
+
+    Overrides that are None are ignored, so CLI options left unset do not mask the
+    environment or the file.
+    """
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            file_values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInput(f"config file {config_file} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"config file {config_file} is not valid TOML: {exc}") from None
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        from_env = Settings()
+        merged = {**file_values, **from_env.model_dump(exclude_unset=True), **given}
+        return Settings.model_validate(merged) if merged else from_env
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInput(f"invalid settings: {problems}") from None

@@ -1,0 +1,103 @@
+"""The domain error tree. Imports nothing of ours and carries no HTTP.
+
+    PackhouseError
+    ├── NotFound
+    │   ├── RepositoryNotFound
+    │   ├── ProjectNotFound
+    │   └── ArtifactNotFound
+    ├── InvalidInput                 something the caller sent is wrong
+    │   ├── InvalidName
+    │   ├── InvalidUpload            carries the full list of problems, field by field
+    │   └── UnsafeArchive            a zip/tar/conda archive that must not be read further
+    ├── Conflict
+    │   ├── FileExists               same filename, different bytes (or a deleted filename)
+    │   └── AlreadyExists            a repository, user or group of that name exists
+    ├── TooLarge                     a body or archive member over a configured limit
+    ├── AuthenticationRequired       no credentials, or credentials that are not valid
+    ├── PermissionDenied             valid credentials without the right
+    ├── RateLimited                  too many failed logins; carries retry_after seconds
+    └── UpstreamError                a proxy's upstream failed or sent something unusable
+
+`web/errors.py` is the one place that maps these to HTTP status codes; the CLI prints
+`str(error)`. Every message says what was wrong and, where it helps, what to do.
+"""
+
+from __future__ import annotations
+
+
+class PackhouseError(Exception):
+    """Base of every error Packhouse raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(PackhouseError):
+    pass
+
+
+class RepositoryNotFound(NotFound):
+    pass
+
+
+class ProjectNotFound(NotFound):
+    pass
+
+
+class ArtifactNotFound(NotFound):
+    pass
+
+
+class InvalidInput(PackhouseError):
+    pass
+
+
+class InvalidName(InvalidInput):
+    pass
+
+
+class InvalidUpload(InvalidInput):
+    """An upload refused for one or more reasons; `problems` lists them all."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class UnsafeArchive(InvalidUpload):
+    pass
+
+
+class Conflict(PackhouseError):
+    pass
+
+
+class FileExists(Conflict):
+    pass
+
+
+class AlreadyExists(Conflict):
+    pass
+
+
+class TooLarge(PackhouseError):
+    pass
+
+
+class AuthenticationRequired(PackhouseError):
+    pass
+
+
+class PermissionDenied(PackhouseError):
+    pass
+
+
+class RateLimited(PackhouseError):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UpstreamError(PackhouseError):
+    pass
