@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     # Cache-Control max-age for index pages (simple pages, repodata); files are immutable.
     index_max_age: int = 60
     log_level: str = "info"
+    access_log: bool = True
     workers: int = 1
 
     @classmethod

@@ -1,0 +1,3 @@
+from packhouse.cli.main import main
+
+main()

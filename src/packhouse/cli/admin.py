@@ -1,0 +1,156 @@
+"""`packhouse yank|unyank|delete`, `packhouse db upgrade`, `packhouse fsck`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from packhouse.cli.common import ConfigOption, DataOption, console, open_services, settings_from
+from packhouse.db import artifact_store
+from packhouse.db.engine import Database
+from packhouse.db.migrate import current_revision
+from packhouse.services import manage
+from packhouse.types import Format
+
+RepoArg = Annotated[str, typer.Argument(help="Repository name.")]
+ProjectArg = Annotated[str, typer.Argument(help="Project (PyPI) or package (conda) name.")]
+VersionArg = Annotated[str | None, typer.Argument(help="The version (all its files).")]
+FileOption = Annotated[str | None, typer.Option("--file", help="One file, by its filename.")]
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="pypi or conda.")]
+
+
+def _target(project: str, version: str | None, filename: str | None) -> manage.Target:
+    if (version is None) == (filename is None):
+        raise typer.BadParameter("name either a VERSION or a --file, not both or neither")
+    return manage.Target(project, version, filename)
+
+
+def yank(
+    repo: RepoArg,
+    project: ProjectArg,
+    version: VersionArg = None,
+    file: FileOption = None,
+    reason: Annotated[str | None, typer.Option(help="Shown to installers (PEP 592).")] = None,
+    fmt: FormatOption = Format.PYPI,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Yank a version or a file: installers skip it unless pinned exactly (PEP 592).
+
+    Examples:
+
+      packhouse yank main mypkg 1.0.2 --reason "corrupts data on upgrade"
+
+      packhouse yank main mypkg --file mypkg-1.0.2-py3-none-any.whl
+    """
+    target = _target(project, version, file)
+    with open_services(data, config) as svc:
+        r = svc.catalog.get(fmt, repo)
+        names = manage.set_yanked(svc.ctx, r, target, actor="cli", yanked=True, reason=reason)
+        console.print("yanked " + ", ".join(names), highlight=False)
+
+
+def unyank(
+    repo: RepoArg,
+    project: ProjectArg,
+    version: VersionArg = None,
+    file: FileOption = None,
+    fmt: FormatOption = Format.PYPI,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Undo a yank.
+
+    Example:
+
+      packhouse unyank main mypkg 1.0.2
+    """
+    target = _target(project, version, file)
+    with open_services(data, config) as svc:
+        r = svc.catalog.get(fmt, repo)
+        names = manage.set_yanked(svc.ctx, r, target, actor="cli", yanked=False)
+        console.print("unyanked " + ", ".join(names), highlight=False)
+
+
+def delete(
+    repo: RepoArg,
+    project: ProjectArg,
+    version: VersionArg = None,
+    file: FileOption = None,
+    fmt: FormatOption = Format.PYPI,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Delete a version or a file. Its filename can never be uploaded again.
+
+    Examples:
+
+      packhouse delete main mypkg 1.0.2 --yes
+
+      packhouse delete main mypkg --file mypkg-1.0.2.tar.gz
+    """
+    target = _target(project, version, file)
+    what = file or f"{project} {version}"
+    if not yes and not typer.confirm(f"Delete {what} from {repo}? This can't be undone"):
+        raise typer.Exit(1)
+    with open_services(data, config) as svc:
+        r = svc.catalog.get(fmt, repo)
+        names = manage.delete(svc.ctx, r, target, actor="cli")
+        console.print("deleted " + ", ".join(names), highlight=False)
+
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data: DataOption = None, config: ConfigOption = None) -> None:
+    """Apply the schema migrations (the server also does this when it starts).
+
+    Example:
+
+      packhouse db upgrade --data /srv/packhouse
+    """
+    settings = settings_from(data, config)
+    settings.data.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.sqlalchemy_url)
+    try:
+        db.upgrade()
+        console.print(f"database at revision {current_revision(db)}")
+    finally:
+        db.dispose()
+
+
+def fsck(
+    remove: Annotated[
+        bool, typer.Option("--remove", help="Remove blobs that no artifact references.")
+    ] = False,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Check that every artifact's blob is stored, and report unreferenced blobs.
+
+    Examples:
+
+      packhouse fsck
+
+      packhouse fsck --remove
+    """
+    with open_services(data, config) as svc:
+        with svc.ctx.db.read() as conn:
+            wanted = artifact_store.referenced_sha256s(conn)
+        stored = {b.sha256 for b in svc.ctx.blobs.iter_blobs()}
+        missing = sorted(wanted - stored)
+        extra = sorted(stored - wanted)
+        for sha in missing:
+            console.print(f"[red]missing[/] blob {sha}")
+        for sha in extra:
+            console.print(f"unreferenced blob {sha}{' (removed)' if remove else ''}")
+            if remove:
+                svc.ctx.blobs.delete(sha)
+        console.print(
+            f"{len(wanted)} referenced, {len(missing)} missing, {len(extra)} unreferenced"
+        )
+        if missing:
+            raise typer.Exit(1)

@@ -1,0 +1,34 @@
+"""The `packhouse` command."""
+
+from __future__ import annotations
+
+import typer
+
+from packhouse.cli import admin, repo, serve, user
+
+app = typer.Typer(
+    name="packhouse",
+    help="Packhouse: private PyPI indexes and conda channels in one server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve.serve)
+app.add_typer(repo.app, name="repo")
+app.add_typer(user.app, name="user")
+app.command("yank")(admin.yank)
+app.command("unyank")(admin.unyank)
+app.command("delete")(admin.delete)
+app.add_typer(admin.db_app, name="db")
+app.command("fsck")(admin.fsck)
+
+
+def _add_optional_groups() -> None:
+    from packhouse.cli import conda
+
+    app.add_typer(conda.app, name="conda", help="Conda channels: index a directory.")
+
+
+def main() -> None:
+    _add_optional_groups()
+    app()

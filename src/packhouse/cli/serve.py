@@ -1,0 +1,92 @@
+"""`packhouse serve`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from packhouse.cli.common import ConfigOption, DataOption, console, fail, settings_from
+from packhouse.config import Settings
+from packhouse.errors import PackhouseError
+from packhouse.services.bootstrap import first_start
+from packhouse.web.app import create_app
+from packhouse.wiring import Services, build_context
+
+
+def serve(
+    data: DataOption = None,
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind. Default 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind. Default 8080")] = None,
+    access_log: Annotated[
+        bool | None, typer.Option(help="Log every request (secrets redacted).", show_default=False)
+    ] = None,
+) -> None:
+    """Start the server.
+
+    On an empty data directory this creates the admin user (password from
+    PACKHOUSE_ADMIN_PASSWORD, else generated and printed once) and the private `main`
+    repositories, then prints the URLs to use.
+
+    Examples:
+
+      packhouse serve
+
+      packhouse serve --data /srv/packhouse --host 0.0.0.0 --port 8080
+    """
+    settings = settings_from(data, config, host=host, port=port, access_log=access_log)
+    try:
+        ctx = build_context(settings)
+        started = first_start(ctx)
+    except PackhouseError as exc:
+        fail(exc.message)
+    _print_welcome(
+        settings,
+        started.admin if started else None,
+        started.generated_password if started else None,
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    services = Services.of(ctx)
+    app = create_app(settings, services)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,  # the app logs requests itself, with secrets redacted
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+    )
+    services.close()
+
+
+def _print_welcome(settings: Settings, admin: str | None, password: str | None) -> None:
+    base = settings.base_url
+    hostport = base.split("://", 1)[1]
+    scheme = base.split("://", 1)[0]
+    console.print(f"[bold]Packhouse[/] serving data in {settings.data.absolute()}")
+    if admin:
+        console.print(f"Created the administrator [bold]{admin}[/]", highlight=False)
+        if password:
+            console.print(
+                f"  password (shown once, store it now): [bold]{password}[/]", highlight=False
+            )
+        console.print("  and the private repositories pypi/main and conda/main.")
+    user = admin or "USER"
+    console.print(
+        "\nUse it:\n"
+        f"  twine upload --repository-url {base}/pypi/main/ -u {user} dist/*\n"
+        f"  uv publish --publish-url {base}/pypi/main/ -u {user} dist/*\n"
+        f"  pip install --index-url {scheme}://{user}:PASSWORD@{hostport}/pypi/main/simple/ NAME\n"
+        f"  uv pip install --index-url {scheme}://{user}:PASSWORD@{hostport}/pypi/main/simple/"
+        " NAME\n",
+        highlight=False,
+        soft_wrap=True,
+    )

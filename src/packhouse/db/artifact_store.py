@@ -1,0 +1,193 @@
+"""Artifacts: one row per uploaded file, live, yanked or deleted (a tombstone)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from packhouse.db.schema import artifacts, projects
+
+
+@dataclass(frozen=True)
+class Artifact:
+    id: int
+    repository_id: int
+    project_id: int
+    project: str  # normalised
+    filename: str
+    version: str
+    packagetype: str
+    subdir: str | None
+    sha256: str
+    md5: str
+    blake2b_256: str
+    size: int
+    upload_time: datetime
+    uploader: str
+    requires_python: str | None
+    metadata_sha256: str | None
+    metadata: dict[str, Any] | None
+    record: bytes | None
+    yanked: bool
+    yanked_reason: str | None
+    deleted: bool
+    serial: int
+
+
+@dataclass(frozen=True)
+class NewArtifact:
+    filename: str
+    version: str
+    packagetype: str
+    sha256: str
+    md5: str
+    blake2b_256: str
+    size: int
+    uploader: str
+    upload_time: datetime
+    subdir: str | None = None
+    requires_python: str | None = None
+    metadata_sha256: str | None = None
+    metadata: dict[str, Any] | None = None
+    record: bytes | None = None
+
+
+_columns = [*artifacts.c, projects.c.name.label("project")]
+_joined = artifacts.join(projects, projects.c.id == artifacts.c.project_id)
+
+
+def _from_row(row: Row[Any]) -> Artifact:
+    t = row.upload_time
+    return Artifact(
+        id=row.id,
+        repository_id=row.repository_id,
+        project_id=row.project_id,
+        project=row.project,
+        filename=row.filename,
+        version=row.version,
+        packagetype=row.packagetype,
+        subdir=row.subdir,
+        sha256=row.sha256,
+        md5=row.md5,
+        blake2b_256=row.blake2b_256,
+        size=row.size,
+        upload_time=t if t.tzinfo else t.replace(tzinfo=UTC),
+        uploader=row.uploader,
+        requires_python=row.requires_python,
+        metadata_sha256=row.metadata_sha256,
+        metadata=row.metadata,
+        record=row.record,
+        yanked=row.yanked,
+        yanked_reason=row.yanked_reason,
+        deleted=row.deleted,
+        serial=row.serial,
+    )
+
+
+def by_filename(conn: Connection, repo_id: int, filename: str) -> Artifact | None:
+    row = conn.execute(
+        select(*_columns)
+        .select_from(_joined)
+        .where(artifacts.c.repository_id == repo_id, artifacts.c.filename == filename)
+    ).first()
+    return None if row is None else _from_row(row)
+
+
+def by_sha256(conn: Connection, sha256: str) -> Sequence[Artifact]:
+    rows = conn.execute(select(*_columns).select_from(_joined).where(artifacts.c.sha256 == sha256))
+    return [_from_row(r) for r in rows]
+
+
+def for_project(
+    conn: Connection, project_id: int, *, include_deleted: bool = False
+) -> Sequence[Artifact]:
+    query = select(*_columns).select_from(_joined).where(artifacts.c.project_id == project_id)
+    if not include_deleted:
+        query = query.where(artifacts.c.deleted.is_(False))
+    return [_from_row(r) for r in conn.execute(query.order_by(artifacts.c.id))]
+
+
+def for_subdir(conn: Connection, repo_id: int, subdir: str) -> Sequence[Artifact]:
+    query = (
+        select(*_columns)
+        .select_from(_joined)
+        .where(
+            artifacts.c.repository_id == repo_id,
+            artifacts.c.subdir == subdir,
+            artifacts.c.deleted.is_(False),
+        )
+        .order_by(artifacts.c.filename)
+    )
+    return [_from_row(r) for r in conn.execute(query)]
+
+
+def add(conn: Connection, repo_id: int, project_id: int, new: NewArtifact, serial: int) -> None:
+    conn.execute(
+        insert(artifacts).values(
+            repository_id=repo_id,
+            project_id=project_id,
+            filename=new.filename,
+            version=new.version,
+            packagetype=new.packagetype,
+            subdir=new.subdir,
+            sha256=new.sha256,
+            md5=new.md5,
+            blake2b_256=new.blake2b_256,
+            size=new.size,
+            upload_time=new.upload_time,
+            uploader=new.uploader,
+            requires_python=new.requires_python,
+            metadata_sha256=new.metadata_sha256,
+            metadata=new.metadata,
+            record=new.record,
+            yanked=False,
+            deleted=False,
+            serial=serial,
+        )
+    )
+
+
+def set_yanked(
+    conn: Connection, artifact_ids: Sequence[int], yanked: bool, reason: str | None, serial: int
+) -> None:
+    conn.execute(
+        update(artifacts)
+        .where(artifacts.c.id.in_(artifact_ids))
+        .values(yanked=yanked, yanked_reason=reason if yanked else None, serial=serial)
+    )
+
+
+def mark_deleted(conn: Connection, artifact_ids: Sequence[int], serial: int) -> None:
+    conn.execute(
+        update(artifacts)
+        .where(artifacts.c.id.in_(artifact_ids))
+        .values(deleted=True, serial=serial)
+    )
+
+
+def sha256_in_use(conn: Connection, sha256: str) -> bool:
+    row = conn.execute(
+        select(artifacts.c.id)
+        .where(artifacts.c.deleted.is_(False))
+        .where((artifacts.c.sha256 == sha256) | (artifacts.c.metadata_sha256 == sha256))
+        .limit(1)
+    ).first()
+    return row is not None
+
+
+def referenced_sha256s(conn: Connection) -> set[str]:
+    rows = conn.execute(
+        select(artifacts.c.sha256, artifacts.c.metadata_sha256).where(
+            artifacts.c.deleted.is_(False)
+        )
+    )
+    found: set[str] = set()
+    for row in rows:
+        found.add(row.sha256)
+        if row.metadata_sha256:
+            found.add(row.metadata_sha256)
+    return found

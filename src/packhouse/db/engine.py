@@ -1,0 +1,138 @@
+"""The Database: an engine, read and write transactions, migrations, and the serial watcher.
+
+SQLite (the default) runs in WAL mode; write transactions take the write lock up front
+(`BEGIN IMMEDIATE`) so concurrent writers queue instead of failing on a lock upgrade.
+On PostgreSQL, writers take a transaction-scoped advisory lock, so journal serials commit in
+order and "the newest serial" is a safe cache key for every process.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
+from sqlalchemy.pool import StaticPool
+
+from packhouse.db.schema import journal
+
+_WRITE_LOCK_KEY = 0x5041434B  # "PACK"
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine = _make_engine(url)
+        self.watcher = SerialWatcher(self)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(packhouse_write=True)
+            with conn.begin():
+                if not self.is_sqlite:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITE_LOCK_KEY})
+                yield conn
+        self.watcher.changed()
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        from packhouse.db.migrate import upgrade
+
+        upgrade(self)
+
+    def dispose(self) -> None:
+        self.watcher.close()
+        self.engine.dispose()
+
+
+def _make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    memory = url in ("sqlite://", "sqlite:///:memory:")
+    if not memory:
+        path = url.removeprefix("sqlite:///")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 60},
+        poolclass=StaticPool if memory else None,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
+        cur = dbapi_conn.cursor()
+        if not memory:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("packhouse_write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class SerialWatcher:
+    """Answers "what is the newest journal serial?" cheaply enough to ask on every request.
+
+    On SQLite a dedicated connection asks `PRAGMA data_version`, which changes only when
+    another connection (of any process) has committed; only then is the journal read.
+    Elsewhere the journal is read each time (one indexed lookup).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._serial = -1
+        self._data_version = -1
+        self._raw: sqlite3.Connection | None = None
+        if db.is_sqlite and db.url not in ("sqlite://", "sqlite:///:memory:"):
+            path = db.url.removeprefix("sqlite:///")
+            self._raw = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+
+    def current(self) -> int:
+        with self._lock:
+            if self._raw is not None:
+                try:
+                    (version,) = self._raw.execute("PRAGMA data_version").fetchone()
+                    if version == self._data_version and self._serial >= 0:
+                        return self._serial
+                    (serial,) = self._raw.execute("SELECT max(serial) FROM journal").fetchone()
+                except sqlite3.OperationalError:
+                    return self._read_serial()
+                self._data_version = version
+                self._serial = serial or 0
+                return self._serial
+            return self._read_serial()
+
+    def _read_serial(self) -> int:
+        with self._db.engine.connect() as conn:
+            value = conn.execute(select(func.max(journal.c.serial))).scalar()
+        self._serial = int(value or 0)
+        return self._serial
+
+    def changed(self) -> None:
+        """This process committed: forget the remembered data_version."""
+        with self._lock:
+            self._data_version = -1
+
+    def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None

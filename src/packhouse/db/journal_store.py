@@ -1,0 +1,97 @@
+"""The journal: append a change, read the log back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from packhouse.db.schema import journal
+from packhouse.types import Serial
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    serial: Serial
+    time: datetime
+    actor: str
+    action: str
+    repository: str | None
+    project: str | None
+    filename: str | None
+    detail: dict[str, Any] | None
+
+
+def append(
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    repository: str | None = None,
+    project: str | None = None,
+    filename: str | None = None,
+    detail: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Serial:
+    result = conn.execute(
+        insert(journal).values(
+            time=now or datetime.now(UTC),
+            actor=actor,
+            action=action,
+            repository=repository,
+            project=project,
+            filename=filename,
+            detail=detail,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return Serial(int(key[0]))
+
+
+def last_serial(conn: Connection) -> Serial:
+    return Serial(int(conn.execute(select(func.max(journal.c.serial))).scalar() or 0))
+
+
+def entries(
+    conn: Connection,
+    *,
+    repository: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    project: str | None = None,
+    since: int | None = None,
+    limit: int = 100,
+) -> Sequence[JournalEntry]:
+    query = select(journal).order_by(journal.c.serial.desc()).limit(limit)
+    if repository is not None:
+        query = query.where(journal.c.repository == repository)
+    if actor is not None:
+        query = query.where(journal.c.actor == actor)
+    if action is not None:
+        query = query.where(journal.c.action == action)
+    if project is not None:
+        query = query.where(journal.c.project == project)
+    if since is not None:
+        query = query.where(journal.c.serial > since)
+    return [
+        JournalEntry(
+            serial=Serial(row.serial),
+            time=_utc(row.time),
+            actor=row.actor,
+            action=row.action,
+            repository=row.repository,
+            project=row.project,
+            filename=row.filename,
+            detail=row.detail,
+        )
+        for row in conn.execute(query)
+    ]
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

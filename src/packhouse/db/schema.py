@@ -1,0 +1,179 @@
+"""One schema for SQLite and PostgreSQL (SQLAlchemy Core). Alembic migrations mirror it.
+
+Names follow the design vocabulary: repositories hold projects (PyPI) or packages (conda),
+both kept in `projects`; each uploaded file is an artifact whose bytes are a blob.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# The journal: every change is a row; its id is the serial.
+journal = Table(
+    "journal",
+    metadata,
+    Column("serial", Integer, primary_key=True, autoincrement=True),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("repository", String(64)),
+    Column("project", String(200)),
+    Column("filename", String(300)),
+    Column("detail", JSON),
+    sqlite_autoincrement=True,
+)
+Index("ix_journal_repository", journal.c.repository, journal.c.serial)
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("format", String(10), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("uploads_enabled", Boolean, nullable=False, default=True),
+    Column("upstream_url", Text),
+    Column("allow_upstream", JSON, nullable=False, default=list),
+    Column("last_serial", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("format", "name", name="uq_repositories_format_name"),
+)
+
+repository_bases = Table(
+    "repository_bases",
+    metadata,
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("base_id", ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+)
+
+# A PyPI project or a conda package name within one repository.
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),  # normalised
+    Column("display_name", String(200), nullable=False),  # as first written
+    Column("last_serial", Integer, nullable=False),
+    UniqueConstraint("repository_id", "name", name="uq_projects_repository_name"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("filename", String(300), nullable=False),
+    Column("version", String(200), nullable=False),
+    # wheel, sdist, conda (.conda) or tar.bz2
+    Column("packagetype", String(10), nullable=False),
+    Column("subdir", String(40)),  # conda only
+    Column("sha256", String(64), nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("blake2b_256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("upload_time", DateTime(timezone=True), nullable=False),
+    Column("uploader", String(200), nullable=False),
+    Column("requires_python", String(500)),
+    Column("metadata_sha256", String(64)),  # PEP 658 metadata file, stored as a blob
+    Column("metadata", JSON),  # parsed core metadata (PyPI) or about/run_exports (conda)
+    Column("record", LargeBinary),  # conda: the repodata record, serialised once
+    Column("yanked", Boolean, nullable=False, default=False),
+    Column("yanked_reason", Text),
+    # A deleted artifact stays as a tombstone so its filename can never be reused.
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("serial", Integer, nullable=False),
+    UniqueConstraint("repository_id", "filename", name="uq_artifacts_repository_filename"),
+)
+Index("ix_artifacts_project", artifacts.c.project_id)
+Index("ix_artifacts_sha256", artifacts.c.sha256)
+Index("ix_artifacts_subdir", artifacts.c.repository_id, artifacts.c.subdir)
+
+conda_patches = Table(
+    "conda_patches",
+    metadata,
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("subdir", String(40), primary_key=True),
+    Column("instructions", JSON, nullable=False),
+    Column("serial", Integer, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("password_hash", Text),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("password_changed_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(20), nullable=False),  # shown in listings, never the secret
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("repositories", JSON),  # None: every repository the user can reach
+    Column("actions", JSON, nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+# principal_kind: user, group, or special (":authenticated:", ":anonymous:").
+permissions = Table(
+    "permissions",
+    metadata,
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("principal_kind", String(10), primary_key=True),
+    Column("principal", String(100), primary_key=True),
+    Column("action", String(10), nullable=False),
+)

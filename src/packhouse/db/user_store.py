@@ -1,0 +1,127 @@
+"""Users and per-repository permissions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, insert, select, update
+
+from packhouse.db.schema import group_members, groups, permissions, repositories, users
+from packhouse.errors import AlreadyExists, NotFound
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    password_hash: str | None
+    is_admin: bool
+    disabled: bool
+    password_changed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Grant:
+    repository_id: int
+    principal_kind: str  # user, group, special
+    principal: str
+    action: str
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        row.id, row.name, row.password_hash, row.is_admin, row.disabled, row.password_changed_at
+    )
+
+
+def get_user(conn: Connection, name: str) -> User | None:
+    row = conn.execute(select(users).where(users.c.name == name)).first()
+    return None if row is None else _user(row)
+
+
+def require_user(conn: Connection, name: str) -> User:
+    user = get_user(conn, name)
+    if user is None:
+        raise NotFound(f"there is no user named {name!r}")
+    return user
+
+
+def list_users(conn: Connection) -> Sequence[User]:
+    return [_user(r) for r in conn.execute(select(users).order_by(users.c.name))]
+
+
+def create_user(conn: Connection, name: str, password_hash: str | None, is_admin: bool) -> User:
+    if get_user(conn, name) is not None:
+        raise AlreadyExists(f"a user named {name!r} already exists")
+    now = datetime.now(UTC)
+    conn.execute(
+        insert(users).values(
+            name=name,
+            password_hash=password_hash,
+            is_admin=is_admin,
+            disabled=False,
+            password_changed_at=now,
+            created_at=now,
+        )
+    )
+    return require_user(conn, name)
+
+
+def update_user(conn: Connection, user_id: int, **values: Any) -> None:
+    if "password_hash" in values:
+        values["password_changed_at"] = datetime.now(UTC)
+    conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+
+def user_count(conn: Connection) -> int:
+    return len(conn.execute(select(users.c.id).limit(1)).all())
+
+
+def group_names_of(conn: Connection, user_id: int) -> frozenset[str]:
+    rows = conn.execute(
+        select(groups.c.name)
+        .select_from(group_members.join(groups, groups.c.id == group_members.c.group_id))
+        .where(group_members.c.user_id == user_id)
+    )
+    return frozenset(r.name for r in rows)
+
+
+def grants_for(conn: Connection, repository_id: int) -> Sequence[Grant]:
+    rows = conn.execute(select(permissions).where(permissions.c.repository_id == repository_id))
+    return [Grant(r.repository_id, r.principal_kind, r.principal, r.action) for r in rows]
+
+
+def all_grants(conn: Connection) -> Sequence[Grant]:
+    rows = conn.execute(select(permissions))
+    return [Grant(r.repository_id, r.principal_kind, r.principal, r.action) for r in rows]
+
+
+def grant(
+    conn: Connection, repository_id: int, principal_kind: str, principal: str, action: str
+) -> None:
+    revoke(conn, repository_id, principal_kind, principal)
+    conn.execute(
+        insert(permissions).values(
+            repository_id=repository_id,
+            principal_kind=principal_kind,
+            principal=principal,
+            action=action,
+        )
+    )
+
+
+def revoke(conn: Connection, repository_id: int, principal_kind: str, principal: str) -> None:
+    conn.execute(
+        delete(permissions).where(
+            permissions.c.repository_id == repository_id,
+            permissions.c.principal_kind == principal_kind,
+            permissions.c.principal == principal,
+        )
+    )
+
+
+def repository_names_by_id(conn: Connection) -> dict[int, str]:
+    return {r.id: r.name for r in conn.execute(select(repositories.c.id, repositories.c.name))}

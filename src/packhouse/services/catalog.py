@@ -1,0 +1,67 @@
+"""Repositories by name and their resolution orders, kept per journal serial.
+
+Every request starts by finding its repository; this answers from memory until the
+journal moves.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from packhouse.db import repository_store
+from packhouse.db.repository_store import Repository
+from packhouse.errors import RepositoryNotFound
+from packhouse.services.context import Context
+from packhouse.services.repos import resolution_order
+from packhouse.types import Format
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    serial: int
+    by_key: Mapping[tuple[Format, str], Repository]
+    orders: Mapping[tuple[Format, str], tuple[Repository, ...]]
+
+
+class Catalog:
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._snap: _Snapshot | None = None
+        self._lock = threading.Lock()
+
+    def _snapshot(self, serial: int | None = None) -> _Snapshot:
+        serial = self._ctx.db.watcher.current() if serial is None else serial
+        snap = self._snap
+        if snap is not None and snap.serial == serial:
+            return snap
+        with self._lock, self._ctx.db.read() as conn:
+            repos = repository_store.list_all(conn)
+            orders: dict[tuple[Format, str], tuple[Repository, ...]] = {
+                (r.format, r.name): tuple(resolution_order(conn, r)) for r in repos
+            }
+            snap = _Snapshot(serial, {(r.format, r.name): r for r in repos}, orders)
+            self._snap = snap
+            return snap
+
+    def get(self, fmt: Format, name: str, serial: int | None = None) -> Repository:
+        repo = self._snapshot(serial).by_key.get((fmt, name))
+        if repo is None:
+            raise RepositoryNotFound(f"there is no {fmt} repository named {name!r}")
+        return repo
+
+    def order(self, repo: Repository, serial: int | None = None) -> tuple[Repository, ...]:
+        return self._snapshot(serial).orders[(repo.format, repo.name)]
+
+    def all(self, fmt: Format | None = None) -> Sequence[Repository]:
+        return [r for (f, _), r in self._snapshot().by_key.items() if fmt is None or f == fmt]
+
+    def readers_of(self, repo: Repository) -> list[Repository]:
+        """Every repository whose resolution order includes `repo` (itself first)."""
+        snap = self._snapshot()
+        return [
+            snap.by_key[key]
+            for key, order in snap.orders.items()
+            if key[0] == repo.format and any(r.id == repo.id for r in order)
+        ]

@@ -1,0 +1,108 @@
+"""Yank, unyank and delete files or whole versions. Each is one journal entry.
+
+A deleted file stays as a tombstone so its filename can never be uploaded again; its blob
+is removed when nothing else references the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from packhouse.db import artifact_store, journal_store, repository_store
+from packhouse.db.artifact_store import Artifact
+from packhouse.db.repository_store import Repository
+from packhouse.errors import ArtifactNotFound, InvalidInput, ProjectNotFound
+from packhouse.services.context import Context
+from packhouse.types import Format, Sha256
+
+
+@dataclass(frozen=True)
+class Target:
+    """A whole version (`filename` None) or one file of a project."""
+
+    project: str
+    version: str | None = None
+    filename: str | None = None
+
+
+def _select(ctx: Context, repo: Repository, target: Target) -> list[Artifact]:
+    name = canonicalize_name(target.project) if repo.format is Format.PYPI else target.project
+    with ctx.db.read() as conn:
+        project = repository_store.get_project(conn, repo.id, name)
+        if project is None:
+            raise ProjectNotFound(f"there is no project {target.project!r} in {repo.name!r}")
+        live = artifact_store.for_project(conn, project.id)
+    if target.filename is not None:
+        chosen = [a for a in live if a.filename == target.filename]
+        what = f"file {target.filename!r}"
+    elif target.version is not None:
+        chosen = [a for a in live if _same_version(a.version, target.version)]
+        what = f"version {target.version!r}"
+    else:
+        raise InvalidInput("name a version or a file")
+    if not chosen:
+        raise ArtifactNotFound(f"there is no {what} of {target.project!r} in {repo.name!r}")
+    return chosen
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def set_yanked(
+    ctx: Context,
+    repo: Repository,
+    target: Target,
+    *,
+    actor: str,
+    yanked: bool,
+    reason: str | None = None,
+) -> list[str]:
+    chosen = _select(ctx, repo, target)
+    with ctx.db.write() as conn:
+        serial = journal_store.append(
+            conn,
+            actor=actor,
+            action="yank" if yanked else "unyank",
+            repository=repo.name,
+            project=chosen[0].project,
+            filename=target.filename,
+            detail={"version": target.version, "reason": reason},
+        )
+        artifact_store.set_yanked(conn, [a.id for a in chosen], yanked, reason, serial)
+        repository_store.ensure_project(conn, repo.id, chosen[0].project, chosen[0].project, serial)
+        repository_store.touch(conn, repo.id, serial)
+    return [a.filename for a in chosen]
+
+
+def delete(ctx: Context, repo: Repository, target: Target, *, actor: str) -> list[str]:
+    chosen = _select(ctx, repo, target)
+    with ctx.db.write() as conn:
+        serial = journal_store.append(
+            conn,
+            actor=actor,
+            action="delete",
+            repository=repo.name,
+            project=chosen[0].project,
+            filename=target.filename,
+            detail={"version": target.version, "files": [a.filename for a in chosen]},
+        )
+        artifact_store.mark_deleted(conn, [a.id for a in chosen], serial)
+        repository_store.ensure_project(conn, repo.id, chosen[0].project, chosen[0].project, serial)
+        repository_store.touch(conn, repo.id, serial)
+    _drop_unreferenced(ctx, chosen)
+    return [a.filename for a in chosen]
+
+
+def _drop_unreferenced(ctx: Context, gone: list[Artifact]) -> None:
+    shas = {a.sha256 for a in gone} | {a.metadata_sha256 for a in gone if a.metadata_sha256}
+    with ctx.db.read() as conn:
+        unused = [s for s in shas if not artifact_store.sha256_in_use(conn, s)]
+    for sha in unused:
+        ctx.blobs.delete(Sha256(sha))

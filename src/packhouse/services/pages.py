@@ -1,0 +1,95 @@
+"""Rendered pages kept with their ETag, valid while what they depend on is unchanged.
+
+A page is rendered once per change, not per request. Each entry remembers the journal
+serial at which it was last known good and a *stamp*: the serials of exactly what it depends
+on (for a project page, that project in each repository of the resolution order). A request
+that finds the newest serial unchanged gets the cached bytes without touching the database;
+when the serial moved, one small query recomputes the stamp, and only a changed stamp
+renders the page again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Page:
+    body: bytes
+    content_type: str
+    etag: str  # quoted, strong
+    last_serial: int
+    zst: bytes | None = None  # the body compressed with zstd, where the format has one
+
+    @classmethod
+    def of(cls, body: bytes, content_type: str, last_serial: int, zst: bytes | None = None) -> Page:
+        etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+        return cls(body, content_type, etag, last_serial, zst)
+
+
+@dataclass
+class _Entry:
+    page: Page
+    stamp: Hashable
+    checked_at: int
+    size: int
+
+
+class PageCache:
+    """A byte-bounded LRU of rendered pages."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def fresh(self, key: Hashable, serial: int) -> Page | None:
+        """The cached page if it was validated at exactly this serial (the fast path)."""
+        entry = self._entries.get(key)
+        if entry is not None and entry.checked_at == serial:
+            return entry.page
+        return None
+
+    def get(
+        self,
+        key: Hashable,
+        serial: int,
+        stamp: Callable[[], Hashable],
+        render: Callable[[], Page],
+    ) -> Page:
+        page = self.fresh(key, serial)
+        if page is not None:
+            return page
+        current = stamp()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.stamp == current:
+                entry.checked_at = serial
+                self._entries.move_to_end(key)
+                return entry.page
+        page = render()
+        self._put(key, _Entry(page, current, serial, len(page.body) + len(page.zst or b"")))
+        return page
+
+    def _put(self, key: Hashable, entry: _Entry) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            if entry.size > self.max_bytes:
+                return
+            self._entries[key] = entry
+            self._bytes += entry.size
+            while self._bytes > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0

@@ -1,0 +1,196 @@
+"""Uploads to a hosted PyPI repository (the legacy upload API's `file_upload`).
+
+The file has already been streamed to a local IncomingFile (hashed, size-capped) by the web
+layer. Here it is checked against the form, read (never trusting the form's metadata),
+committed blob first, then in one database transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+from sqlalchemy.exc import IntegrityError
+
+from packhouse.db import artifact_store, journal_store, repository_store
+from packhouse.db.artifact_store import Artifact, NewArtifact
+from packhouse.db.repository_store import Repository
+from packhouse.errors import FileExists, InvalidUpload, PermissionDenied
+from packhouse.formats.pypi.archives import ArchiveLimits, read_metadata
+from packhouse.formats.pypi.filenames import DistFilename, parse_dist_filename
+from packhouse.formats.pypi.metadata import check_matches_filename, parse_core_metadata
+from packhouse.services.access import Principal
+from packhouse.services.context import Context
+from packhouse.storage.base import IncomingFile
+from packhouse.types import RepoKind, Sha256
+
+_FILETYPES = {"bdist_wheel": "wheel", "sdist": "sdist"}
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    repository: str
+    project: str
+    version: str
+    filename: str
+    sha256: str
+    created: bool  # False: the identical file was already there; nothing changed
+
+
+def upload_pypi(
+    ctx: Context,
+    repo: Repository,
+    principal: Principal,
+    fields: Mapping[str, str],
+    filename: str | None,
+    incoming: IncomingFile | None,
+) -> UploadOutcome:
+    if repo.kind is not RepoKind.HOSTED or not repo.uploads_enabled:
+        raise PermissionDenied(f"uploads to the repository {repo.name!r} are switched off")
+    dist = _check_form(fields, filename, incoming)
+    assert incoming is not None
+    digests = incoming.digests
+    raw_metadata = read_metadata(incoming.path, dist, ArchiveLimits())
+    metadata = parse_core_metadata(raw_metadata)
+    check_matches_filename(metadata, dist)
+
+    existing = _existing(ctx, repo, dist.filename)
+    if existing is not None:
+        return _same_or_refuse(repo, existing, digests.sha256)
+
+    # PEP 658 metadata files are served for wheels only: an sdist's PKG-INFO may not be
+    # what building it produces (PyPI does the same).
+    metadata_sha: Sha256 | None = None
+    if dist.kind == "wheel":
+        metadata_sha = Sha256(hashlib.sha256(raw_metadata).hexdigest())
+        ctx.blobs.put_bytes(metadata_sha, raw_metadata)
+    ctx.blobs.put_file(digests.sha256, incoming.path)
+    new = NewArtifact(
+        filename=dist.filename,
+        version=str(dist.version),
+        packagetype=dist.kind,
+        sha256=digests.sha256,
+        md5=digests.md5,
+        blake2b_256=digests.blake2b_256,
+        size=digests.size,
+        uploader=principal.name,
+        upload_time=ctx.clock(),
+        requires_python=metadata.requires_python,
+        metadata_sha256=metadata_sha,
+        metadata=_jsonable(dataclasses.asdict(metadata)),
+    )
+    try:
+        with ctx.db.write() as conn:
+            again = artifact_store.by_filename(conn, repo.id, dist.filename)
+            if again is not None:
+                return _same_or_refuse(repo, again, digests.sha256)
+            serial = journal_store.append(
+                conn,
+                actor=principal.name,
+                action="upload",
+                repository=repo.name,
+                project=dist.name,
+                filename=dist.filename,
+                detail={"version": str(dist.version), "sha256": digests.sha256},
+            )
+            project = repository_store.ensure_project(
+                conn, repo.id, dist.name, metadata.name, serial
+            )
+            artifact_store.add(conn, repo.id, project.id, new, serial)
+            repository_store.touch(conn, repo.id, serial)
+    except IntegrityError:
+        # A concurrent upload of the same filename won the race; answer as if it came first.
+        existing = _existing(ctx, repo, dist.filename)
+        if existing is None:
+            raise
+        return _same_or_refuse(repo, existing, digests.sha256)
+    return UploadOutcome(
+        repo.name, dist.name, str(dist.version), dist.filename, digests.sha256, True
+    )
+
+
+def _check_form(
+    fields: Mapping[str, str], filename: str | None, incoming: IncomingFile | None
+) -> DistFilename:
+    action = fields.get(":action")
+    if action != "file_upload":
+        raise InvalidUpload(
+            f"unsupported ':action' {action!r}: this server accepts only 'file_upload'"
+            if action
+            else "the form has no ':action' field; send ':action=file_upload'"
+        )
+    problems: list[str] = []
+    if incoming is None or filename is None:
+        problems.append("the form has no 'content' file field holding the distribution")
+    for required in ("name", "version"):
+        if not fields.get(required, "").strip():
+            problems.append(f"the form has no '{required}' field")
+    if problems:
+        raise InvalidUpload(problems)
+    assert incoming is not None
+    assert filename is not None
+    dist = parse_dist_filename(filename)
+
+    name = fields["name"].strip()
+    if canonicalize_name(name) != dist.name:
+        problems.append(f"the form's name {name!r} does not match the filename {filename!r}")
+    try:
+        if Version(fields["version"].strip()) != dist.version:
+            problems.append(
+                f"the form's version {fields['version']!r} does not match the filename {filename!r}"
+            )
+    except InvalidVersion:
+        problems.append(f"the form's version {fields['version']!r} is not a valid version")
+    filetype = fields.get("filetype")
+    if filetype and _FILETYPES.get(filetype, filetype) != dist.kind:
+        problems.append(f"the form's filetype {filetype!r} does not fit the file {filename!r}")
+
+    sent = {
+        "sha256_digest": incoming.digests.sha256,
+        "md5_digest": incoming.digests.md5,
+        "blake2_256_digest": incoming.digests.blake2b_256,
+    }
+    for field, actual in sent.items():
+        claimed = fields.get(field, "").strip().lower()
+        if claimed and not hmac.compare_digest(claimed, actual):
+            problems.append(
+                f"the {field} sent ({claimed}) does not match the uploaded file ({actual}):"
+                " the file was changed or cut short on the way"
+            )
+    if problems:
+        raise InvalidUpload(problems)
+    return dist
+
+
+def _existing(ctx: Context, repo: Repository, filename: str) -> Artifact | None:
+    with ctx.db.read() as conn:
+        return artifact_store.by_filename(conn, repo.id, filename)
+
+
+def _same_or_refuse(repo: Repository, existing: Artifact, sha256: str) -> UploadOutcome:
+    if existing.deleted:
+        raise FileExists(
+            f"the file {existing.filename!r} was deleted from {repo.name!r} and its name can't"
+            " be used again; upload a new version instead"
+        )
+    if existing.sha256 != sha256:
+        raise FileExists(
+            f"file already exists: {existing.filename!r} is in {repo.name!r} with different"
+            " contents; upload a new version instead"
+        )
+    return UploadOutcome(
+        repo.name, existing.project, existing.version, existing.filename, sha256, False
+    )
+
+
+def _jsonable(value: object) -> dict[str, object]:
+    """Core metadata as plain JSON types (tuples become lists)."""
+    import orjson
+
+    result: dict[str, object] = orjson.loads(orjson.dumps(value, default=str))
+    return result

@@ -1,0 +1,91 @@
+"""Content-addressed blobs in a directory: `<root>/ab/cd/<sha256>`, written atomically."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from packhouse.errors import ArtifactNotFound
+from packhouse.storage.base import BlobInfo
+from packhouse.types import Sha256
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._tmp = root / "tmp"
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, sha256: Sha256) -> Path:
+        if not _SHA256.match(sha256):
+            raise ArtifactNotFound(f"no blob {sha256!r}")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def put_file(self, sha256: Sha256, path: Path) -> None:
+        target = self._path(sha256)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="blob-")
+        try:
+            with os.fdopen(fd, "wb") as out, path.open("rb") as src:
+                shutil.copyfileobj(src, out, 1024 * 1024)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+
+    def put_bytes(self, sha256: Sha256, data: bytes) -> None:
+        target = self._path(sha256)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="blob-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+
+    def exists(self, sha256: Sha256) -> bool:
+        return self._path(sha256).is_file()
+
+    def open(self, sha256: Sha256) -> BinaryIO:
+        try:
+            return self._path(sha256).open("rb")
+        except FileNotFoundError:
+            raise ArtifactNotFound(f"blob {sha256} is missing from the store") from None
+
+    def local_path(self, sha256: Sha256) -> Path | None:
+        return self._path(sha256)
+
+    def delete(self, sha256: Sha256) -> None:
+        self._path(sha256).unlink(missing_ok=True)
+
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        for path in self.root.glob("??/??/*"):
+            if _SHA256.match(path.name):
+                yield BlobInfo(Sha256(path.name), path.stat().st_size)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,91 @@
+"""Blobs in an S3-compatible object store (AWS S3, MinIO, SeaweedFS, Ceph)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from packhouse.config import S3Settings
+from packhouse.errors import ArtifactNotFound
+from packhouse.storage.base import BlobInfo
+from packhouse.types import Sha256
+
+
+class S3BlobStore:
+    def __init__(self, settings: S3Settings, tmp_dir: Path, client: Any = None) -> None:
+        import boto3
+
+        self.settings = settings
+        self.bucket = settings.bucket
+        self.prefix = settings.prefix
+        self.tmp_dir = tmp_dir
+        self.client = client or boto3.client(
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region,
+            aws_access_key_id=(
+                settings.access_key_id.get_secret_value() if settings.access_key_id else None
+            ),
+            aws_secret_access_key=(
+                settings.secret_access_key.get_secret_value()
+                if settings.secret_access_key
+                else None
+            ),
+        )
+
+    def _key(self, sha256: Sha256) -> str:
+        return f"{self.prefix}{sha256[:2]}/{sha256}"
+
+    def put_file(self, sha256: Sha256, path: Path) -> None:
+        if not self.exists(sha256):
+            self.client.upload_file(str(path), self.bucket, self._key(sha256))
+
+    def put_bytes(self, sha256: Sha256, data: bytes) -> None:
+        if not self.exists(sha256):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(sha256), Body=data)
+
+    def exists(self, sha256: Sha256) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(sha256))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def open(self, sha256: Sha256) -> BinaryIO:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256))
+        except ClientError:
+            raise ArtifactNotFound(f"blob {sha256} is missing from the store") from None
+        return cast(BinaryIO, response["Body"])
+
+    def local_path(self, sha256: Sha256) -> Path | None:
+        return None
+
+    def presigned_url(self, sha256: Sha256, filename: str) -> str:
+        url: str = self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": self._key(sha256),
+                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+            },
+            ExpiresIn=self.settings.presign_seconds,
+        )
+        return url
+
+    def delete(self, sha256: Sha256) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(sha256))
+
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"].rsplit("/", 1)[-1]
+                yield BlobInfo(Sha256(name), int(item["Size"]))

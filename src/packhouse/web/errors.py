@@ -1,0 +1,72 @@
+"""The one place where domain errors become HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from packhouse import errors
+
+log = logging.getLogger("packhouse.web")
+
+REALM = 'Basic realm="packhouse", charset="UTF-8"'
+
+_STATUS: list[tuple[type[errors.PackhouseError], int]] = [
+    (errors.NotFound, 404),
+    (errors.TooLarge, 413),
+    (errors.InvalidInput, 400),
+    (errors.Conflict, 409),
+    (errors.AuthenticationRequired, 401),
+    (errors.PermissionDenied, 403),
+    (errors.RateLimited, 429),
+    (errors.UpstreamError, 502),
+]
+
+
+def status_of(exc: errors.PackhouseError) -> int:
+    status = getattr(exc, "http_status", None)
+    if isinstance(status, int):
+        return status
+    for cls, code in _STATUS:
+        if isinstance(exc, cls):
+            return code
+    return 400
+
+
+def error_headers(exc: errors.PackhouseError) -> dict[str, str]:
+    headers = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+    if isinstance(exc, errors.AuthenticationRequired):
+        headers["WWW-Authenticate"] = REALM
+    if isinstance(exc, errors.RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    return headers
+
+
+def error_response(request: Request, exc: errors.PackhouseError) -> Response:
+    status = status_of(exc)
+    headers = error_headers(exc)
+    if request.url.path.startswith("/api/"):
+        detail: object = exc.message
+        if isinstance(exc, errors.InvalidUpload) and len(exc.problems) > 1:
+            detail = exc.problems
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    if isinstance(exc, errors.InvalidUpload) and len(exc.problems) > 1:
+        text = "\n".join(f"- {p}" for p in exc.problems)
+        return PlainTextResponse(f"{status} {text}\n", status_code=status, headers=headers)
+    return PlainTextResponse(f"{status} {exc.message}\n", status_code=status, headers=headers)
+
+
+async def handle_domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.PackhouseError)
+    return error_response(request, exc)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return PlainTextResponse(
+        "500 the server failed unexpectedly; the error is in its log\n",
+        status_code=500,
+        headers={"Cache-Control": "no-store"},
+    )

@@ -1,0 +1,49 @@
+"""Builds the concrete objects from Settings. Only the app factory and the CLI call this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packhouse.config import Settings
+from packhouse.db.engine import Database
+from packhouse.services.access import AccessService
+from packhouse.services.catalog import Catalog
+from packhouse.services.context import Context
+from packhouse.services.pypi_reads import PypiReader
+from packhouse.storage.base import BlobStore
+
+
+def build_blob_store(settings: Settings) -> BlobStore:
+    if settings.storage == "s3":
+        from packhouse.storage.s3 import S3BlobStore
+
+        store: BlobStore = S3BlobStore(settings.s3, settings.data / "tmp")
+        return store
+    from packhouse.storage.local import LocalBlobStore
+
+    return LocalBlobStore(settings.data / "blobs")
+
+
+def build_context(settings: Settings, *, migrate: bool = True) -> Context:
+    settings.data.mkdir(parents=True, exist_ok=True)
+    (settings.data / "tmp").mkdir(exist_ok=True)
+    db = Database(settings.sqlalchemy_url)
+    if migrate:
+        db.upgrade()
+    return Context(settings=settings, db=db, blobs=build_blob_store(settings))
+
+
+@dataclass
+class Services:
+    ctx: Context
+    catalog: Catalog
+    access: AccessService
+    pypi: PypiReader
+
+    @classmethod
+    def of(cls, ctx: Context) -> Services:
+        catalog = Catalog(ctx)
+        return cls(ctx, catalog, AccessService(ctx), PypiReader(ctx, catalog))
+
+    def close(self) -> None:
+        self.ctx.db.dispose()
