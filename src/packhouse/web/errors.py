@@ -8,12 +8,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from packhouse import errors
+from packhouse.formats.pypi.simple import NotAcceptable
 
 log = logging.getLogger("packhouse.web")
 
 REALM = 'Basic realm="packhouse", charset="UTF-8"'
 
 _STATUS: list[tuple[type[errors.PackhouseError], int]] = [
+    (NotAcceptable, 406),
     (errors.NotFound, 404),
     (errors.TooLarge, 413),
     (errors.InvalidInput, 400),
@@ -26,9 +28,6 @@ _STATUS: list[tuple[type[errors.PackhouseError], int]] = [
 
 
 def status_of(exc: errors.PackhouseError) -> int:
-    status = getattr(exc, "http_status", None)
-    if isinstance(status, int):
-        return status
     for cls, code in _STATUS:
         if isinstance(exc, cls):
             return code
