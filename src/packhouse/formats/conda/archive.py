@@ -1,0 +1,443 @@
+"""Read the `info/` metadata of a conda package (`.conda` or `.tar.bz2`), within limits.
+
+Only `info/` is read: index.json, about.json, run_exports.json, paths.json, has_prefix (for
+old-style packages without paths.json) and the icon when index.json names one. Every
+decompressor is capped, so no archive can exhaust memory or run for ever:
+
+- `.conda` is a zip that must hold exactly `metadata.json`, `info-<stem>.tar.zst` and
+  `pkg-<stem>.tar.zst`; `info-` is streamed through `zstandard` with `max_window_size`;
+- `.tar.bz2` is streamed through `bz2` with a cap on decompressed bytes.
+
+The tar members are walked with `conda_package_streaming`'s stream-mode tar generator.
+md5, sha256 and size are computed here from the file's bytes; any in index.json are ignored.
+"""
+
+from __future__ import annotations
+
+import bz2
+import fnmatch
+import hashlib
+import io
+import os
+import tarfile
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import IO, Any, BinaryIO
+
+import orjson
+import zstandard
+from conda_package_streaming.package_streaming import tar_generator
+
+from packhouse.errors import InvalidUpload, TooLarge, UnsafeArchive
+from packhouse.formats.conda.names import (
+    build_problems,
+    name_problems,
+    parse_filename,
+    subdir_problems,
+    version_problems,
+)
+
+__all__ = [
+    "Digests",
+    "Limits",
+    "PackageContents",
+    "PrefixFile",
+    "compute_digests",
+    "read_package",
+]
+
+Source = str | os.PathLike[str] | bytes
+
+_KiB = 1024
+_MiB = 1024 * _KiB
+_GiB = 1024 * _MiB
+_CHUNK = 1 * _MiB
+
+INDEX_JSON = "info/index.json"
+ABOUT_JSON = "info/about.json"
+RUN_EXPORTS_JSON = "info/run_exports.json"
+PATHS_JSON = "info/paths.json"
+HAS_PREFIX = "info/has_prefix"
+ICON_PNG = "info/icon.png"
+_JSON_MEMBERS = (INDEX_JSON, ABOUT_JSON, RUN_EXPORTS_JSON, PATHS_JSON)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps applied while reading a package; the defaults fit every package on conda-forge."""
+
+    max_members: int = 200_000  # tar members walked (all of a .tar.bz2, info/ of a .conda)
+    max_member_size: int = 64 * _MiB  # one info/ member that is read
+    max_info_size: int = 256 * _MiB  # all info/ members together (decompressed)
+    max_zstd_window: int = 128 * _MiB  # zstd's own default decoder limit (window log 27)
+    max_bz2_decompressed: int = 8 * _GiB  # a whole .tar.bz2, decompressed
+    max_metadata_json: int = 64 * _KiB  # the .conda zip's metadata.json
+
+
+@dataclass(frozen=True)
+class Digests:
+    md5: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class PrefixFile:
+    """A file whose content holds the build prefix, rewritten at install time."""
+
+    path: str
+    placeholder: str
+    file_mode: str  # "text" or "binary"
+
+
+@dataclass(frozen=True)
+class PackageContents:
+    """What Packhouse keeps from one package file."""
+
+    filename: str
+    index: dict[str, Any]
+    about: dict[str, Any]
+    run_exports: dict[str, Any]
+    digests: Digests
+    has_paths_json: bool
+    prefix_files: tuple[PrefixFile, ...] = ()
+    # conda-index's "post_install" flags, from paths.json (all False without it).
+    post_install: Mapping[str, bool] = field(default_factory=dict)
+    icon: bytes | None = None
+
+
+def compute_digests(source: Source) -> Digests:
+    md5 = hashlib.md5(usedforsecurity=False)
+    sha256 = hashlib.sha256()
+    if isinstance(source, bytes):
+        md5.update(source)
+        sha256.update(source)
+        return Digests(md5.hexdigest(), sha256.hexdigest(), len(source))
+    size = 0
+    with open(source, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            md5.update(chunk)
+            sha256.update(chunk)
+            size += len(chunk)
+    return Digests(md5.hexdigest(), sha256.hexdigest(), size)
+
+
+class _CappedReader(io.RawIOBase):
+    """A read-only stream that raises once more than `cap` bytes have been read."""
+
+    def __init__(self, raw: IO[bytes], cap: int, on_exceed: Callable[[], Exception]) -> None:
+        self._raw = raw
+        self._left = cap
+        self._on_exceed = on_exceed
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self._left + 1
+        data = self._raw.read(min(size, self._left + 1))
+        self._left -= len(data)
+        if self._left < 0:
+            raise self._on_exceed()
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _member_problem(member: tarfile.TarInfo, in_info: bool) -> str | None:
+    name = member.name
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return f"archive member {name!r} has an absolute path"
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        return f"archive member {name!r} has a '..' path component"
+    if not in_info:
+        return None
+    if member.issym():
+        return f"info/ member {name!r} is a symbolic link"
+    if member.islnk():
+        return f"info/ member {name!r} is a hard link"
+    if member.ischr() or member.isblk():
+        return f"info/ member {name!r} is a device"
+    if member.isfifo():
+        return f"info/ member {name!r} is a FIFO"
+    if not (member.isreg() or member.isdir()):
+        return f"info/ member {name!r} is not a regular file or directory"
+    return None
+
+
+def _walk_info(stream: IO[bytes], limits: Limits, *, info_only_archive: bool) -> dict[str, bytes]:
+    """Walk a tar stream; return the wanted info/ members' bytes after checking every member."""
+    wanted = {*_JSON_MEMBERS, HAS_PREFIX, ICON_PNG}
+    found: dict[str, bytes] = {}
+    info_total = 0
+    count = 0
+    for tar, member in tar_generator(stream):
+        count += 1
+        if count > limits.max_members:
+            raise UnsafeArchive(f"archive has more than {limits.max_members} members")
+        name = member.name
+        in_info = name == "info" or name.startswith("info/")
+        if info_only_archive and not in_info:
+            raise UnsafeArchive(f"info-*.tar.zst member {name!r} is outside info/")
+        problem = _member_problem(member, in_info)
+        if problem:
+            raise UnsafeArchive(problem)
+        if not in_info:
+            continue
+        info_total += member.size
+        if info_total > limits.max_info_size:
+            raise TooLarge(f"info/ holds more than {limits.max_info_size} bytes")
+        if name not in wanted or not member.isreg():
+            continue
+        if member.size > limits.max_member_size:
+            raise TooLarge(
+                f"info/ member {name!r} is {member.size} bytes, over the limit of"
+                f" {limits.max_member_size}"
+            )
+        reader = tar.extractfile(member)
+        if reader is not None:
+            found[name] = reader.read()
+    return found
+
+
+def _zstd_error(error: zstandard.ZstdError, limits: Limits) -> InvalidUpload:
+    text = str(error)
+    if "memory" in text or "window" in text.lower():
+        return UnsafeArchive(
+            "info-*.tar.zst needs a zstd window larger than the limit of"
+            f" {limits.max_zstd_window} bytes"
+        )
+    return InvalidUpload(f"info-*.tar.zst is not valid zstd data: {text}")
+
+
+def _read_conda(fileobj: BinaryIO, stem: str, limits: Limits) -> dict[str, bytes]:
+    try:
+        zf = zipfile.ZipFile(fileobj)
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise InvalidUpload(
+            f"not a valid .conda file: the zip archive is unreadable ({error})"
+        ) from error
+    with zf:
+        names = [info.filename for info in zf.infolist()]
+        expected = {"metadata.json", f"info-{stem}.tar.zst", f"pkg-{stem}.tar.zst"}
+        if len(names) != 3 or set(names) != expected:
+            raise UnsafeArchive(
+                f"a .conda archive must hold exactly metadata.json, info-{stem}.tar.zst and"
+                f" pkg-{stem}.tar.zst; this one holds {sorted(names)!r}"
+            )
+        meta_info = zf.getinfo("metadata.json")
+        if meta_info.file_size > limits.max_metadata_json:
+            raise TooLarge(f"metadata.json is over the limit of {limits.max_metadata_json} bytes")
+        try:
+            metadata = orjson.loads(zf.read(meta_info))
+        except (orjson.JSONDecodeError, zipfile.BadZipFile, OSError) as error:
+            raise InvalidUpload(f"metadata.json is not valid JSON: {error}") from error
+        if not isinstance(metadata, dict) or metadata.get("conda_pkg_format_version", 2) != 2:
+            raise InvalidUpload("metadata.json must be an object with conda_pkg_format_version 2")
+        decompressor = zstandard.ZstdDecompressor(max_window_size=limits.max_zstd_window)
+        try:
+            with zf.open(f"info-{stem}.tar.zst") as compressed:
+                reader = decompressor.stream_reader(compressed, read_size=256 * _KiB)
+                capped = _CappedReader(
+                    reader,
+                    limits.max_info_size + _MiB,  # tar headers and padding on top
+                    lambda: TooLarge(f"info/ holds more than {limits.max_info_size} bytes"),
+                )
+                return _walk_info(capped, limits, info_only_archive=True)  # type: ignore[arg-type]
+        except zstandard.ZstdError as error:
+            raise _zstd_error(error, limits) from error
+
+
+def _read_tar_bz2(fileobj: BinaryIO, limits: Limits) -> dict[str, bytes]:
+    raw = bz2.BZ2File(fileobj, mode="rb")
+    capped = _CappedReader(
+        raw,
+        limits.max_bz2_decompressed,
+        lambda: TooLarge(f".tar.bz2 decompresses to more than {limits.max_bz2_decompressed} bytes"),
+    )
+    return _walk_info(capped, limits, info_only_archive=False)  # type: ignore[arg-type]
+
+
+def _load_json_object(found: Mapping[str, bytes], name: str, problems: list[str]) -> dict[str, Any]:
+    data = found.get(name)
+    if data is None:
+        return {}
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        problems.append(f"{name} is not valid JSON: {error}")
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"{name} must hold a JSON object")
+        return {}
+    return value
+
+
+def _index_problems(index: Mapping[str, Any], filename: str, subdir: str | None) -> list[str]:
+    problems: list[str] = []
+    for key in ("name", "version", "build"):
+        if not isinstance(index.get(key), str):
+            problems.append(f"info/index.json: {key!r} is required and must be a string")
+    build_number = index.get("build_number")
+    if not isinstance(build_number, int) or isinstance(build_number, bool) or build_number < 0:
+        problems.append("info/index.json: 'build_number' is required and must be an integer >= 0")
+    for key in ("depends", "constrains"):
+        value = index.get(key)
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(item, str) for item in value)
+        ):
+            problems.append(f"info/index.json: {key!r} must be a list of strings")
+    timestamp = index.get("timestamp")
+    if timestamp is not None and (not isinstance(timestamp, int) or isinstance(timestamp, bool)):
+        problems.append("info/index.json: 'timestamp' must be an integer")
+    for key in ("subdir", "noarch", "license", "license_family"):
+        value = index.get(key)
+        if value is not None and not isinstance(value, str):
+            problems.append(f"info/index.json: {key!r} must be a string")
+    if problems:
+        return problems
+    name, version, build = index["name"], index["version"], index["build"]
+    problems += name_problems(name) + version_problems(version) + build_problems(build)
+    parsed = parse_filename(filename)
+    expected = f"{name}-{version}-{build}"
+    if parsed is None or parsed.stem != expected:
+        problems.append(
+            f"filename {filename!r} does not match info/index.json: expected"
+            f" '{expected}.conda' or '{expected}.tar.bz2'"
+        )
+    index_subdir = index.get("subdir")
+    if index_subdir is not None:
+        problems += subdir_problems(index_subdir)
+        if subdir is not None and index_subdir != subdir:
+            problems.append(
+                f"info/index.json says subdir {index_subdir!r} but the package is placed in"
+                f" {subdir!r}"
+            )
+    return problems
+
+
+def _prefix_files(found: Mapping[str, bytes], paths: Mapping[str, Any]) -> tuple[PrefixFile, ...]:
+    entries: list[PrefixFile] = []
+    if paths:
+        for item in paths.get("paths") or ():
+            if isinstance(item, dict) and item.get("prefix_placeholder"):
+                entries.append(
+                    PrefixFile(
+                        str(item.get("_path")),
+                        str(item["prefix_placeholder"]),
+                        str(item.get("file_mode") or "text"),
+                    )
+                )
+        return tuple(entries)
+    # Old-style packages: `info/has_prefix` lines are `<placeholder> <mode> <path>` or `<path>`.
+    for line in found.get(HAS_PREFIX, b"").decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split(" ", 2)
+        if len(parts) == 3:
+            entries.append(PrefixFile(parts[2].strip('"'), parts[0].strip('"'), parts[1]))
+        else:
+            entries.append(PrefixFile(line, "/opt/anaconda1anaconda2anaconda3", "text"))
+    return tuple(entries)
+
+
+_POST_INSTALL_KEYS = (
+    "binary_prefix",
+    "text_prefix",
+    "activate.d",
+    "deactivate.d",
+    "pre_link",
+    "post_link",
+    "pre_unlink",
+)
+
+
+def _post_install(paths: Mapping[str, Any]) -> dict[str, bool]:
+    """conda-index's post-install flags: derived from paths.json only."""
+    flags = dict.fromkeys(_POST_INSTALL_KEYS, False)
+    for item in paths.get("paths") or ():
+        if not isinstance(item, dict):
+            continue
+        path = str(item.get("_path", ""))
+        if item.get("prefix_placeholder"):
+            mode = item.get("file_mode")
+            if mode == "binary":
+                flags["binary_prefix"] = True
+            elif mode == "text":
+                flags["text_prefix"] = True
+        for key in ("activate.d", "deactivate.d"):
+            if path.startswith(f"etc/conda/{key}"):
+                flags[key] = True
+        for script in ("pre-link", "post-link", "pre-unlink"):
+            if fnmatch.fnmatchcase(path, f"*/.*-{script}.*"):
+                flags[script.replace("-", "_")] = True
+    return flags
+
+
+def read_package(
+    source: Source,
+    filename: str | None = None,
+    *,
+    subdir: str | None = None,
+    limits: Limits | None = None,
+    digests: Digests | None = None,
+) -> PackageContents:
+    """Read and validate one package.
+
+    `source` is a path or the file's bytes; `filename` defaults to the path's name. `subdir`,
+    when given, is where the package is placed and must equal index.json's subdir. Pass
+    `digests` when the caller already hashed the bytes (an upload streamed to a blob).
+    Raises InvalidUpload (with every problem found), UnsafeArchive or TooLarge.
+    """
+    limits = limits or Limits()
+    if filename is None:
+        if isinstance(source, bytes):
+            raise TypeError("filename is required when source is bytes")
+        filename = os.path.basename(os.fspath(source))
+    parsed = parse_filename(filename)
+    if parsed is None:
+        raise InvalidUpload(
+            f"{filename!r} is not a conda package filename: expected"
+            " '<name>-<version>-<build>.conda' or '<name>-<version>-<build>.tar.bz2'"
+        )
+    fileobj: BinaryIO = (
+        io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+    )
+    try:
+        if parsed.extension == ".conda":
+            found = _read_conda(fileobj, parsed.stem, limits)
+        else:
+            found = _read_tar_bz2(fileobj, limits)
+    except (tarfile.TarError, EOFError, OSError, zipfile.BadZipFile) as error:
+        raise InvalidUpload(f"{filename}: the archive is damaged or truncated ({error})") from error
+    finally:
+        fileobj.close()
+    if INDEX_JSON not in found:
+        raise InvalidUpload(f"{filename}: info/index.json is missing")
+    problems: list[str] = []
+    index = _load_json_object(found, INDEX_JSON, problems)
+    if not problems:
+        problems += _index_problems(index, filename, subdir)
+    about = _load_json_object(found, ABOUT_JSON, problems)
+    run_exports = _load_json_object(found, RUN_EXPORTS_JSON, problems)
+    paths = _load_json_object(found, PATHS_JSON, problems)
+    if problems:
+        raise InvalidUpload([f"{filename}: {problem}" for problem in problems])
+    return PackageContents(
+        filename=filename,
+        index=index,
+        about=about,
+        run_exports=run_exports,
+        digests=digests or compute_digests(source),
+        has_paths_json=PATHS_JSON in found,
+        prefix_files=_prefix_files(found, paths),
+        post_install=_post_install(paths),
+        icon=found.get(ICON_PNG) if index.get("icon") else None,
+    )
