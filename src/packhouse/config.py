@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     log_level: str = "info"
     access_log: bool = True
     workers: int = 1
+    # Failed password logins allowed per user name and per client address within the window
+    # (seconds); past that the server answers 429 with Retry-After until the window releases.
+    login_failure_limit: int = Field(default=10, ge=1)
+    login_failure_window: int = Field(default=300, ge=1)
 
     @classmethod
     def settings_customise_sources(
@@ -90,10 +94,22 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         from_env = Settings()
-        merged = {**file_values, **from_env.model_dump(exclude_unset=True), **given}
+        merged = _deep_merge(file_values, from_env.model_dump(exclude_unset=True), given)
         return Settings.model_validate(merged) if merged else from_env
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         raise InvalidInput(f"invalid settings: {problems}") from None
+
+
+def _deep_merge(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Later layers win, key by key, also inside nested tables such as [s3]."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = _deep_merge(merged[key], value)
+            else:
+                merged[key] = value
+    return merged

@@ -1,0 +1,39 @@
+# Packhouse developer commands. Each creates .venv itself on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint typecheck unit bench-pypi bench-conda clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+## Start the server on 127.0.0.1:8080 with SQLite and blobs in ./packhouse-data
+run: $(BIN)/.installed
+	$(BIN)/packhouse serve
+
+## The whole test suite: lint, types, unit and end-to-end tests (what CI runs)
+test: lint typecheck unit
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench-pypi: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/pypi_simple.py
+
+bench-conda: $(BIN)/.installed
+	$(BIN)/python bench/conda_index.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

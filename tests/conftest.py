@@ -1,0 +1,169 @@
+"""Fixtures shared by every test: in-memory services, and the real server as a process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from packhouse.config import Settings
+from packhouse.db.engine import Database
+from packhouse.services.context import Context
+from packhouse.storage.memory import MemoryBlobStore
+from packhouse.wiring import Services
+
+DATA = Path(__file__).parent / "data"
+VENV_BIN = Path(sys.executable).parent
+ADMIN_PASSWORD = "admin-Pa55word-for-tests"
+
+# Only Packhouse may be asked by pip and uv in tests.
+CLIENT_ENV = {
+    "PIP_CONFIG_FILE": "/dev/null",
+    "PIP_FIND_LINKS": "",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PIP_NO_INPUT": "1",
+    "UV_NO_CONFIG": "1",
+    "UV_NO_CACHE": "1",
+    "UV_PYTHON_DOWNLOADS": "never",
+}
+
+
+@pytest.fixture
+def memory_services(tmp_path: Path) -> Iterator[Services]:
+    """Services over an in-memory SQLite database and the in-memory blob store."""
+    settings = Settings(data=tmp_path)
+    db = Database("sqlite://")
+    db.upgrade()
+    (tmp_path / "tmp").mkdir()
+    svc = Services.of(Context(settings=settings, db=db, blobs=MemoryBlobStore()))
+    yield svc
+    svc.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str
+    data: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    admin_password: str = ADMIN_PASSWORD
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return self.url.split("://", 1)[1]
+
+    def index_url(
+        self, repo: str = "main", user: str = "admin", password: str | None = None
+    ) -> str:
+        secret = self.admin_password if password is None else password
+        return f"http://{user}:{secret}@{self.host}/pypi/{repo}/simple/"
+
+    def run_cli(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(VENV_BIN / "packhouse"), *args, "--data", str(self.data)],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"packhouse {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def client(self, auth: tuple[str, str] | None = ("admin", ADMIN_PASSWORD)) -> httpx.Client:
+        return httpx.Client(base_url=self.url, auth=auth, timeout=60)
+
+
+def start_server(data: Path, extra_env: dict[str, str] | None = None) -> RunningServer:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PACKHOUSE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PACKHOUSE_DATA": str(data),
+        **(extra_env or {}),
+    }
+    env.pop("PACKHOUSE_CONFIG", None)
+    log_path = data.parent / f"{data.name}-server.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [str(VENV_BIN / "packhouse"), "serve", "--port", str(port), "--data", str(data)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return RunningServer(url, data, process, log_path, env=env)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"the server did not start in 30 s:\n{log_path.read_text()}")
+
+
+def stop_server(server: RunningServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The real `packhouse serve` in a subprocess, one per test module."""
+    data = tmp_path_factory.mktemp("server") / "data"
+    running = start_server(data)
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="module")
+def testdata_pypi(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A writable copy of the real PyPI files."""
+    target = tmp_path_factory.mktemp("pypi-files")
+    for f in (DATA / "pypi").iterdir():
+        shutil.copy(f, target / f.name)
+    return target
+
+
+def make_venv(path: Path) -> Path:
+    """A throwaway virtual environment (with pip); returns its python."""
+    subprocess.run(
+        [str(VENV_BIN / "uv"), "venv", "--seed", "--python", sys.executable, str(path)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **CLIENT_ENV},
+    )
+    return path / "bin" / "python"

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from packhouse.services.pages import Page, PageCache
+
+
+def test_fresh_only_at_the_serial_it_was_checked() -> None:
+    cache = PageCache()
+    renders: list[int] = []
+
+    def render() -> Page:
+        renders.append(1)
+        return Page.of(b"body", "text/html", 7)
+
+    page = cache.get("k", 10, lambda: ("stamp",), render)
+    assert cache.fresh("k", 10) is page
+    assert cache.fresh("k", 11) is None
+    # The serial moved but the stamp did not: no new rendering.
+    assert cache.get("k", 11, lambda: ("stamp",), render) is page
+    assert cache.fresh("k", 11) is page
+    assert len(renders) == 1
+    # The stamp moved: rendered again.
+    assert cache.get("k", 12, lambda: ("other",), render) is not page
+    assert len(renders) == 2
+
+
+def test_etag_is_strong_and_follows_the_body() -> None:
+    a = Page.of(b"one", "text/html", 1)
+    b = Page.of(b"two", "text/html", 1)
+    assert a.etag.startswith('"')
+    assert a.etag != b.etag
+    assert Page.of(b"one", "application/json", 2).etag == a.etag
+
+
+def test_evicts_least_recently_used_by_bytes() -> None:
+    cache = PageCache(max_bytes=10)
+    for key in ("a", "b", "c"):
+        cache.get(key, 1, lambda: (), lambda: Page.of(b"xxxx", "text/html", 1))
+    assert cache.fresh("a", 1) is None
+    assert cache.fresh("b", 1) is not None
+    assert cache.fresh("c", 1) is not None

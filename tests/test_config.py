@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from packhouse.config import load_settings
+from packhouse.errors import InvalidInput
+
+
+def test_file_then_environment_then_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "packhouse.toml"
+    config.write_text('port = 9000\nhost = "127.0.0.2"\n[s3]\nbucket = "from-file"\n')
+    monkeypatch.setenv("PACKHOUSE_PORT", "9001")
+    monkeypatch.setenv("PACKHOUSE_S3__PREFIX", "env/")
+    settings = load_settings(config, data=tmp_path, host=None)
+    assert settings.port == 9001
+    assert settings.host == "127.0.0.2"
+    assert settings.s3.bucket == "from-file"
+    assert settings.s3.prefix == "env/"
+    assert settings.sqlalchemy_url == f"sqlite:///{tmp_path.absolute() / 'packhouse.db'}"
+    assert load_settings(config, port=1234).port == 1234
+
+
+def test_bad_files_and_values_say_what_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="does not exist"):
+        load_settings(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("port = = 1")
+    with pytest.raises(InvalidInput, match="not valid TOML"):
+        load_settings(broken)
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('port = "eighty"\nno_such_setting = 1\n')
+    with pytest.raises(InvalidInput, match="port") as info:
+        load_settings(wrong)
+    assert "no_such_setting" in str(info.value)
