@@ -11,7 +11,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from packhouse.errors import InvalidUpload, TooLarge
-from packhouse.formats.pypi.simple import negotiate
+from packhouse.formats.pypi.simple import Negotiated, negotiate
 from packhouse.services.pypi_uploads import upload_pypi
 from packhouse.types import Action, Format
 from packhouse.web.deps import authorize, page_response, services
@@ -20,7 +20,12 @@ from packhouse.web.multipart import parse_form
 UPLOAD_SLACK = 1024 * 1024  # room for the form's other fields around the file
 
 
-_negotiate = lru_cache(maxsize=256)(negotiate)
+_negotiate_cached = lru_cache(maxsize=256)(negotiate)
+
+
+def _negotiate(accept: str | None, format_param: str | None) -> Negotiated:
+    # An unencoded '+' in `?format=application/vnd.pypi.simple.v1+json` arrives as a space.
+    return _negotiate_cached(accept, format_param.replace(" ", "+") if format_param else None)
 
 
 async def simple_index(request: Request) -> Response:

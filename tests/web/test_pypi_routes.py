@@ -1,0 +1,158 @@
+"""The PyPI routes' HTTP behaviour, in-process against the real app and in-memory stores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from packhouse.auth.passwords import hash_password
+from packhouse.db import user_store
+from packhouse.services.repos import create_repository
+from packhouse.types import Format
+from packhouse.web.app import create_app
+from packhouse.wiring import Services
+from tests.builders import make_sdist, make_wheel
+
+AUTH = ("alice", "alice-password")
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+@pytest.fixture
+def client(memory_services: Services, tmp_path: Path) -> Iterator[TestClient]:
+    svc = memory_services
+    with svc.ctx.db.write() as conn:
+        user_store.create_user(conn, "alice", hash_password(AUTH[1]), is_admin=True)
+    create_repository(svc.ctx, actor="t", name="main", fmt=Format.PYPI)
+    with TestClient(create_app(svc.ctx.settings, svc)) as test_client:
+        for path in (
+            make_wheel(tmp_path, "Demo_Pkg", "1.0", requires_python="<4,>=3.8"),
+            make_sdist(tmp_path, "demo-pkg", "1.1"),
+        ):
+            name, version = path.name.split("-")[:2]
+            response = test_client.post(
+                "/pypi/main/",
+                auth=AUTH,
+                data={
+                    ":action": "file_upload",
+                    "name": name,
+                    "version": version.removesuffix(".tar.gz"),
+                },
+                files={"content": (path.name, path.read_bytes())},
+            )
+            assert response.status_code == 200, response.text
+        yield test_client
+
+
+def test_non_normalised_names_redirect_to_the_normalised_url(client: TestClient) -> None:
+    for path in ("/pypi/main/simple/Demo_Pkg/", "/pypi/main/simple/demo-pkg"):
+        response = client.get(path + "?format=" + JSON, auth=AUTH, follow_redirects=False)
+        assert response.status_code == 301
+        assert response.headers["location"] == f"/pypi/main/simple/demo-pkg/?format={JSON}"
+
+
+def test_content_negotiation(client: TestClient) -> None:
+    cases = {
+        None: "text/html",
+        "text/html": "text/html",
+        "application/vnd.pypi.simple.v1+html": "application/vnd.pypi.simple.v1+html",
+        "application/vnd.pypi.simple.latest+json": JSON,
+        f"{JSON};q=0.5, text/html;q=0.9": "text/html",
+        f"{JSON}, text/html;q=0.1": JSON,
+    }
+    for accept, expected in cases.items():
+        headers = {"Accept": accept} if accept else {}
+        response = client.get("/pypi/main/simple/demo-pkg/", auth=AUTH, headers=headers)
+        assert response.status_code == 200
+        assert response.headers["content-type"].split(";")[0] == expected, accept
+        assert "Accept" in response.headers["vary"]
+    by_param = client.get(f"/pypi/main/simple/demo-pkg/?format={JSON}", auth=AUTH)
+    assert by_param.headers["content-type"] == JSON
+    refused = client.get(
+        "/pypi/main/simple/demo-pkg/", auth=AUTH, headers={"Accept": "application/xml"}
+    )
+    assert refused.status_code == 406
+    assert JSON in refused.text
+
+
+def test_json_and_html_list_the_same_files(client: TestClient) -> None:
+    data = client.get("/pypi/main/simple/demo-pkg/", auth=AUTH, headers={"Accept": JSON}).json()
+    html = client.get("/pypi/main/simple/demo-pkg/", auth=AUTH).text
+    assert data["meta"]["api-version"] == "1.1"
+    assert data["versions"] == ["1.0", "1.1"]
+    for f in data["files"]:
+        assert f"{f['url']}#sha256={f['hashes']['sha256']}" in html
+    assert 'data-requires-python="&lt;4,&gt;=3.8"' in html
+
+
+def test_etag_and_serial_headers_and_304(client: TestClient) -> None:
+    first = client.get("/pypi/main/simple/demo-pkg/", auth=AUTH)
+    etag = first.headers["etag"]
+    assert etag.startswith('"')
+    assert int(first.headers["x-pypi-last-serial"]) > 0
+    again = client.get("/pypi/main/simple/demo-pkg/", auth=AUTH, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.content == b""
+    head = client.head("/pypi/main/simple/demo-pkg/", auth=AUTH)
+    assert head.status_code == 200
+    assert head.headers["content-length"] == str(len(first.content))
+    assert head.headers["etag"] == etag
+
+
+def test_project_list(client: TestClient) -> None:
+    data = client.get("/pypi/main/simple/", auth=AUTH, headers={"Accept": JSON}).json()
+    assert data["projects"] == [{"name": "demo-pkg"}]
+    assert 'href="demo-pkg/"' in client.get("/pypi/main/simple/", auth=AUTH).text
+
+
+def test_unknown_project_and_repository_are_404_for_those_allowed_to_read(
+    client: TestClient,
+) -> None:
+    assert client.get("/pypi/main/simple/nope/", auth=AUTH).status_code == 404
+    assert client.get("/pypi/other/simple/nope/", auth=AUTH).status_code == 404
+
+
+def test_private_repository_answers_401_everywhere_without_credentials(
+    client: TestClient,
+) -> None:
+    for path in (
+        "/pypi/main/simple/",
+        "/pypi/main/simple/demo-pkg/",
+        "/pypi/main/simple/does-not-exist/",
+        "/pypi/main/pypi/demo-pkg/json",
+    ):
+        response = client.get(path)
+        assert response.status_code == 401, path
+        assert response.headers["www-authenticate"].startswith("Basic")
+
+
+def test_json_api(client: TestClient) -> None:
+    project = client.get("/pypi/main/pypi/demo-pkg/json", auth=AUTH).json()
+    assert project["info"]["version"] == "1.1"
+    assert set(project["releases"]) == {"1.0", "1.1"}
+    assert project["last_serial"] > 0
+    release = client.get("/pypi/main/pypi/Demo_Pkg/1.0/json", auth=AUTH).json()
+    assert release["info"]["requires_python"] == "<4,>=3.8"
+    assert "releases" not in release
+    [url] = release["urls"]
+    assert url["packagetype"] == "bdist_wheel"
+    assert url["url"].startswith("http://testserver/files/")
+    assert client.get(url["url"], auth=AUTH).status_code == 200
+    assert client.get("/pypi/main/pypi/demo-pkg/9.9/json", auth=AUTH).status_code == 404
+
+
+def test_metadata_file_is_served_for_wheels_only(client: TestClient) -> None:
+    data = client.get("/pypi/main/simple/demo-pkg/", auth=AUTH, headers={"Accept": JSON}).json()
+    by_name = {f["filename"]: f for f in data["files"]}
+    wheel = by_name["demo_pkg-1.0-py3-none-any.whl"]
+    url = "/" + wheel["url"].removeprefix("../../../../")
+    metadata = client.get(url + ".metadata", auth=AUTH)
+    assert metadata.status_code == 200
+    import hashlib
+
+    assert hashlib.sha256(metadata.content).hexdigest() == wheel["core-metadata"]["sha256"]
+    sdist = by_name["demo_pkg-1.1.tar.gz"]
+    sdist_url = "/" + sdist["url"].removeprefix("../../../../")
+    assert client.get(sdist_url + ".metadata", auth=AUTH).status_code == 404
