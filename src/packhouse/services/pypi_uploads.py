@@ -109,6 +109,12 @@ def upload_pypi(
         if existing is None:
             raise
         return _same_or_refuse(repo, existing, digests.sha256)
+    # A delete that ran between our blob write and our commit may have removed the same
+    # bytes as unreferenced; the file is still here to put them back.
+    if not ctx.blobs.exists(digests.sha256):
+        ctx.blobs.put_file(digests.sha256, incoming.path)
+    if metadata_sha is not None and not ctx.blobs.exists(metadata_sha):
+        ctx.blobs.put_bytes(metadata_sha, raw_metadata)
     return UploadOutcome(
         repo.name, dist.name, str(dist.version), dist.filename, digests.sha256, True
     )
