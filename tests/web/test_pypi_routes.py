@@ -156,3 +156,16 @@ def test_metadata_file_is_served_for_wheels_only(client: TestClient) -> None:
     sdist = by_name["demo_pkg-1.1.tar.gz"]
     sdist_url = "/" + sdist["url"].removeprefix("../../../../")
     assert client.get(sdist_url + ".metadata", auth=AUTH).status_code == 404
+
+
+def test_files_answer_strangers_the_same_whether_the_hash_is_stored_or_not(
+    client: TestClient,
+) -> None:
+    data = client.get("/pypi/main/simple/demo-pkg/", auth=AUTH, headers={"Accept": JSON}).json()
+    stored = "/" + data["files"][0]["url"].removeprefix("../../../../")
+    unknown = f"/files/{'0' * 64}/demo_pkg-1.0-py3-none-any.whl"
+    for path in (stored, unknown):
+        response = client.get(path)
+        assert response.status_code == 401, path
+        assert response.text == "401 this file is not public: send credentials\n"
+    assert client.get(unknown, auth=AUTH).status_code == 404

@@ -19,6 +19,10 @@ def check_password_text(password: str) -> None:
         raise InvalidInput("the password is empty")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise InvalidInput(f"the password is longer than {MAX_PASSWORD_LENGTH} characters")
+    if password.startswith("ph_"):
+        raise InvalidInput(
+            "a password may not start with 'ph_': that prefix marks API tokens; choose another"
+        )
 
 
 def hash_password(password: str) -> str:
@@ -43,7 +47,9 @@ def needs_rehash(password_hash: str) -> bool:
 
 
 def generate_password() -> str:
-    return secrets.token_urlsafe(18)
+    while (password := secrets.token_urlsafe(18)).startswith("ph_"):
+        pass
+    return password
 
 
 # Verified against when the user does not exist, so both paths cost the same (made lazily,

@@ -1,4 +1,4 @@
-"""`packhouse user ...`: add, list, passwd, disable, enable."""
+"""`packhouse user ...`: add, list, passwd, admin, disable, enable."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from packhouse.auth.passwords import hash_password
 from packhouse.cli.common import ConfigOption, DataOption, console, open_services, read_secret
-from packhouse.db import journal_store, user_store
+from packhouse.services import accounts
 
 app = typer.Typer(help="Manage users.", no_args_is_help=True)
 
@@ -31,12 +30,7 @@ def add(
     """
     password = read_secret(f"Password for {name}")
     with open_services(data, config) as svc:
-        hashed = hash_password(password)
-        with svc.ctx.db.write() as conn:
-            journal_store.append(
-                conn, actor="cli", action="user.create", detail={"user": name, "admin": admin}
-            )
-            user_store.create_user(conn, name, hashed, admin)
+        accounts.create_user(svc.ctx, actor="cli", name=name, password=password, admin=admin)
         console.print(f"added user [bold]{name}[/]{' (administrator)' if admin else ''}")
 
 
@@ -50,24 +44,13 @@ def passwd(name: str, data: DataOption = None, config: ConfigOption = None) -> N
     """
     password = read_secret(f"New password for {name}")
     with open_services(data, config) as svc:
-        hashed = hash_password(password)
-        with svc.ctx.db.write() as conn:
-            user = user_store.require_user(conn, name)
-            journal_store.append(conn, actor="cli", action="user.password", detail={"user": name})
-            user_store.update_user(conn, user.id, password_hash=hashed)
+        accounts.set_password(svc.ctx, actor="cli", name=name, password=password)
         console.print(f"changed the password of {name}")
 
 
 def _set_disabled(name: str, disabled: bool, data: DataOption, config: ConfigOption) -> None:
-    with open_services(data, config) as svc, svc.ctx.db.write() as conn:
-        user = user_store.require_user(conn, name)
-        journal_store.append(
-            conn,
-            actor="cli",
-            action="user.disable" if disabled else "user.enable",
-            detail={"user": name},
-        )
-        user_store.update_user(conn, user.id, disabled=disabled)
+    with open_services(data, config) as svc:
+        accounts.update_user(svc.ctx, actor="cli", name=name, disabled=disabled)
     console.print(f"{'disabled' if disabled else 'enabled'} {name}")
 
 
@@ -93,16 +76,42 @@ def enable(name: str, data: DataOption = None, config: ConfigOption = None) -> N
     _set_disabled(name, False, data, config)
 
 
+@app.command("admin")
+def admin_flag(
+    name: str,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Take the flag away.")] = False,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Make a user an administrator (or, with --revoke, no longer one).
+
+    Examples:
+
+      packhouse user admin alice
+
+      packhouse user admin alice --revoke
+    """
+    with open_services(data, config) as svc:
+        accounts.update_user(svc.ctx, actor="cli", name=name, admin=not revoke)
+    console.print(f"{name} is {'no longer ' if revoke else ''}an administrator")
+
+
 @app.command("list")
 def list_users(data: DataOption = None, config: ConfigOption = None) -> None:
-    """List users.
+    """List users and their groups.
 
     Example:
 
       packhouse user list
     """
-    with open_services(data, config) as svc, svc.ctx.db.read() as conn:
-        table = Table("name", "admin", "disabled")
-        for u in user_store.list_users(conn):
-            table.add_row(u.name, "yes" if u.is_admin else "", "yes" if u.disabled else "")
+    with open_services(data, config) as svc:
+        groups = svc.access.snapshot().groups
+        table = Table("name", "admin", "disabled", "groups")
+        for u in accounts.list_users(svc.ctx):
+            table.add_row(
+                u.name,
+                "yes" if u.is_admin else "",
+                "yes" if u.disabled else "",
+                ", ".join(sorted(groups.get(u.id, ()))),
+            )
     console.print(table)

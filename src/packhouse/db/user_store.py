@@ -125,3 +125,82 @@ def revoke(conn: Connection, repository_id: int, principal_kind: str, principal:
 
 def repository_names_by_id(conn: Connection) -> dict[int, str]:
     return {r.id: r.name for r in conn.execute(select(repositories.c.id, repositories.c.name))}
+
+
+@dataclass(frozen=True)
+class Group:
+    id: int
+    name: str
+    members: tuple[str, ...]
+
+
+def get_group(conn: Connection, name: str) -> Group | None:
+    row = conn.execute(select(groups).where(groups.c.name == name)).first()
+    if row is None:
+        return None
+    members = conn.execute(
+        select(users.c.name)
+        .select_from(group_members.join(users, users.c.id == group_members.c.user_id))
+        .where(group_members.c.group_id == row.id)
+        .order_by(users.c.name)
+    )
+    return Group(row.id, row.name, tuple(m.name for m in members))
+
+
+def require_group(conn: Connection, name: str) -> Group:
+    group = get_group(conn, name)
+    if group is None:
+        raise NotFound(f"there is no group named {name!r}; `packhouse group list` shows them")
+    return group
+
+
+def list_groups(conn: Connection) -> Sequence[Group]:
+    names = [r.name for r in conn.execute(select(groups.c.name).order_by(groups.c.name))]
+    return [require_group(conn, n) for n in names]
+
+
+def create_group(conn: Connection, name: str) -> Group:
+    if get_group(conn, name) is not None:
+        raise AlreadyExists(f"a group named {name!r} already exists")
+    conn.execute(insert(groups).values(name=name, created_at=datetime.now(UTC)))
+    return require_group(conn, name)
+
+
+def delete_group(conn: Connection, group: Group) -> None:
+    conn.execute(delete(groups).where(groups.c.id == group.id))
+    conn.execute(
+        delete(permissions).where(
+            permissions.c.principal_kind == "group", permissions.c.principal == group.name
+        )
+    )
+
+
+def add_member(conn: Connection, group: Group, user: User) -> bool:
+    """Add `user` to `group`; False when they were in it already."""
+    if user.name in group.members:
+        return False
+    conn.execute(insert(group_members).values(group_id=group.id, user_id=user.id))
+    return True
+
+
+def remove_member(conn: Connection, group: Group, user: User) -> bool:
+    """Take `user` out of `group`; False when they were not in it."""
+    result = conn.execute(
+        delete(group_members).where(
+            group_members.c.group_id == group.id, group_members.c.user_id == user.id
+        )
+    )
+    return bool(result.rowcount)
+
+
+def all_memberships(conn: Connection) -> dict[int, frozenset[str]]:
+    """user id -> names of the user's groups, in one query."""
+    found: dict[int, set[str]] = {}
+    rows = conn.execute(
+        select(group_members.c.user_id, groups.c.name).select_from(
+            group_members.join(groups, groups.c.id == group_members.c.group_id)
+        )
+    )
+    for r in rows:
+        found.setdefault(r.user_id, set()).add(r.name)
+    return {k: frozenset(v) for k, v in found.items()}

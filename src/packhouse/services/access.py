@@ -1,9 +1,15 @@
 """Who is calling (authentication) and what they may do (authorisation).
 
-Both run on every request, so what they read is kept in a snapshot rebuilt only when the
-journal serial moves, and a successful password verification (argon2, slow on purpose) is
-remembered for a short time, keyed by a hash of the credentials and tied to the user's
-current password hash, so a password change forgets it at once.
+Both run on every request, so what they read (users, groups, grants, live tokens) is kept
+in a snapshot rebuilt only when the journal serial moves; every change to those writes a
+journal entry. A successful password verification (argon2, slow on purpose) is remembered
+for a short time, keyed by a hash of the credentials and tied to the user's current
+password hash, so a password change forgets it at once.
+
+Credentials, as clients send them:
+- Basic user + password; Basic `__token__` (or any user name) + a `ph_` token;
+- `Authorization: Bearer ph_...`;
+- a token in the URL, `/t/ph_.../conda/...` (the web layer strips it and passes it here).
 """
 
 from __future__ import annotations
@@ -11,21 +17,30 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from packhouse.auth import tokens
 from packhouse.auth.passwords import verify_password
-from packhouse.db import user_store
+from packhouse.auth.ratelimit import FailureLimiter
+from packhouse.db import token_store, user_store
 from packhouse.db.repository_store import Repository
-from packhouse.errors import AuthenticationRequired, PermissionDenied
+from packhouse.db.token_store import Token
+from packhouse.errors import AuthenticationRequired, PermissionDenied, RateLimited
 from packhouse.services.context import Context
 from packhouse.types import Action
+
+log = logging.getLogger("packhouse.access")
 
 ANONYMOUS_NAME = ":anonymous:"
 AUTHENTICATED = ":authenticated:"
 VERIFIED_TTL_SECONDS = 300.0
+# last_used_at is written at most this often per token, to keep reads from becoming writes
+LAST_USED_INTERVAL_SECONDS = 60.0
+MAX_REMEMBERED = 10_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,18 @@ class Principal:
     def anonymous(self) -> bool:
         return self.user_id is None
 
+    @property
+    def full_admin(self) -> bool:
+        """An administrator not narrowed by a token (or by an unscoped admin token)."""
+        return self.is_admin and (
+            self.token_id is None
+            or (
+                self.token_repositories is None
+                and self.token_actions is not None
+                and Action.ADMIN in self.token_actions
+            )
+        )
+
 
 ANONYMOUS = Principal(ANONYMOUS_NAME)
 
@@ -53,6 +80,8 @@ class _Snapshot:
     users: Mapping[str, user_store.User]
     groups: Mapping[int, frozenset[str]]
     grants: Mapping[int, tuple[user_store.Grant, ...]] = field(default_factory=dict)
+    tokens: Mapping[str, Token] = field(default_factory=dict)  # by secret sha256
+    users_by_id: Mapping[int, user_store.User] = field(default_factory=dict)
 
 
 class AccessService:
@@ -61,6 +90,12 @@ class AccessService:
         self._snapshot: _Snapshot | None = None
         self._lock = threading.Lock()
         self._verified: dict[bytes, tuple[str, float]] = {}
+        self._touched: dict[int, float] = {}  # token id -> when its use was last recorded
+        # hash of the credentials a request sent -> (principal, serial, valid until)
+        self._resolved: dict[bytes, tuple[Principal, int, float]] = {}
+        self.limiter = FailureLimiter(
+            ctx.settings.login_failure_limit, float(ctx.settings.login_failure_window)
+        )
 
     # -- snapshot -------------------------------------------------------------------------
 
@@ -71,22 +106,40 @@ class AccessService:
             return snap
         with self._lock, self._ctx.db.read() as conn:
             users = {u.name: u for u in user_store.list_users(conn)}
-            groups = {u.id: user_store.group_names_of(conn, u.id) for u in users.values()}
+            groups = user_store.all_memberships(conn)
             grants: dict[int, list[user_store.Grant]] = {}
             for g in user_store.all_grants(conn):
                 grants.setdefault(g.repository_id, []).append(g)
-            snap = _Snapshot(serial, users, groups, {k: tuple(v) for k, v in grants.items()})
+            live = {t.secret_sha256: t for t in token_store.live(conn)}
+            snap = _Snapshot(
+                serial,
+                users,
+                groups,
+                {k: tuple(v) for k, v in grants.items()},
+                live,
+                {u.id: u for u in users.values()},
+            )
             self._snapshot = snap
             return snap
 
+    def principal_of(self, user: user_store.User) -> Principal:
+        """The principal a user is when they log in with their password."""
+        return self._user_principal(self.snapshot(), user)
+
+    @staticmethod
+    def _user_principal(snap: _Snapshot, user: user_store.User) -> Principal:
+        return Principal(user.name, user.id, user.is_admin, snap.groups.get(user.id, frozenset()))
+
     # -- authentication -------------------------------------------------------------------
 
-    def authenticate(self, authorization: str | None, url_token: str | None = None) -> Principal:
+    def authenticate(
+        self, authorization: str | None, url_token: str | None = None, client: str | None = None
+    ) -> Principal:
         """The principal the request's credentials name; ANONYMOUS when there are none.
 
-        Raises AuthenticationRequired for credentials that are present but not valid.
-        May be slow (argon2): call it off the event loop. `authenticate_cached` is the
-        fast path.
+        Raises AuthenticationRequired for credentials that are present but not valid, and
+        RateLimited after too many failed password logins. May be slow (argon2, a database
+        write): call it off the event loop. `authenticate_cached` is the fast path.
         """
         if url_token is not None:
             return self.token_login(url_token)
@@ -95,28 +148,65 @@ class AccessService:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "basic":
             username, password = _decode_basic(value.strip())
-            return self.login(username, password)
+            if username == "__token__" or tokens.is_token_text(password):
+                return self.token_login(password, authorization)
+            return self.login(username, password, client, authorization)
         if scheme.lower() == "bearer":
-            return self.token_login(value.strip())
+            return self.token_login(value.strip(), authorization)
         raise AuthenticationRequired(
             f"the {scheme!r} authorization scheme is not supported; use Basic or Bearer"
         )
 
     def authenticate_cached(
-        self, authorization: str | None, url_token: str | None = None
+        self, authorization: str | None, url_token: str | None = None, serial: int | None = None
     ) -> Principal | None:
-        """The principal when it can be known without slow work, else None."""
+        """The principal when it is known without slow work (no argon2, no write), else None.
+
+        Credentials resolved before are found by a hash of what the request sent; the entry
+        holds while the journal serial is unchanged (a revocation, a disabled user, a new
+        password or grant all move it) and until the token expires, the verification is to
+        be repeated, or the token's last use is due to be recorded. A caller that has just
+        read the newest serial (`db.watcher.current()`) passes it as `serial`, which saves
+        reading it again.
+        """
         if url_token is None and not authorization:
             return ANONYMOUS
-        if url_token is None and authorization and authorization[:6].lower() == "basic ":
+        sent = f"t:{url_token}" if url_token is not None else authorization or ""
+        found = self._resolved.get(_sent_key(sent))
+        if found is not None:
+            who, at_serial, valid_until = found
+            now_serial = self._ctx.db.watcher.current() if serial is None else serial
+            if now_serial == at_serial and time.time() < valid_until:
+                return who
+        return self._resolve_quick(authorization, url_token)
+
+    def _resolve_quick(self, authorization: str | None, url_token: str | None) -> Principal | None:
+        if url_token is not None:
+            return self._token_fast(url_token, f"t:{url_token}")
+        assert authorization
+        scheme = authorization[:7].lower()
+        if scheme.startswith("basic "):
             try:
                 username, password = _decode_basic(authorization[6:].strip())
             except AuthenticationRequired:
                 return None
-            return self._remembered(username, password)
+            if username == "__token__" or tokens.is_token_text(password):
+                return self._token_fast(password, authorization)
+            return self._remembered(username, password, authorization)
+        if scheme == "bearer ":
+            return self._token_fast(authorization[7:].strip(), authorization)
         return None
 
-    def _remembered(self, username: str, password: str) -> Principal | None:
+    def _keep(self, sent: str | None, who: Principal, serial: int, valid_until: float) -> None:
+        if sent is None:
+            return
+        if len(self._resolved) > MAX_REMEMBERED:
+            self._resolved.clear()
+        self._resolved[_sent_key(sent)] = (who, serial, valid_until)
+
+    def _remembered(
+        self, username: str, password: str, sent: str | None = None
+    ) -> Principal | None:
         snap = self.snapshot()
         user = snap.users.get(username)
         cached = self._verified.get(_credential_key(username, password))
@@ -125,38 +215,127 @@ class AccessService:
             or user.disabled
             or cached is None
             or cached[0] != user.password_hash
-            or cached[1] <= time.monotonic()
+            or cached[1] <= time.time()
         ):
             return None
-        return Principal(user.name, user.id, user.is_admin, snap.groups.get(user.id, frozenset()))
+        who = self._user_principal(snap, user)
+        self._keep(sent, who, snap.serial, cached[1])
+        return who
 
-    def login(self, username: str, password: str) -> Principal:
-        remembered = self._remembered(username, password)
+    def login(
+        self, username: str, password: str, client: str | None = None, sent: str | None = None
+    ) -> Principal:
+        remembered = self._remembered(username, password, sent)
         if remembered is not None:
             return remembered
+        keys = [f"user:{username}"] + ([f"addr:{client}"] if client else [])
+        wait = self.limiter.retry_after(keys)
+        if wait:
+            raise RateLimited(
+                f"too many failed logins for this user or from this address; try again in"
+                f" {wait} seconds",
+                wait,
+            )
         snap = self.snapshot()
         user = snap.users.get(username)
+        # verify_password pays for one argon2 verification even when the user is unknown
         ok = verify_password(user.password_hash if user else None, password)
         if not ok or user is None or not user.password_hash:
+            self.limiter.failed(keys)
             raise AuthenticationRequired("the user name or password is wrong")
         if user.disabled:
-            raise AuthenticationRequired(f"the user {username!r} is disabled")
-        if len(self._verified) > 10_000:
+            raise AuthenticationRequired(
+                f"the user {username!r} is disabled; ask an administrator to enable it"
+            )
+        if len(self._verified) > MAX_REMEMBERED:
             self._verified.clear()
-        self._verified[_credential_key(username, password)] = (
-            user.password_hash,
-            time.monotonic() + VERIFIED_TTL_SECONDS,
-        )
-        return Principal(user.name, user.id, user.is_admin, snap.groups.get(user.id, frozenset()))
+        valid_until = time.time() + VERIFIED_TTL_SECONDS
+        self._verified[_credential_key(username, password)] = (user.password_hash, valid_until)
+        who = self._user_principal(snap, user)
+        self._keep(sent, who, snap.serial, valid_until)
+        return who
 
-    def token_login(self, secret: str) -> Principal:
-        raise AuthenticationRequired("API tokens are not accepted by this server yet")
+    def token_login(self, secret: str, sent: str | None = None) -> Principal:
+        """The principal a token stands for; records its use (at most once a minute)."""
+        who, token, serial = self._resolve_token(secret)
+        if self._touch_due(token):
+            self._touch(token)
+        self._keep(sent or f"t:{secret}", who, serial, self._token_valid_until(token))
+        return who
+
+    def _token_fast(self, secret: str, sent: str) -> Principal | None:
+        try:
+            who, token, serial = self._resolve_token(secret)
+        except AuthenticationRequired:
+            return None  # the slow path raises the same error
+        if self._touch_due(token):
+            return None
+        self._keep(sent, who, serial, self._token_valid_until(token))
+        return who
+
+    def _resolve_token(self, secret: str) -> tuple[Principal, Token, int]:
+        if not tokens.well_formed(secret):
+            raise AuthenticationRequired(
+                "the token is malformed: a Packhouse token is 'ph_' followed by 43 characters;"
+                " copy it again, or create a new one with `packhouse token create`"
+            )
+        snap = self.snapshot()
+        token = snap.tokens.get(tokens.hash_secret(secret))
+        if token is None or not tokens.same_hash(token.secret_sha256, secret):
+            raise AuthenticationRequired(
+                "the token is not valid: it is unknown or was revoked; create a new one"
+            )
+        if token.expired(self._ctx.clock()):
+            assert token.expires_at is not None
+            raise AuthenticationRequired(
+                f"the token {token.name!r} expired at {token.expires_at:%Y-%m-%d %H:%M} UTC;"
+                " create a new one"
+            )
+        user = snap.users_by_id.get(token.user_id)
+        if user is None or user.disabled:
+            raise AuthenticationRequired(
+                f"the owner of the token {token.name!r} is disabled, so the token is too"
+            )
+        who = Principal(
+            user.name,
+            user.id,
+            user.is_admin,
+            snap.groups.get(user.id, frozenset()),
+            token_id=token.id,
+            token_repositories=None
+            if token.repositories is None
+            else frozenset(token.repositories),
+            token_actions=token.actions,
+        )
+        return who, token, snap.serial
+
+    def _token_valid_until(self, token: Token) -> float:
+        """Until when a resolved token may be taken from memory (wall-clock seconds)."""
+        until = self._touched.get(token.id, 0.0) + LAST_USED_INTERVAL_SECONDS
+        if token.expires_at is not None:
+            # measured against the service clock, which tests may move
+            left = (token.expires_at - self._ctx.clock()).total_seconds()
+            until = min(until, time.time() + left)
+        return until
+
+    def _touch_due(self, token: Token) -> bool:
+        last = self._touched.get(token.id)
+        return last is None or time.time() - last >= LAST_USED_INTERVAL_SECONDS
+
+    def _touch(self, token: Token) -> None:
+        self._touched[token.id] = time.time()
+        try:
+            with self._ctx.db.write() as conn:
+                token_store.touch(conn, token.id, self._ctx.clock())
+        except Exception:  # recording the use must never fail the request
+            log.warning("could not record the use of token %d", token.id, exc_info=True)
 
     # -- authorisation --------------------------------------------------------------------
 
     def can(self, principal: Principal, repo: Repository, action: Action) -> bool:
-        if principal.token_repositories is not None and (
-            repo.name not in principal.token_repositories
+        if principal.token_repositories is not None and not (
+            repo.name in principal.token_repositories
+            or f"{repo.format}/{repo.name}" in principal.token_repositories
         ):
             return False
         if principal.token_actions is not None and not any(
@@ -173,8 +352,9 @@ class AccessService:
                     return True
                 if g.principal == AUTHENTICATED and not principal.anonymous:
                     return True
-            elif g.principal_kind == "user" and g.principal == principal.name:
-                return not principal.anonymous
+            elif g.principal_kind == "user":
+                if g.principal == principal.name and not principal.anonymous:
+                    return True
             elif g.principal_kind == "group" and g.principal in principal.groups:
                 return True
         return False
@@ -193,18 +373,30 @@ class AccessService:
             raise AuthenticationRequired(
                 f"the {repo.format} repository {repo.name!r} needs credentials to {action}"
             )
+        what = "this token" if principal.token_id is not None else repr(principal.name)
         raise PermissionDenied(
-            f"{principal.name!r} may not {action} in the {repo.format} repository {repo.name!r}"
+            f"{what} may not {action} in the {repo.format} repository {repo.name!r}"
         )
 
     def require_admin(self, principal: Principal) -> None:
-        if principal.is_admin and (
-            principal.token_actions is None or Action.ADMIN in principal.token_actions
-        ):
+        if principal.full_admin:
             return
         if principal.anonymous:
             raise AuthenticationRequired("this needs an administrator's credentials")
+        if principal.is_admin:
+            raise PermissionDenied(
+                "this needs an administrator's password or an admin token scoped to every"
+                " repository"
+            )
         raise PermissionDenied(f"{principal.name!r} is not an administrator")
+
+    def require_user(self, principal: Principal) -> None:
+        if principal.anonymous:
+            raise AuthenticationRequired("send credentials: a user and password, or a token")
+
+
+def _sent_key(sent: str) -> bytes:
+    return hashlib.sha256(sent.encode("utf-8", "surrogateescape")).digest()
 
 
 def _credential_key(username: str, password: str) -> bytes:

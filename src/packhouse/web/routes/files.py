@@ -42,7 +42,7 @@ def check_file_access(svc: Services, who: Principal, found: FoundFile) -> bool:
     if any(svc.access.can(who, r, Action.READ) for r in readers.values()):
         return any(svc.access.is_public(r.id) for r in readers.values())
     if who.anonymous:
-        raise AuthenticationRequired("this file is in a private repository: send credentials")
+        raise AuthenticationRequired("this file is not public: send credentials")
     raise PermissionDenied(f"{who.name!r} may not read this file")
 
 
@@ -52,8 +52,15 @@ async def serve_file(request: Request) -> Response:
     filename: str = request.path_params["filename"]
     metadata = filename.endswith(".metadata")
     artifact_name = filename.removesuffix(".metadata") if metadata else filename
-    found = await run_in_threadpool(svc.pypi.find_file, sha256, artifact_name)
     who = await principal(request)
+    try:
+        found = await run_in_threadpool(svc.pypi.find_file, sha256, artifact_name)
+    except ArtifactNotFound:
+        # Without credentials, "no such file" would tell a stranger which hashes are
+        # stored; they get the same 401 as for a private file that exists.
+        if who.anonymous:
+            raise AuthenticationRequired("this file is not public: send credentials") from None
+        raise
     public = check_file_access(svc, who, found)
     blob = found.artifact.sha256
     if metadata:

@@ -1,0 +1,30 @@
+"""The management API (FastAPI), mounted at `/api/v1`; its OpenAPI document is
+`/api/v1/openapi.json`. Errors are the domain errors, mapped by `web/errors.py` to JSON
+`{"detail": ...}`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from packhouse.errors import PackhouseError
+from packhouse.web.api import accounts, journal, repositories, tokens
+from packhouse.web.errors import handle_domain_error
+
+PREFIX = "/api/v1"
+
+
+def create_api() -> FastAPI:
+    api = FastAPI(
+        title="Packhouse management API",
+        version="1",
+        description="Users, groups, API tokens, repositories, permissions and the journal."
+        " Authenticate with HTTP Basic (user and password, or `__token__` and a token) or"
+        " `Authorization: Bearer <token>`.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        exception_handlers={PackhouseError: handle_domain_error},
+    )
+    for module in (accounts, tokens, repositories, journal):
+        api.include_router(module.router)
+    return api

@@ -1,0 +1,37 @@
+"""The journal, newest first: `/api/v1/journal` (administrators)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from packhouse.db import journal_store
+from packhouse.web.api.deps import AdminDep, ServicesDep
+from packhouse.web.api.models import JournalOut
+
+router = APIRouter(tags=["journal"])
+
+
+@router.get("/journal", summary="Who did what, when; newest first (administrators)")
+def journal(
+    svc: ServicesDep,
+    _: AdminDep,
+    repository: Annotated[str | None, Query(description="Repository name.")] = None,
+    actor: Annotated[str | None, Query(description="Who made the change.")] = None,
+    action: Annotated[str | None, Query(description="e.g. upload, token.create.")] = None,
+    project: Annotated[str | None, Query(description="Project or package name.")] = None,
+    since: Annotated[int | None, Query(ge=0, description="Only serials above this.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[JournalOut]:
+    with svc.ctx.db.read() as conn:
+        found = journal_store.entries(
+            conn,
+            repository=repository,
+            actor=actor,
+            action=action,
+            project=project,
+            since=since,
+            limit=limit,
+        )
+    return [JournalOut.of(e) for e in found]

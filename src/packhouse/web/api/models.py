@@ -1,0 +1,192 @@
+"""Request and response bodies of the management API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from packhouse.auth.redact import redact_url
+from packhouse.db.journal_store import JournalEntry
+from packhouse.db.repository_store import Repository
+from packhouse.db.token_store import Token
+from packhouse.db.user_store import Grant, Group, User
+from packhouse.types import Action, Format
+
+
+class UserOut(BaseModel):
+    name: str
+    admin: bool
+    disabled: bool
+    groups: list[str] = []
+
+    @classmethod
+    def of(cls, user: User, groups: frozenset[str] = frozenset()) -> UserOut:
+        return cls(
+            name=user.name, admin=user.is_admin, disabled=user.disabled, groups=sorted(groups)
+        )
+
+
+class UserCreate(BaseModel):
+    name: str = Field(examples=["alice"])
+    password: str = Field(min_length=1, max_length=4096)
+    admin: bool = False
+
+
+class UserUpdate(BaseModel):
+    password: str | None = Field(default=None, min_length=1, max_length=4096)
+    admin: bool | None = None
+    disabled: bool | None = None
+
+
+class Me(BaseModel):
+    name: str
+    anonymous: bool
+    admin: bool
+    groups: list[str]
+    token_id: int | None = None
+    token_repositories: list[str] | None = None
+    token_actions: list[Action] | None = None
+
+
+class GroupOut(BaseModel):
+    name: str
+    members: list[str]
+
+    @classmethod
+    def of(cls, group: Group) -> GroupOut:
+        return cls(name=group.name, members=list(group.members))
+
+
+class GroupCreate(BaseModel):
+    name: str = Field(examples=["developers"])
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    user: str
+    shown: str = Field(description="The first characters of the secret, to recognise it.")
+    repositories: list[str] | None = Field(description="None: every repository the user can reach.")
+    actions: list[Action]
+    expires_at: datetime | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+    @classmethod
+    def of(cls, token: Token) -> TokenOut:
+        return cls(
+            id=token.id,
+            name=token.name,
+            user=token.user_name,
+            shown=token.shown,
+            repositories=None if token.repositories is None else list(token.repositories),
+            actions=sorted(token.actions, key=[Action.READ, Action.UPLOAD, Action.ADMIN].index),
+            expires_at=token.expires_at,
+            created_at=token.created_at,
+            last_used_at=token.last_used_at,
+            revoked=token.revoked,
+        )
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(default="", max_length=200, examples=["ci upload"])
+    user: str | None = Field(default=None, description="The owner; default: the caller.")
+    repositories: list[str] | None = Field(
+        default=None,
+        description="NAME or FORMAT/NAME entries; None: every repository the owner can reach.",
+        examples=[["pypi/main"]],
+    )
+    actions: list[Action] = Field(default=[Action.READ], min_length=1)
+    expires: str | None = Field(
+        default=None, description="30d, 12h, 90m, 2w, or a date such as 2026-12-31 (UTC)."
+    )
+
+
+class TokenCreated(TokenOut):
+    secret: str = Field(description="Shown once: store it now, it cannot be shown again.")
+
+
+class RepositoryOut(BaseModel):
+    name: str
+    format: Format
+    kind: str
+    description: str
+    bases: list[str]
+    public: bool
+    uploads_enabled: bool
+    upstream_url: str | None
+    last_serial: int
+    url: str
+
+    @classmethod
+    def of(cls, repo: Repository, public: bool, base_url: str) -> RepositoryOut:
+        path = (
+            f"/pypi/{repo.name}/simple/" if repo.format is Format.PYPI else f"/conda/{repo.name}/"
+        )
+        return cls(
+            name=repo.name,
+            format=repo.format,
+            kind=repo.kind.value,
+            description=repo.description,
+            bases=list(repo.bases),
+            public=public,
+            uploads_enabled=repo.uploads_enabled,
+            upstream_url=redact_url(repo.upstream_url) if repo.upstream_url else None,
+            last_serial=repo.last_serial,
+            url=base_url + path,
+        )
+
+
+class RepositoryCreate(BaseModel):
+    name: str = Field(examples=["team"])
+    format: Format = Format.PYPI
+    public: bool = Field(default=False, description="Let anonymous callers read it.")
+    description: str = ""
+    bases: list[str] = []
+
+
+class PermissionOut(BaseModel):
+    principal: str
+    kind: str
+    action: Action
+
+    @classmethod
+    def of(cls, grant: Grant) -> PermissionOut:
+        return cls(
+            principal=grant.principal, kind=grant.principal_kind, action=Action(grant.action)
+        )
+
+
+class PermissionSet(BaseModel):
+    principal: str = Field(examples=["alice", ":authenticated:"])
+    kind: Literal["user", "group", "special"] | None = Field(
+        default=None, description="Default: special for :anonymous:/:authenticated:, else user."
+    )
+    action: Action
+
+
+class JournalOut(BaseModel):
+    serial: int
+    time: datetime
+    actor: str
+    action: str
+    repository: str | None
+    project: str | None
+    filename: str | None
+    detail: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, e: JournalEntry) -> JournalOut:
+        return cls(
+            serial=e.serial,
+            time=e.time,
+            actor=e.actor,
+            action=e.action,
+            repository=e.repository,
+            project=e.project,
+            filename=e.filename,
+            detail=e.detail,
+        )

@@ -1,0 +1,63 @@
+"""Token secrets, hashes and expiry parsing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from packhouse.auth import tokens
+from packhouse.errors import InvalidInput
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def test_a_new_secret_is_prefixed_random_and_only_its_hash_is_kept() -> None:
+    first, second = tokens.new_secret(), tokens.new_secret()
+    assert first.secret.startswith("ph_")
+    assert len(first.secret) == 3 + 43  # 32 random bytes, URL-safe base64
+    assert tokens.well_formed(first.secret)
+    assert first.secret != second.secret
+    assert first.sha256 == tokens.hash_secret(first.secret)
+    assert first.secret not in first.sha256
+    assert first.shown == first.secret[:8]
+    assert tokens.same_hash(first.sha256, first.secret)
+    assert not tokens.same_hash(first.sha256, second.secret)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "ph_", "ph_short", "xx_" + "a" * 43, "ph_" + "a" * 42, "ph_" + "a" * 42 + "!"]
+)
+def test_malformed_secrets_are_recognised(text: str) -> None:
+    assert not tokens.well_formed(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30d", NOW + timedelta(days=30)),
+        ("12h", NOW + timedelta(hours=12)),
+        ("90m", NOW + timedelta(minutes=90)),
+        ("2w", NOW + timedelta(weeks=2)),
+        (" 7D ", NOW + timedelta(days=7)),
+        ("2026-12-31", datetime(2027, 1, 1, tzinfo=UTC)),  # valid through that day
+        ("2026-07-01T10:00:00+02:00", datetime(2026, 7, 1, 8, 0, tzinfo=UTC)),
+        ("2026-07-01T10:00:00", datetime(2026, 7, 1, 10, 0, tzinfo=UTC)),
+    ],
+)
+def test_expiry_forms(text: str, expected: datetime) -> None:
+    assert tokens.parse_expiry(text, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("soon", "use a duration such as 30d"),
+        ("30x", "use a duration such as 30d"),
+        ("0d", "positive"),
+        ("2020-01-01", "in the past"),
+    ],
+)
+def test_bad_expiries_say_what_to_write(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        tokens.parse_expiry(text, NOW)

@@ -1,0 +1,337 @@
+"""Authentication and authorisation rules: users, groups, tokens, limits."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+
+import pytest
+
+from packhouse.auth.ratelimit import FailureLimiter
+from packhouse.db import journal_store, token_store
+from packhouse.db.repository_store import Repository
+from packhouse.errors import (
+    AuthenticationRequired,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+)
+from packhouse.services import accounts
+from packhouse.services.access import ANONYMOUS, Principal
+from packhouse.services.repos import create_repository, set_permission
+from packhouse.types import Action, Format
+from packhouse.wiring import Services
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.fixture
+def svc(memory_services: Services) -> Services:
+    s = memory_services
+    accounts.create_user(s.ctx, actor="t", name="root", password="root-pw", admin=True)
+    accounts.create_user(s.ctx, actor="t", name="alice", password="alice-pw", admin=False)
+    accounts.create_user(s.ctx, actor="t", name="bob", password="bob-pw", admin=False)
+    for name in ("a", "b"):
+        create_repository(s.ctx, actor="t", name=name, fmt=Format.PYPI)
+    create_repository(s.ctx, actor="t", name="a", fmt=Format.CONDA)
+    create_repository(s.ctx, actor="t", name="open", fmt=Format.PYPI, public=True)
+    set_permission(
+        s.ctx, actor="t", fmt=Format.PYPI, name="a", principal="alice", action=Action.UPLOAD
+    )
+    set_permission(
+        s.ctx, actor="t", fmt=Format.PYPI, name="b", principal="alice", action=Action.READ
+    )
+    return s
+
+
+def repo(svc: Services, name: str, fmt: Format = Format.PYPI) -> Repository:
+    return svc.catalog.get(fmt, name)
+
+
+def token(
+    svc: Services,
+    owner: str = "alice",
+    *,
+    repositories: list[str] | None = None,
+    actions: Sequence[Action] = (Action.READ,),
+    expires: str | None = None,
+    name: str = "",
+) -> str:
+    made = accounts.create_token(
+        svc.ctx,
+        svc.access,
+        svc.catalog,
+        actor="t",
+        owner=owner,
+        name=name,
+        repositories=repositories,
+        actions=actions,
+        expires=expires,
+    )
+    return made.secret
+
+
+def login(svc: Services, user: str, password: str) -> Principal:
+    return svc.access.authenticate(basic(user, password))
+
+
+# -- permissions ------------------------------------------------------------------------
+
+
+def test_new_repositories_are_private_and_public_ones_readable_by_anyone(svc: Services) -> None:
+    assert not svc.access.can(ANONYMOUS, repo(svc, "a"), Action.READ)
+    assert svc.access.can(ANONYMOUS, repo(svc, "open"), Action.READ)
+    assert not svc.access.can(ANONYMOUS, repo(svc, "open"), Action.UPLOAD)
+    with pytest.raises(AuthenticationRequired):
+        svc.access.check(ANONYMOUS, repo(svc, "a"), Action.READ)
+    bob = login(svc, "bob", "bob-pw")
+    with pytest.raises(PermissionDenied, match="'bob' may not read"):
+        svc.access.check(bob, repo(svc, "a"), Action.READ)
+
+
+def test_actions_imply_the_lesser_ones(svc: Services) -> None:
+    alice = login(svc, "alice", "alice-pw")
+    assert svc.access.can(alice, repo(svc, "a"), Action.READ)
+    assert svc.access.can(alice, repo(svc, "a"), Action.UPLOAD)
+    assert not svc.access.can(alice, repo(svc, "a"), Action.ADMIN)
+    assert svc.access.can(alice, repo(svc, "b"), Action.READ)
+    assert not svc.access.can(alice, repo(svc, "b"), Action.UPLOAD)
+    root = login(svc, "root", "root-pw")
+    assert svc.access.can(root, repo(svc, "b"), Action.ADMIN)
+
+
+def test_groups_authenticated_and_special_grants(svc: Services) -> None:
+    bob = login(svc, "bob", "bob-pw")
+    accounts.create_group(svc.ctx, actor="t", name="devs")
+    set_permission(
+        svc.ctx,
+        actor="t",
+        fmt=Format.PYPI,
+        name="b",
+        principal="devs",
+        action=Action.UPLOAD,
+        kind="group",
+    )
+    assert not svc.access.can(bob, repo(svc, "b"), Action.READ)
+    accounts.set_membership(svc.ctx, actor="t", group="devs", user="bob", member=True)
+    bob = login(svc, "bob", "bob-pw")
+    assert svc.access.can(bob, repo(svc, "b"), Action.UPLOAD)
+    accounts.delete_group(svc.ctx, actor="t", name="devs")  # takes its grants along
+    bob = login(svc, "bob", "bob-pw")
+    assert not svc.access.can(bob, repo(svc, "b"), Action.READ)
+    set_permission(
+        svc.ctx,
+        actor="t",
+        fmt=Format.PYPI,
+        name="b",
+        principal=":authenticated:",
+        action=Action.READ,
+    )
+    assert svc.access.can(bob, repo(svc, "b"), Action.READ)
+    assert not svc.access.can(ANONYMOUS, repo(svc, "b"), Action.READ)
+    with pytest.raises(InvalidInput, match="unknown special principal"):
+        set_permission(
+            svc.ctx,
+            actor="t",
+            fmt=Format.PYPI,
+            name="b",
+            principal=":everyone:",
+            action=Action.READ,
+            kind="special",
+        )
+
+
+# -- passwords --------------------------------------------------------------------------
+
+
+def test_wrong_password_unknown_user_and_disabled_user_are_refused(svc: Services) -> None:
+    with pytest.raises(AuthenticationRequired, match="user name or password is wrong"):
+        login(svc, "alice", "nope")
+    with pytest.raises(AuthenticationRequired, match="user name or password is wrong"):
+        login(svc, "nobody", "nope")
+    accounts.update_user(svc.ctx, actor="t", name="alice", disabled=True)
+    with pytest.raises(AuthenticationRequired, match="disabled"):
+        login(svc, "alice", "alice-pw")
+
+
+def test_unknown_user_and_wrong_password_take_about_the_same_time(svc: Services) -> None:
+    def timed(user: str) -> float:
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            with pytest.raises(AuthenticationRequired):
+                svc.access.login(user, "wrong-password")
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    svc.access.limiter = FailureLimiter(1000, 60)
+    known, unknown = timed("alice"), timed("nobody")
+    assert 0.5 < unknown / known < 2.0, (known, unknown)
+
+
+def test_verified_passwords_are_remembered_until_the_password_changes(svc: Services) -> None:
+    header = basic("alice", "alice-pw")
+    assert svc.access.authenticate_cached(header) is None  # not verified yet
+    assert svc.access.authenticate(header).name == "alice"
+    cached = svc.access.authenticate_cached(header)
+    assert cached is not None
+    assert cached.name == "alice"
+    accounts.set_password(svc.ctx, actor="t", name="alice", password="new-pw")
+    assert svc.access.authenticate_cached(header) is None
+    with pytest.raises(AuthenticationRequired):
+        svc.access.authenticate(header)
+
+
+def test_passwords_may_not_look_like_tokens(svc: Services) -> None:
+    with pytest.raises(InvalidInput, match="may not start with 'ph_'"):
+        accounts.set_password(svc.ctx, actor="t", name="alice", password="ph_secret")
+    with pytest.raises(InvalidInput, match="longer than 4096"):
+        accounts.set_password(svc.ctx, actor="t", name="alice", password="x" * 4097)
+
+
+def test_failed_logins_are_limited_per_user_and_per_address(svc: Services) -> None:
+    now = [0.0]
+    svc.access.limiter = FailureLimiter(3, 30, lambda: now[0])
+    for _ in range(3):
+        with pytest.raises(AuthenticationRequired):
+            svc.access.login("alice", "wrong", "10.0.0.1")
+    with pytest.raises(RateLimited) as limited:
+        svc.access.login("alice", "alice-pw", "10.0.0.2")  # the right password, too
+    assert limited.value.retry_after == 30
+    with pytest.raises(RateLimited):
+        svc.access.login("bob", "bob-pw", "10.0.0.1")  # the address is limited
+    assert svc.access.login("bob", "bob-pw", "10.0.0.3").name == "bob"
+    now[0] = 31.0
+    assert svc.access.login("alice", "alice-pw", "10.0.0.1").name == "alice"
+
+
+# -- tokens -----------------------------------------------------------------------------
+
+
+def test_token_credentials_in_every_form(svc: Services) -> None:
+    secret = token(svc, repositories=["a"], actions=[Action.READ])
+    forms = [
+        svc.access.authenticate(basic("__token__", secret)),
+        svc.access.authenticate(basic("anything", secret)),
+        svc.access.authenticate(f"Bearer {secret}"),
+        svc.access.authenticate(None, url_token=secret),
+    ]
+    for who in forms:
+        assert who.name == "alice"
+        assert who.token_id is not None
+        assert who.token_repositories == frozenset({"a"})
+
+
+def test_read_only_token_cannot_upload_and_scope_limits_repositories(svc: Services) -> None:
+    who = svc.access.authenticate(f"Bearer {token(svc, repositories=['pypi/a'])}")
+    assert svc.access.can(who, repo(svc, "a"), Action.READ)
+    with pytest.raises(PermissionDenied, match="this token may not upload"):
+        svc.access.check(who, repo(svc, "a"), Action.UPLOAD)
+    assert not svc.access.can(who, repo(svc, "b"), Action.READ)  # alice can, the token not
+    uploader = svc.access.authenticate(
+        f"Bearer {token(svc, repositories=['a'], actions=[Action.UPLOAD])}"
+    )
+    assert svc.access.can(uploader, repo(svc, "a"), Action.UPLOAD)
+
+
+def test_unscoped_token_is_narrowed_by_what_the_owner_holds_at_use(svc: Services) -> None:
+    who = svc.access.authenticate(f"Bearer {token(svc, actions=[Action.UPLOAD])}")
+    assert svc.access.can(who, repo(svc, "a"), Action.UPLOAD)
+    assert not svc.access.can(who, repo(svc, "b"), Action.UPLOAD)  # alice only reads b
+    set_permission(svc.ctx, actor="t", fmt=Format.PYPI, name="a", principal="alice", action=None)
+    who = svc.access.authenticate(f"Bearer {token(svc, actions=[Action.READ])}")
+    assert not svc.access.can(who, repo(svc, "a"), Action.READ)
+
+
+def test_a_user_can_only_grant_what_they_hold(svc: Services) -> None:
+    with pytest.raises(PermissionDenied, match="does not hold upload on 'b'"):
+        token(svc, repositories=["b"], actions=[Action.UPLOAD])
+    with pytest.raises(PermissionDenied, match="does not hold admin on 'a'"):
+        token(svc, repositories=["a"], actions=[Action.ADMIN])
+    with pytest.raises(PermissionDenied, match="must name its repositories"):
+        token(svc, actions=[Action.ADMIN])
+    with pytest.raises(NotFound, match="there is no repository 'nope'"):
+        token(svc, repositories=["nope"])
+    with pytest.raises(InvalidInput, match="unknown format"):
+        token(svc, repositories=["npm/a"])
+    assert token(svc, owner="root", actions=[Action.ADMIN]).startswith("ph_")
+
+
+def test_admin_token_scoped_to_repositories_is_not_a_global_admin(svc: Services) -> None:
+    who = svc.access.authenticate(
+        f"Bearer {token(svc, owner='root', repositories=['a'], actions=[Action.ADMIN])}"
+    )
+    assert svc.access.can(who, repo(svc, "a"), Action.ADMIN)
+    assert not svc.access.can(who, repo(svc, "b"), Action.READ)
+    with pytest.raises(PermissionDenied, match="scoped to every"):
+        svc.access.require_admin(who)
+    full = svc.access.authenticate(f"Bearer {token(svc, owner='root', actions=[Action.ADMIN])}")
+    svc.access.require_admin(full)
+    read_only_admin = svc.access.authenticate(f"Bearer {token(svc, owner='root')}")
+    with pytest.raises(PermissionDenied):
+        svc.access.require_admin(read_only_admin)
+
+
+def test_expired_revoked_and_malformed_tokens_are_refused(svc: Services) -> None:
+    expiring = token(svc, expires="1h", name="short")
+    assert svc.access.authenticate(f"Bearer {expiring}").name == "alice"
+    real_clock = svc.ctx.clock
+    svc.ctx.clock = lambda: real_clock() + timedelta(hours=2)
+    with pytest.raises(AuthenticationRequired, match="'short' expired at"):
+        svc.access.authenticate(f"Bearer {expiring}")
+    svc.ctx.clock = real_clock
+
+    revoked = token(svc)
+    token_id = accounts.list_tokens(svc.ctx, "alice")[-1].id
+    accounts.revoke_token(svc.ctx, actor="t", token_id=token_id)
+    with pytest.raises(AuthenticationRequired, match="unknown or was revoked"):
+        svc.access.authenticate(f"Bearer {revoked}")
+    for bad in ("ph_abc", revoked[:-1] + ("A" if revoked[-1] != "A" else "B"), "nonsense"):
+        with pytest.raises(AuthenticationRequired):
+            svc.access.authenticate(f"Bearer {bad}")
+    with pytest.raises(AuthenticationRequired, match="malformed"):
+        svc.access.authenticate(basic("__token__", "not-a-token"))
+    assert svc.access.authenticate_cached(f"Bearer {revoked}") is None
+
+
+def test_a_disabled_users_tokens_stop_at_once_and_resume_when_enabled(svc: Services) -> None:
+    secret = token(svc)
+    assert svc.access.authenticate(f"Bearer {secret}").name == "alice"
+    accounts.update_user(svc.ctx, actor="t", name="alice", disabled=True)
+    with pytest.raises(AuthenticationRequired, match="disabled"):
+        svc.access.authenticate(f"Bearer {secret}")
+    assert svc.access.authenticate_cached(f"Bearer {secret}") is None
+    with pytest.raises(InvalidInput, match="disabled"):
+        token(svc)
+    accounts.update_user(svc.ctx, actor="t", name="alice", disabled=False)
+    assert svc.access.authenticate(f"Bearer {secret}").name == "alice"
+
+
+def test_last_used_is_written_at_most_once_a_minute(svc: Services) -> None:
+    secret = token(svc)
+    header = f"Bearer {secret}"
+    assert svc.access.authenticate_cached(header) is None  # first use: the slow path writes
+    svc.access.authenticate(header)
+    (listed,) = accounts.list_tokens(svc.ctx, "alice")
+    first = listed.last_used_at
+    assert first is not None
+    for _ in range(5):
+        assert svc.access.authenticate_cached(header) is not None
+        svc.access.authenticate(header)
+    with svc.ctx.db.read() as conn:
+        assert token_store.get(conn, listed.id).last_used_at == first
+
+
+def test_the_journal_records_token_changes_without_secrets(svc: Services) -> None:
+    secret = token(svc, name="ci")
+    with svc.ctx.db.read() as conn:
+        entries = journal_store.entries(conn, action="token.create")
+    assert entries[0].detail is not None
+    assert entries[0].detail["name"] == "ci"
+    assert secret not in repr(entries)
+    assert secret[3:] not in repr(entries)
