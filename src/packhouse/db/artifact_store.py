@@ -191,3 +191,52 @@ def referenced_sha256s(conn: Connection) -> set[str]:
         if row.metadata_sha256:
             found.add(row.metadata_sha256)
     return found
+
+
+# -- conda -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CondaChange:
+    """An artifact of one conda subdir changed after a given serial (uploaded or deleted)."""
+
+    filename: str
+    name: str
+    deleted: bool
+    serial: int
+    record: bytes | None  # the repodata record JSON
+    extra: dict[str, Any] | None  # about, post_install, run_exports
+
+
+def conda_changes(conn: Connection, repo_id: int, subdir: str, since: int) -> list[CondaChange]:
+    """Every artifact of the subdir, live or deleted, whose serial is above `since`."""
+    rows = conn.execute(
+        select(
+            artifacts.c.filename,
+            projects.c.name,
+            artifacts.c.deleted,
+            artifacts.c.serial,
+            artifacts.c.record,
+            artifacts.c.metadata,
+        )
+        .select_from(_joined)
+        .where(
+            artifacts.c.repository_id == repo_id,
+            artifacts.c.subdir == subdir,
+            artifacts.c.serial > since,
+        )
+        .order_by(artifacts.c.serial)
+    )
+    return [
+        CondaChange(r.filename, r.name, r.deleted, r.serial, r.record, r.metadata) for r in rows
+    ]
+
+
+def conda_subdirs(conn: Connection, repo_id: int) -> list[str]:
+    """The subdirs that hold (or held) an artifact of the repository."""
+    rows = conn.execute(
+        select(artifacts.c.subdir)
+        .where(artifacts.c.repository_id == repo_id, artifacts.c.subdir.is_not(None))
+        .distinct()
+    )
+    return sorted(str(r.subdir) for r in rows)

@@ -64,6 +64,11 @@ def set_yanked(
     yanked: bool,
     reason: str | None = None,
 ) -> list[str]:
+    if repo.format is Format.CONDA:
+        raise InvalidInput(
+            "conda channels have no yank: delete the file instead (it moves to repodata's"
+            " `removed` list), or upload patch instructions that change its record"
+        )
     chosen = _select(ctx, repo, target)
     with ctx.db.write() as conn:
         serial = journal_store.append(

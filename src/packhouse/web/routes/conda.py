@@ -1,0 +1,203 @@
+"""Conda channel routes: repodata and its compressed forms, CEP 16 shards, channeldata,
+packages, and uploads (`PUT` one package, or a multipart `POST .../upload`).
+
+Every path of a private channel asks for credentials first (401 with WWW-Authenticate, or
+403), before anything about the path is looked at. Any valid subdir name answers, with
+empty repodata when it holds nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from packhouse.db.repository_store import Repository
+from packhouse.errors import ArtifactNotFound, InvalidUpload, TooLarge
+from packhouse.services.conda_reads import BINARY_TYPE, INDEX_FILES, valid_subdir
+from packhouse.services.conda_uploads import (
+    CondaUploadOutcome,
+    set_patch_instructions,
+    upload_conda,
+)
+from packhouse.services.pages import Page
+from packhouse.storage.base import IncomingFile
+from packhouse.types import Action, Format, Sha256
+from packhouse.web.deps import authorize, page_response, services
+from packhouse.web.multipart import parse_form
+from packhouse.web.routes.files import IMMUTABLE, blob_response
+
+UPLOAD_SLACK = 1024 * 1024  # room for the form's other fields around the file
+_SHARD = re.compile(r"^([0-9a-f]{64})\.msgpack\.zst$")
+
+
+async def _channel(request: Request, action: Action) -> tuple[Repository, bool]:
+    svc = services(request)
+    repo = svc.catalog.get(Format.CONDA, request.path_params["repo"])
+    await authorize(request, repo, action)
+    return repo, svc.access.is_public(repo.id)
+
+
+def _subdir(request: Request, repo: Repository) -> str:
+    subdir: str = request.path_params["subdir"]
+    if not valid_subdir(subdir):
+        raise ArtifactNotFound(
+            f"{subdir!r} is not a conda subdir: use 'noarch' or '<os>-<arch>' (CEP 26)"
+        )
+    return subdir
+
+
+def _index_response(request: Request, page: Page, public: bool, immutable: bool) -> Response:
+    svc = services(request)
+    response = page_response(
+        request, page, max_age=svc.ctx.settings.index_max_age, public=public, vary="Accept"
+    )
+    if immutable:
+        response.headers["Cache-Control"] = f"{'public' if public else 'private'}, {IMMUTABLE}"
+    return response
+
+
+async def channeldata(request: Request) -> Response:
+    repo, public = await _channel(request, Action.READ)
+    page = await run_in_threadpool(services(request).conda.channeldata, repo)
+    return _index_response(request, page, public, immutable=False)
+
+
+async def subdir_file(request: Request) -> Response:
+    repo, public = await _channel(request, Action.READ)
+    subdir = _subdir(request, repo)
+    filename: str = request.path_params["filename"]
+    svc = services(request)
+    if filename in INDEX_FILES:
+        page = svc.conda.cached_page(repo, subdir, filename)
+        if page is None:
+            page = await run_in_threadpool(svc.conda.page, repo, subdir, filename)
+        return _index_response(request, page, public, immutable=False)
+    shard = _SHARD.match(filename)
+    if shard:  # the static layout keeps shards beside the packages
+        return await _shard(request, repo, subdir, shard.group(1), public)
+    artifact = await run_in_threadpool(svc.conda.find_package, repo, subdir, filename)
+    return blob_response(svc, request, Sha256(artifact.sha256), filename, public)
+
+
+async def shard_file(request: Request) -> Response:
+    repo, public = await _channel(request, Action.READ)
+    subdir = _subdir(request, repo)
+    match = _SHARD.match(request.path_params["filename"])
+    if not match:
+        raise ArtifactNotFound("a shard is named '<sha256 in hex>.msgpack.zst'")
+    return await _shard(request, repo, subdir, match.group(1), public)
+
+
+async def _shard(
+    request: Request, repo: Repository, subdir: str, hex_digest: str, public: bool
+) -> Response:
+    data = await run_in_threadpool(services(request).conda.shard, repo, subdir, hex_digest)
+    page = Page(data, BINARY_TYPE, f'"{hex_digest}"', 0)
+    response = _index_response(request, page, public, immutable=True)
+    del response.headers["X-PyPI-Last-Serial"]
+    return response
+
+
+async def _receive(request: Request) -> IncomingFile:
+    """The raw request body, streamed into a hashed, size-capped temporary file."""
+    svc = services(request)
+    limit = svc.ctx.settings.max_upload_bytes
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise TooLarge(f"the upload is larger than the limit of {limit} bytes (max_upload_bytes)")
+    incoming = IncomingFile(svc.ctx.tmp_dir, limit, "package")
+    try:
+        async for chunk in request.stream():
+            incoming.write(chunk)
+        incoming.finish()
+    except ClientDisconnect:
+        incoming.discard()
+        raise InvalidUpload("the upload was cut short: the client stopped sending") from None
+    except BaseException:
+        incoming.discard()
+        raise
+    if incoming.digests.size == 0:
+        incoming.discard()
+        raise InvalidUpload("the request body is empty: send the package's bytes")
+    return incoming
+
+
+def _uploaded(outcome: CondaUploadOutcome) -> Response:
+    where = f"{outcome.repository}/{outcome.subdir}"
+    if outcome.created:
+        text, status = f"OK: {outcome.filename} uploaded to {where}\n", 201
+    else:
+        text, status = f"OK: {outcome.filename} is already in {where} with the same contents\n", 200
+    return PlainTextResponse(text, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+async def put_file(request: Request) -> Response:
+    filename: str = request.path_params["filename"]
+    svc = services(request)
+    if filename == "patch_instructions.json":
+        repo = svc.catalog.get(Format.CONDA, request.path_params["repo"])
+        who = await authorize(request, repo, Action.ADMIN)
+        subdir = _subdir(request, repo)
+        body = await request.body()
+        if len(body) > svc.ctx.settings.max_upload_bytes:
+            raise TooLarge("the patch instructions are larger than max_upload_bytes")
+        await run_in_threadpool(set_patch_instructions, svc.ctx, repo, who, subdir, body)
+        text = f"OK: patch instructions set for {repo.name}/{subdir}\n"
+        return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
+    repo = svc.catalog.get(Format.CONDA, request.path_params["repo"])
+    who = await authorize(request, repo, Action.UPLOAD)
+    subdir = _subdir(request, repo)
+    if filename in INDEX_FILES or _SHARD.match(filename):
+        raise InvalidUpload(f"{filename} is made by the server; upload packages instead")
+    incoming = await _receive(request)
+    try:
+        outcome = await run_in_threadpool(
+            upload_conda, svc.ctx, repo, who, filename, incoming, subdir
+        )
+    finally:
+        incoming.discard()
+    return _uploaded(outcome)
+
+
+async def post_upload(request: Request) -> Response:
+    svc = services(request)
+    repo = svc.catalog.get(Format.CONDA, request.path_params["repo"])
+    who = await authorize(request, repo, Action.UPLOAD)
+    limit = svc.ctx.settings.max_upload_bytes
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit + UPLOAD_SLACK:
+        raise TooLarge(f"the upload is larger than the limit of {limit} bytes (max_upload_bytes)")
+    try:
+        form = await parse_form(
+            request.headers.get("content-type", ""),
+            request.stream(),
+            svc.ctx.tmp_dir,
+            limit,
+            file_field="file",
+        )
+    except ClientDisconnect:
+        raise InvalidUpload("the upload was cut short: the client stopped sending") from None
+    try:
+        if form.file is None or not form.filename:
+            raise InvalidUpload("the form has no 'file' field holding the package")
+        subdir = form.fields.get("subdir") or None
+        filename = form.filename.replace("\\", "/").rsplit("/", 1)[-1]
+        outcome = await run_in_threadpool(
+            upload_conda, svc.ctx, repo, who, filename, form.file, subdir
+        )
+    finally:
+        form.discard()
+    return _uploaded(outcome)
+
+
+routes = [
+    Route("/conda/{repo}/channeldata.json", channeldata, methods=["GET", "HEAD"]),
+    Route("/conda/{repo}/upload", post_upload, methods=["POST"]),
+    Route("/conda/{repo}/{subdir}/shards/{filename}", shard_file, methods=["GET", "HEAD"]),
+    Route("/conda/{repo}/{subdir}/{filename}", subdir_file, methods=["GET", "HEAD"]),
+    Route("/conda/{repo}/{subdir}/{filename}", put_file, methods=["PUT"]),
+]
