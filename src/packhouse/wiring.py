@@ -8,6 +8,7 @@ from packhouse.config import Settings
 from packhouse.db.engine import Database
 from packhouse.services.access import AccessService
 from packhouse.services.catalog import Catalog
+from packhouse.services.conda_reads import CondaReader
 from packhouse.services.context import Context
 from packhouse.services.pypi_reads import PypiReader
 from packhouse.storage.base import BlobStore
@@ -39,11 +40,12 @@ class Services:
     catalog: Catalog
     access: AccessService
     pypi: PypiReader
+    conda: CondaReader
 
     @classmethod
     def of(cls, ctx: Context) -> Services:
         catalog = Catalog(ctx)
-        return cls(ctx, catalog, AccessService(ctx), PypiReader(ctx, catalog))
+        return cls(ctx, catalog, AccessService(ctx), PypiReader(ctx, catalog), CondaReader(ctx))
 
     def close(self) -> None:
         self.ctx.db.dispose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from packhouse.cli import admin, repo, serve, user
+from packhouse.cli import admin, group, journal, repo, serve, token, upload, user
 
 app = typer.Typer(
     name="packhouse",
@@ -16,17 +16,24 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.add_typer(repo.app, name="repo")
 app.add_typer(user.app, name="user")
+app.add_typer(group.app, name="group")
+app.add_typer(token.app, name="token")
+app.command("journal")(journal.journal)
 app.command("yank")(admin.yank)
 app.command("unyank")(admin.unyank)
 app.command("delete")(admin.delete)
 app.add_typer(admin.db_app, name="db")
 app.command("fsck")(admin.fsck)
+app.command("upload")(upload.upload)
 
 
 def _add_optional_groups() -> None:
     from packhouse.cli import conda
 
-    app.add_typer(conda.app, name="conda", help="Conda channels: index a directory.")
+    conda.app.command("patch")(upload.patch)
+    app.add_typer(
+        conda.app, name="conda", help="Conda channels: index a directory, patch a channel."
+    )
 
 
 def main() -> None:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+from sqlalchemy import String, select, type_coerce
 
 from packhouse.db import artifact_store, repository_store
 from packhouse.db.artifact_store import Artifact
 from packhouse.db.repository_store import Repository
+from packhouse.db.schema import artifacts
 from packhouse.errors import ArtifactNotFound, ProjectNotFound
 from packhouse.formats.pypi import jsonapi, simple
 from packhouse.formats.pypi.metadata import CoreMetadata
@@ -29,11 +34,77 @@ class FoundFile:
     holders: tuple[Repository, ...]  # the repositories that hold it
 
 
+@lru_cache(maxsize=32768)
 def _version_key(text: str) -> tuple[int, Version | str]:
+    """Sort key of a version string. Parsing is the slowest part of rendering a big
+    project's page, and a page is rendered again after each upload with the same versions
+    plus one, so parsed versions are kept (a few hundred bytes each)."""
     try:
         return (1, Version(text))
     except InvalidVersion:
         return (0, text)
+
+
+_PLAIN_RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+_Key = tuple[Any, ...]
+
+
+@lru_cache(maxsize=65536)
+def _sort_key(text: str) -> _Key:
+    """A sort key equal to `_version_key`'s order (PEP 440, versions that do not parse first,
+    by text) made of ints and strings only, so sorting compares in C, not with Python-level
+    `Version.__lt__`/`__eq__`; plain releases ("1.2.3") are keyed without parsing. It is
+    packaging's comparison key (`_cmpkey`) with its infinities written as -1/0/1 tags."""
+    if _PLAIN_RELEASE.fullmatch(text):
+        release = tuple(int(p) for p in text.split("."))
+        epoch, pre, post, dev, local = 0, None, None, None, None
+    else:
+        try:
+            v = Version(text)
+        except InvalidVersion:
+            return (0, text)
+        release, epoch, pre, post, dev, local = v.release, v.epoch, v.pre, v.post, v.dev, v.local
+    while len(release) > 1 and release[-1] == 0:
+        release = release[:-1]
+    if release == (0,):
+        release = ()
+    pre_key: _Key
+    if pre is None and post is None and dev is not None:
+        pre_key = (-1,)
+    elif pre is None:
+        pre_key = (1,)
+    else:
+        pre_key = (0, pre[0], pre[1])
+    post_key: _Key = (-1,) if post is None else (0, post)
+    dev_key: _Key = (1,) if dev is None else (0, dev)
+    local_key: _Key = (
+        (-1,)
+        if local is None
+        else (0, tuple((1, int(p)) if p.isdigit() else (0, p) for p in local.split(".")))
+    )
+    return (1, epoch, release, pre_key, post_key, dev_key, local_key)
+
+
+# What a simple page shows of a file; not the stored metadata or conda record.
+_SIMPLE_COLUMNS = (
+    artifacts.c.filename,
+    artifacts.c.version,
+    artifacts.c.sha256,
+    artifacts.c.requires_python,
+    artifacts.c.yanked,
+    artifacts.c.yanked_reason,
+    artifacts.c.metadata_sha256,
+    artifacts.c.size,
+    # As the driver gives it: SQLAlchemy's own parsing of SQLite's text timestamps (a regex
+    # per row) was most of the time to render a page of 5,000 files; see _timestamp.
+    type_coerce(artifacts.c.upload_time, String).label("upload_time"),
+)
+
+
+def _timestamp(value: datetime | str) -> datetime:
+    """An upload time as read by _SIMPLE_COLUMNS (text on SQLite), in UTC."""
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class PypiReader:
@@ -44,11 +115,25 @@ class PypiReader:
     # -- project pages --------------------------------------------------------------------
 
     def cached_project_page(
-        self, repo: Repository, project: str, kind: Literal["html", "json"]
+        self,
+        repo: Repository,
+        project: str,
+        kind: Literal["html", "json"],
+        serial: int | None = None,
     ) -> Page | None:
-        """The page if it is known good at the newest serial: no database, no rendering."""
-        serial = self._ctx.db.watcher.current()
+        """The page if it is known good at the newest serial (or `serial`, when the caller
+        has just read it): no database, no rendering. `project` must be canonical."""
+        if serial is None:
+            serial = self._ctx.db.watcher.current()
         return self._ctx.pages.fresh(("pypi-project", repo.id, project, kind), serial)
+
+    def cached_index_page(
+        self, repo: Repository, kind: Literal["html", "json"], serial: int | None = None
+    ) -> Page | None:
+        """The project list if it is known good at the newest serial (or `serial`)."""
+        if serial is None:
+            serial = self._ctx.db.watcher.current()
+        return self._ctx.pages.fresh(("pypi-index", repo.id, kind), serial)
 
     def project_page(self, repo: Repository, project: str, kind: Literal["html", "json"]) -> Page:
         name = canonicalize_name(project)
@@ -62,20 +147,57 @@ class PypiReader:
             return (ids, tuple(sorted(serials.items())))
 
         def render() -> Page:
-            files, last_serial = self._files(order, name)
+            files, versions, last_serial = self._simple_files(order, name)
             if not files:
                 raise ProjectNotFound(f"there is no project {project!r} in {repo.name!r}")
             page = simple.ProjectPage(
-                name=name,
-                files=[_simple_file(a) for a in files],
-                versions=sorted({a.version for a in files}, key=_version_key),
-                last_serial=last_serial,
+                name=name, files=files, versions=versions, last_serial=last_serial
             )
             if kind == "json":
                 return Page.of(simple.project_json(page), simple.JSON_V1, last_serial)
             return Page.of(simple.project_html(page), simple.TEXT_HTML, last_serial)
 
         return self._ctx.pages.get(("pypi-project", repo.id, name, kind), serial, stamp, render)
+
+    def _simple_files(
+        self, order: Sequence[Repository], name: str
+    ) -> tuple[list[simple.SimpleFile], list[str], int]:
+        """What `_files` finds, as the simple page shows it (read with only the columns it
+        needs): the files sorted by version then filename, the versions, the last serial."""
+        seen: set[str] = set()
+        keyed: list[tuple[str, str, simple.SimpleFile]] = []
+        versions: set[str] = set()
+        last_serial = 0
+        with self._ctx.db.read() as conn:
+            for repo in order:
+                project = repository_store.get_project(conn, repo.id, name)
+                if project is None:
+                    continue
+                last_serial = max(last_serial, project.last_serial)
+                rows = conn.execute(
+                    select(*_SIMPLE_COLUMNS)
+                    .where(artifacts.c.project_id == project.id, artifacts.c.deleted.is_(False))
+                    .order_by(artifacts.c.id)
+                )
+                for row in rows:
+                    filename = row.filename
+                    if filename in seen:
+                        continue
+                    seen.add(filename)
+                    versions.add(row.version)
+                    file = simple.SimpleFile(
+                        filename=filename,
+                        url=f"../../../../files/{row.sha256}/{filename}",
+                        sha256=row.sha256,
+                        requires_python=row.requires_python,
+                        yanked=(row.yanked_reason or "") if row.yanked else None,
+                        metadata_sha256=row.metadata_sha256,
+                        size=row.size,
+                        upload_time=_timestamp(row.upload_time),
+                    )
+                    keyed.append((row.version, filename, file))
+        keyed.sort(key=lambda k: (_sort_key(k[0]), k[1]))
+        return [k[2] for k in keyed], sorted(versions, key=_sort_key), last_serial
 
     def _files(self, order: Sequence[Repository], name: str) -> tuple[list[Artifact], int]:
         """Files of `name` across the resolution order; the first repository to hold a
@@ -169,19 +291,6 @@ class PypiReader:
             r for r in self._catalog.all() if any(a.repository_id == r.id for a in found)
         )
         return FoundFile(found[0], holders)
-
-
-def _simple_file(a: Artifact) -> simple.SimpleFile:
-    return simple.SimpleFile(
-        filename=a.filename,
-        url=f"../../../../files/{a.sha256}/{a.filename}",
-        sha256=a.sha256,
-        requires_python=a.requires_python,
-        yanked=(a.yanked_reason or "") if a.yanked else None,
-        metadata_sha256=a.metadata_sha256,
-        size=a.size,
-        upload_time=a.upload_time,
-    )
 
 
 _METADATA_FIELDS = {f.name for f in dataclasses.fields(CoreMetadata)}

@@ -12,13 +12,16 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from packhouse.config import Settings
 from packhouse.errors import PackhouseError
-from packhouse.web.accesslog import AccessLog
+from packhouse.web.accesslog import AccessLog, install_log_redaction
+from packhouse.web.api import PREFIX as API_PREFIX
+from packhouse.web.api import create_api
 from packhouse.web.errors import handle_domain_error, handle_unexpected
-from packhouse.web.routes import files, ops, pypi
+from packhouse.web.routes import conda, files, ops, pypi
+from packhouse.web.security import NoReferrer, UrlToken
 from packhouse.wiring import Services, build_context
 
 log = logging.getLogger("packhouse.web")
@@ -32,11 +35,15 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     """Build the ASGI app. Given `services`, the app uses them (tests); otherwise it builds
     its own from `settings` when it starts."""
 
+    api = create_api()
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own = services is None
         svc = services or Services.of(build_context(settings, migrate=True))
         app.state.services = svc
+        api.state.services = svc
+        install_log_redaction()
         app.state.metrics_registry = CollectorRegistry()
         try:
             yield
@@ -44,11 +51,22 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             if own:
                 svc.close()
 
+    # outermost first: the access log sees the original path (and masks a URL token)
     middleware: list[Middleware] = []
     if settings.access_log:
         middleware.append(Middleware(AccessLog))
+    # the simple API's fast path answers cached pages itself (with their Referrer-Policy);
+    # it handles only /pypi/ paths, which UrlToken leaves alone
+    middleware += [Middleware(pypi.SimpleFastPath), Middleware(NoReferrer), Middleware(UrlToken)]
     app = Starlette(
-        routes=[Route("/", root), *ops.routes, *pypi.routes, *files.routes],
+        routes=[
+            Route("/", root),
+            *ops.routes,
+            *pypi.routes,
+            *conda.routes,
+            *files.routes,
+            Mount(API_PREFIX, app=api),
+        ],
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={PackhouseError: handle_domain_error, Exception: handle_unexpected},

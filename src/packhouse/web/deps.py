@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from packhouse.auth.redact import redact_path
 from packhouse.db.repository_store import Repository
 from packhouse.services.access import Principal
 from packhouse.services.pages import Page
 from packhouse.types import Action
 from packhouse.wiring import Services
-
-_TOKEN_SEGMENT = re.compile(r"/t/[^/]+/")
 
 
 def services(request: Request) -> Services:
@@ -23,14 +20,16 @@ def services(request: Request) -> Services:
 
 
 async def principal(request: Request) -> Principal:
-    """Authenticate the request (argon2 runs off the event loop)."""
+    """Authenticate the request: the cheap cases (anonymous, a known token, a remembered
+    password) answer at once; argon2 and token-use writes run off the event loop."""
     svc = services(request)
     header = request.headers.get("authorization")
     url_token = request.scope.get("packhouse.url_token")
     quick = svc.access.authenticate_cached(header, url_token)
     if quick is not None:
         return quick
-    return await run_in_threadpool(svc.access.authenticate, header, url_token)
+    client = request.client.host if request.client else None
+    return await run_in_threadpool(svc.access.authenticate, header, url_token, client)
 
 
 async def authorize(request: Request, repo: Repository, action: Action) -> Principal:
@@ -40,8 +39,8 @@ async def authorize(request: Request, repo: Repository, action: Action) -> Princ
 
 
 def redact(path: str) -> str:
-    """A path fit for logs: tokens in `/t/<token>/` segments are masked."""
-    return _TOKEN_SEGMENT.sub("/t/***/", path)
+    """A path fit for logs: the token of a `/t/<token>/` segment is masked."""
+    return redact_path(path)
 
 
 def page_response(
@@ -53,20 +52,68 @@ def page_response(
     vary: str = "Accept",
     media_type: str | None = None,
 ) -> Response:
-    headers = {
-        "ETag": page.etag,
-        "X-PyPI-Last-Serial": str(page.last_serial),
-        "Cache-Control": f"{'public' if public else 'private'}, max-age={max_age}",
-        "Vary": vary if public else f"{vary}, Authorization",
-        "Referrer-Policy": "no-referrer",
-    }
-    if _matches(request.headers.get("if-none-match"), page.etag):
-        return Response(status_code=304, headers=headers)
-    body = b"" if request.method == "HEAD" else page.body
-    response = Response(body, headers=headers, media_type=media_type or page.content_type)
-    if request.method == "HEAD":
-        response.headers["Content-Length"] = str(len(page.body))
+    status, headers, body = page_answer(
+        page,
+        request.method,
+        request.headers.get("if-none-match"),
+        max_age=max_age,
+        public=public,
+        vary=vary,
+        media_type=media_type,
+    )
+    response = Response(status_code=status)
+    response.body = body
+    response.raw_headers = list(headers)
     return response
+
+
+RawHeaders = tuple[tuple[bytes, bytes], ...]
+_page_headers_cache: dict[tuple[object, ...], RawHeaders] = {}
+
+
+def page_answer(
+    page: Page,
+    method: str,
+    if_none_match: str | None,
+    *,
+    max_age: int,
+    public: bool,
+    vary: str = "Accept",
+    media_type: str | None = None,
+) -> tuple[int, RawHeaders, bytes]:
+    """Status, raw headers and body answering a GET or HEAD of a cached page: 304 for a
+    matching If-None-Match. Also used as is by the ASGI fast path of the simple API, so
+    both send the same bytes; the headers are built once per page and kept."""
+    if _matches(if_none_match, page.etag):
+        return 304, _page_headers(page, max_age, public, vary, None), b""
+    headers = _page_headers(page, max_age, public, vary, media_type or page.content_type)
+    return 200, headers, b"" if method == "HEAD" else page.body
+
+
+def _page_headers(
+    page: Page, max_age: int, public: bool, vary: str, content_type: str | None
+) -> RawHeaders:
+    """`content_type` None: a 304's headers (no Content-Length, no Content-Type)."""
+    key = (page.etag, page.last_serial, len(page.body), max_age, public, vary, content_type)
+    found = _page_headers_cache.get(key)
+    if found is not None:
+        return found
+    raw = [
+        (b"etag", page.etag.encode("latin-1")),
+        (b"x-pypi-last-serial", str(page.last_serial).encode("latin-1")),
+        (b"cache-control", f"{'public' if public else 'private'}, max-age={max_age}".encode()),
+        (b"vary", (vary if public else f"{vary}, Authorization").encode("latin-1")),
+        (b"referrer-policy", b"no-referrer"),
+    ]
+    if content_type is not None:
+        if content_type.startswith("text/") and "charset=" not in content_type.lower():
+            content_type += "; charset=utf-8"
+        raw.append((b"content-length", str(len(page.body)).encode("latin-1")))
+        raw.append((b"content-type", content_type.encode("latin-1")))
+    if len(_page_headers_cache) >= 4096:
+        _page_headers_cache.clear()
+    headers = _page_headers_cache[key] = tuple(raw)
+    return headers
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:

@@ -9,18 +9,23 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from packhouse.db.repository_store import Repository
 from packhouse.errors import InvalidUpload, TooLarge
 from packhouse.formats.pypi.simple import Negotiated, negotiate
+from packhouse.services.access import Principal
 from packhouse.services.pypi_uploads import upload_pypi
 from packhouse.types import Action, Format
-from packhouse.web.deps import authorize, page_response, services
+from packhouse.web.deps import RawHeaders, authorize, page_answer, page_response, services
 from packhouse.web.multipart import parse_form
+from packhouse.wiring import Services
 
 UPLOAD_SLACK = 1024 * 1024  # room for the form's other fields around the file
 
 
 _negotiate_cached = lru_cache(maxsize=256)(negotiate)
+_canonical = lru_cache(maxsize=4096)(canonicalize_name)
 
 
 def _negotiate(accept: str | None, format_param: str | None) -> Negotiated:
@@ -33,7 +38,9 @@ async def simple_index(request: Request) -> Response:
     repo = svc.catalog.get(Format.PYPI, request.path_params["repo"])
     await authorize(request, repo, Action.READ)
     wanted = _negotiate(request.headers.get("accept"), request.query_params.get("format"))
-    page = await run_in_threadpool(svc.pypi.index_page, repo, wanted.kind)
+    page = svc.pypi.cached_index_page(repo, wanted.kind)
+    if page is None:
+        page = await run_in_threadpool(svc.pypi.index_page, repo, wanted.kind)
     return page_response(
         request,
         page,
@@ -124,3 +131,106 @@ routes = [
     Route("/pypi/{repo}/pypi/{project}/json", json_project, methods=["GET", "HEAD"]),
     Route("/pypi/{repo}/pypi/{project}/{version}/json", json_release, methods=["GET", "HEAD"]),
 ]
+
+
+class SimpleFastPath:
+    """A pure-ASGI fast path for the hottest requests: GET or HEAD of a simple page (a
+    project's or the project list) that is cached and known good at the newest serial.
+
+    It answers with the same status, headers and body as `simple_project`/`simple_index`
+    (both use `page_answer`), without the router, the Request object or a thread. Anything
+    else goes on to the app untouched: another path, a query string, a name to redirect, a
+    page to render, credentials that need slow checking (argon2, tokens to record), a caller
+    who may not read the repository (the route answers 401/403), any error.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith("/pypi/")
+            and scope["method"] in ("GET", "HEAD")
+            and not scope.get("query_string")
+            and not scope.get("root_path")
+        ):
+            try:
+                answer = _fast_answer(scope)
+            except Exception:  # the route answers errors properly
+                answer = None
+            if answer is not None:
+                status, headers, body = answer
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def _fast_answer(scope: Scope) -> tuple[int, RawHeaders, bytes] | None:
+    parts = scope["path"].split("/")
+    # ["", "pypi", repo, "simple", ""] or ["", "pypi", repo, "simple", project, ""]
+    if len(parts) not in (5, 6) or parts[3] != "simple" or parts[-1] or not parts[2]:
+        return None
+    project = parts[4] if len(parts) == 6 else None
+    if project is not None and (not project or _canonical(project) != project):
+        return None
+    accept = authorization = if_none_match = None
+    for key, value in scope["headers"]:
+        if key == b"accept":
+            if accept is None:
+                accept = value.decode("latin-1")
+        elif key == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif key == b"if-none-match" and if_none_match is None:
+            if_none_match = value.decode("latin-1")
+    svc: Services = scope["app"].state.services
+    serial = svc.ctx.db.watcher.current()
+    wanted = _negotiate(accept, None)
+    who = svc.access.authenticate_cached(authorization, None)
+    if who is None:
+        return None
+    memo = _decisions
+    if memo.serial != serial or memo.services is not svc:
+        memo.reset(svc, serial)
+    decision = memo.table.get((parts[2], who))
+    if decision is None:
+        repo = svc.catalog.get(Format.PYPI, parts[2], serial)
+        decision = (repo, svc.access.can(who, repo, Action.READ), svc.access.is_public(repo.id))
+        if len(memo.table) < 1024:
+            memo.table[(parts[2], who)] = decision
+    repo, allowed, public = decision
+    if not allowed:
+        return None
+    if project is None:
+        page = svc.pypi.cached_index_page(repo, wanted.kind, serial)
+    else:
+        page = svc.pypi.cached_project_page(repo, project, wanted.kind, serial)
+    if page is None:
+        return None
+    return page_answer(
+        page,
+        scope["method"],
+        if_none_match,
+        media_type=wanted.content_type,
+        max_age=svc.ctx.settings.index_max_age,
+        public=public,
+    )
+
+
+class _Decisions:
+    """The fast path's repository lookups and access decisions, valid at one serial: the
+    catalog and the access rules are functions of the journal serial and the principal, so
+    these are what `catalog.get`, `access.can` and `access.is_public` would answer."""
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+        self.serial = -1
+        self.table: dict[tuple[str, Principal], tuple[Repository, bool, bool]] = {}
+
+    def reset(self, services: Services, serial: int) -> None:
+        self.services, self.serial, self.table = services, serial, {}
+
+
+_decisions = _Decisions()
