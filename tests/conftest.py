@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -118,7 +119,7 @@ def start_server(data: Path, extra_env: dict[str, str] | None = None) -> Running
     )
     log.close()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"the server exited early:\n{log_path.read_text()}")
@@ -128,7 +129,18 @@ def start_server(data: Path, extra_env: dict[str, str] | None = None) -> Running
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise AssertionError(f"the server did not start in 30 s:\n{log_path.read_text()}")
+    raise AssertionError(f"the server did not start in 90 s:\n{log_path.read_text()}")
+
+
+TOKEN_PATTERN = re.compile(r"ph_[A-Za-z0-9_-]{16,}")
+
+
+def assert_no_secrets_logged(server: RunningServer) -> None:
+    """No password or token the tests used may appear in what the server logged."""
+    text = server.log_text()
+    assert server.admin_password not in text, "the admin password reached the server log"
+    leaked = TOKEN_PATTERN.findall(text)
+    assert not leaked, f"API tokens reached the server log: {leaked[:3]}"
 
 
 def stop_server(server: RunningServer) -> None:
@@ -138,6 +150,8 @@ def stop_server(server: RunningServer) -> None:
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait()
+    assert "unexpected error" not in server.log_text(), server.log_text()[-5000:]
+    assert_no_secrets_logged(server)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -10,7 +11,7 @@ from packhouse.cli.common import ConfigOption, DataOption, console, open_service
 from packhouse.db import artifact_store
 from packhouse.db.engine import Database
 from packhouse.db.migrate import current_revision
-from packhouse.services import manage
+from packhouse.services import artifacts, manage
 from packhouse.types import Format
 
 RepoArg = Annotated[str, typer.Argument(help="Repository name.")]
@@ -126,10 +127,20 @@ def fsck(
     remove: Annotated[
         bool, typer.Option("--remove", help="Remove blobs that no artifact references.")
     ] = False,
+    grace_minutes: Annotated[
+        int,
+        typer.Option(
+            help="Leave unreferenced blobs younger than this: an upload may be committing them.",
+            min=0,
+        ),
+    ] = 60,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Check that every artifact's blob is stored, and report unreferenced blobs.
+
+    Safe while the server runs: blobs are listed before the references are read, young
+    blobs are left alone, and each removal re-checks the database under its write lock.
 
     Examples:
 
@@ -138,19 +149,27 @@ def fsck(
       packhouse fsck --remove
     """
     with open_services(data, config) as svc:
+        blobs = list(svc.ctx.blobs.iter_blobs())
         with svc.ctx.db.read() as conn:
             wanted = artifact_store.referenced_sha256s(conn)
-        stored = {b.sha256 for b in svc.ctx.blobs.iter_blobs()}
+        stored = {b.sha256 for b in blobs}
         missing = sorted(wanted - stored)
-        extra = sorted(stored - wanted)
+        cutoff = datetime.now(UTC) - timedelta(minutes=grace_minutes)
+        extra = sorted(b.sha256 for b in blobs if b.sha256 not in wanted)
+        old = {
+            b.sha256
+            for b in blobs
+            if b.sha256 not in wanted and (b.modified is None or b.modified < cutoff)
+        }
+        dropped = set(artifacts.drop_unreferenced(svc.ctx, old)) if remove else set()
         for sha in missing:
             console.print(f"[red]missing[/] blob {sha}")
         for sha in extra:
-            console.print(f"unreferenced blob {sha}{' (removed)' if remove else ''}")
-            if remove:
-                svc.ctx.blobs.delete(sha)
+            note = " (removed)" if sha in dropped else "" if sha in old else " (young, kept)"
+            console.print(f"unreferenced blob {sha}{note}")
         console.print(
-            f"{len(wanted)} referenced, {len(missing)} missing, {len(extra)} unreferenced"
+            f"{len(wanted)} referenced, {len(missing)} missing, {len(extra)} unreferenced,"
+            f" {len(dropped)} removed"
         )
         if missing:
             raise typer.Exit(1)

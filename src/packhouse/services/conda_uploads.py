@@ -2,8 +2,9 @@
 
 The package has already been streamed to a local IncomingFile (hashed, size-capped) by the
 web layer. Here it is read and validated (`formats.conda`: only `info/`, within limits),
-its repodata record serialised once, then committed: blob first, then one database
-transaction. A refused package leaves nothing behind: no blob, no row.
+its repodata record serialised once, then committed by `services.artifacts`: blob first,
+then one database transaction. A refused package leaves no row and, but for a lost race
+with an upload of the same filename, no blob.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import IntegrityError
 
-from packhouse.db import artifact_store, conda_patch_store, journal_store, repository_store
+from packhouse.db import conda_patch_store, journal_store, repository_store
 from packhouse.db.artifact_store import Artifact, NewArtifact
 from packhouse.db.repository_store import Repository
 from packhouse.errors import FileExists, InvalidUpload, PackhouseError, PermissionDenied
@@ -23,6 +23,7 @@ from packhouse.formats.conda.archive import Digests, read_package
 from packhouse.formats.conda.names import parse_filename, subdir_problems
 from packhouse.formats.conda.patches import load_patch_instructions
 from packhouse.formats.conda.records import make_record
+from packhouse.services import artifacts
 from packhouse.services.access import Principal
 from packhouse.services.context import Context
 from packhouse.storage.base import IncomingFile
@@ -112,11 +113,10 @@ def upload_conda(
         )
     record = make_record(contents)
 
-    existing = _existing(ctx, repo, filename)
-    if existing is not None:
-        return _same_or_refuse(repo, existing, target, sent.sha256)
+    found = artifacts.existing(ctx, repo, filename)
+    if found is not None:
+        return _same_or_refuse(repo, found, target, sent.sha256)
 
-    ctx.blobs.put_file(sent.sha256, incoming.path)
     new = NewArtifact(
         filename=filename,
         version=record.version,
@@ -131,39 +131,19 @@ def upload_conda(
         metadata=orjson.loads(record.extra_json),
         record=record.record_json,
     )
-    try:
-        with ctx.db.write() as conn:
-            again = artifact_store.by_filename(conn, repo.id, filename)
-            if again is not None:
-                return _same_or_refuse(repo, again, target, sent.sha256)
-            serial = journal_store.append(
-                conn,
-                actor=principal.name,
-                action="upload",
-                repository=repo.name,
-                project=record.name,
-                filename=filename,
-                detail={"version": record.version, "subdir": target, "sha256": sent.sha256},
-            )
-            project = repository_store.ensure_project(
-                conn, repo.id, record.name, record.name, serial
-            )
-            artifact_store.add(conn, repo.id, project.id, new, serial)
-            repository_store.touch(conn, repo.id, serial)
-    except IntegrityError:
-        # A concurrent upload of the same filename won the race; answer as if it came first.
-        existing = _existing(ctx, repo, filename)
-        if existing is None:
-            raise
-        return _same_or_refuse(repo, existing, target, sent.sha256)
+    pending = artifacts.PendingArtifact(
+        new=new,
+        project=record.name,
+        display_name=record.name,
+        files={sent.sha256: incoming.path},
+        detail={"subdir": target},
+    )
+    winner = artifacts.commit(ctx, repo, principal.name, pending)
+    if winner is not None:
+        return _same_or_refuse(repo, winner, target, sent.sha256)
     return CondaUploadOutcome(
         repo.name, target, record.name, record.version, filename, sent.sha256, True
     )
-
-
-def _existing(ctx: Context, repo: Repository, filename: str) -> Artifact | None:
-    with ctx.db.read() as conn:
-        return artifact_store.by_filename(conn, repo.id, filename)
 
 
 def _same_or_refuse(

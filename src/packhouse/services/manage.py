@@ -15,8 +15,9 @@ from packhouse.db import artifact_store, journal_store, repository_store
 from packhouse.db.artifact_store import Artifact
 from packhouse.db.repository_store import Repository
 from packhouse.errors import ArtifactNotFound, InvalidInput, ProjectNotFound
+from packhouse.services import artifacts
 from packhouse.services.context import Context
-from packhouse.types import Format, Sha256
+from packhouse.types import Format
 
 
 @dataclass(frozen=True)
@@ -101,13 +102,7 @@ def delete(ctx: Context, repo: Repository, target: Target, *, actor: str) -> lis
         artifact_store.mark_deleted(conn, [a.id for a in chosen], serial)
         repository_store.ensure_project(conn, repo.id, chosen[0].project, chosen[0].project, serial)
         repository_store.touch(conn, repo.id, serial)
-    _drop_unreferenced(ctx, chosen)
+    artifacts.drop_unreferenced(
+        ctx, [a.sha256 for a in chosen] + [a.metadata_sha256 for a in chosen if a.metadata_sha256]
+    )
     return [a.filename for a in chosen]
-
-
-def _drop_unreferenced(ctx: Context, gone: list[Artifact]) -> None:
-    shas = {a.sha256 for a in gone} | {a.metadata_sha256 for a in gone if a.metadata_sha256}
-    with ctx.db.read() as conn:
-        unused = [s for s in shas if not artifact_store.sha256_in_use(conn, s)]
-    for sha in unused:
-        ctx.blobs.delete(Sha256(sha))

@@ -15,15 +15,14 @@ from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
-from sqlalchemy.exc import IntegrityError
 
-from packhouse.db import artifact_store, journal_store, repository_store
 from packhouse.db.artifact_store import Artifact, NewArtifact
 from packhouse.db.repository_store import Repository
 from packhouse.errors import FileExists, InvalidUpload, PermissionDenied
 from packhouse.formats.pypi.archives import ArchiveLimits, read_metadata
 from packhouse.formats.pypi.filenames import DistFilename, parse_dist_filename
 from packhouse.formats.pypi.metadata import check_matches_filename, parse_core_metadata
+from packhouse.services import artifacts
 from packhouse.services.access import Principal
 from packhouse.services.context import Context
 from packhouse.storage.base import IncomingFile
@@ -59,17 +58,15 @@ def upload_pypi(
     metadata = parse_core_metadata(raw_metadata)
     check_matches_filename(metadata, dist)
 
-    existing = _existing(ctx, repo, dist.filename)
-    if existing is not None:
-        return _same_or_refuse(repo, existing, digests.sha256)
+    found = artifacts.existing(ctx, repo, dist.filename)
+    if found is not None:
+        return _same_or_refuse(repo, found, digests.sha256)
 
     # PEP 658 metadata files are served for wheels only: an sdist's PKG-INFO may not be
     # what building it produces (PyPI does the same).
     metadata_sha: Sha256 | None = None
     if dist.kind == "wheel":
         metadata_sha = Sha256(hashlib.sha256(raw_metadata).hexdigest())
-        ctx.blobs.put_bytes(metadata_sha, raw_metadata)
-    ctx.blobs.put_file(digests.sha256, incoming.path)
     new = NewArtifact(
         filename=dist.filename,
         version=str(dist.version),
@@ -84,37 +81,16 @@ def upload_pypi(
         metadata_sha256=metadata_sha,
         metadata=_jsonable(dataclasses.asdict(metadata)),
     )
-    try:
-        with ctx.db.write() as conn:
-            again = artifact_store.by_filename(conn, repo.id, dist.filename)
-            if again is not None:
-                return _same_or_refuse(repo, again, digests.sha256)
-            serial = journal_store.append(
-                conn,
-                actor=principal.name,
-                action="upload",
-                repository=repo.name,
-                project=dist.name,
-                filename=dist.filename,
-                detail={"version": str(dist.version), "sha256": digests.sha256},
-            )
-            project = repository_store.ensure_project(
-                conn, repo.id, dist.name, metadata.name, serial
-            )
-            artifact_store.add(conn, repo.id, project.id, new, serial)
-            repository_store.touch(conn, repo.id, serial)
-    except IntegrityError:
-        # A concurrent upload of the same filename won the race; answer as if it came first.
-        existing = _existing(ctx, repo, dist.filename)
-        if existing is None:
-            raise
-        return _same_or_refuse(repo, existing, digests.sha256)
-    # A delete that ran between our blob write and our commit may have removed the same
-    # bytes as unreferenced; the file is still here to put them back.
-    if not ctx.blobs.exists(digests.sha256):
-        ctx.blobs.put_file(digests.sha256, incoming.path)
-    if metadata_sha is not None and not ctx.blobs.exists(metadata_sha):
-        ctx.blobs.put_bytes(metadata_sha, raw_metadata)
+    pending = artifacts.PendingArtifact(
+        new=new,
+        project=dist.name,
+        display_name=metadata.name,
+        files={digests.sha256: incoming.path},
+        data={metadata_sha: raw_metadata} if metadata_sha else {},
+    )
+    winner = artifacts.commit(ctx, repo, principal.name, pending)
+    if winner is not None:
+        return _same_or_refuse(repo, winner, digests.sha256)
     return UploadOutcome(
         repo.name, dist.name, str(dist.version), dist.filename, digests.sha256, True
     )
@@ -171,11 +147,6 @@ def _check_form(
     if problems:
         raise InvalidUpload(problems)
     return dist
-
-
-def _existing(ctx: Context, repo: Repository, filename: str) -> Artifact | None:
-    with ctx.db.read() as conn:
-        return artifact_store.by_filename(conn, repo.id, filename)
 
 
 def _same_or_refuse(repo: Repository, existing: Artifact, sha256: str) -> UploadOutcome:

@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -23,6 +24,7 @@ from packhouse.types import Sha256
 class BlobInfo:
     sha256: Sha256
     size: int
+    modified: datetime | None = None  # None: unknown (the in-memory store)
 
 
 class BlobStore(Protocol):

@@ -7,6 +7,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -80,7 +81,9 @@ class LocalBlobStore:
     def iter_blobs(self) -> Iterator[BlobInfo]:
         for path in self.root.glob("??/??/*"):
             if _SHA256.match(path.name):
-                yield BlobInfo(Sha256(path.name), path.stat().st_size)
+                stat = path.stat()
+                modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                yield BlobInfo(Sha256(path.name), stat.st_size, modified)
 
 
 def _fsync_dir(directory: Path) -> None:

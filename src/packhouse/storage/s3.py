@@ -88,4 +88,4 @@ class S3BlobStore:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
             for item in page.get("Contents", []):
                 name = item["Key"].rsplit("/", 1)[-1]
-                yield BlobInfo(Sha256(name), int(item["Size"]))
+                yield BlobInfo(Sha256(name), int(item["Size"]), item.get("LastModified"))

@@ -1,0 +1,105 @@
+"""Committing and dropping artifacts: the one flow PyPI and conda uploads share.
+
+Blobs are written first (outside any transaction: an S3 put may be slow), then the row is
+added in one write transaction. Writers are serialised (SQLite's write lock, PostgreSQL's
+advisory lock), and two checks inside those transactions keep every live artifact's bytes
+stored whatever runs beside it:
+
+- committing an artifact re-puts its blobs if they went missing since they were written
+  (a delete of other files with the same bytes ran in between);
+- dropping a blob happens in a write transaction that first checks no live artifact uses it.
+
+A refused or lost race leaves at most an unreferenced blob, which `packhouse fsck --remove`
+reclaims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from packhouse.db import artifact_store, journal_store, repository_store
+from packhouse.db.artifact_store import Artifact, NewArtifact
+from packhouse.db.repository_store import Repository
+from packhouse.services.context import Context
+from packhouse.types import Sha256
+
+
+@dataclass(frozen=True)
+class PendingArtifact:
+    """An artifact ready to commit, with the bytes it needs stored."""
+
+    new: NewArtifact
+    project: str  # normalised (PyPI) or the conda package name
+    display_name: str
+    files: Mapping[Sha256, Path] = field(default_factory=dict)
+    data: Mapping[Sha256, bytes] = field(default_factory=dict)
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+def existing(ctx: Context, repo: Repository, filename: str) -> Artifact | None:
+    """The artifact (live or deleted) already holding this filename in the repository."""
+    with ctx.db.read() as conn:
+        return artifact_store.by_filename(conn, repo.id, filename)
+
+
+def commit(ctx: Context, repo: Repository, actor: str, pending: PendingArtifact) -> Artifact | None:
+    """Store the blobs, then the row, journalled. Returns None when committed, or the
+    artifact that holds the filename already (a concurrent upload won; nothing changed)."""
+    _put(ctx, pending, only_missing=False)
+    new = pending.new
+    try:
+        with ctx.db.write() as conn:
+            again = artifact_store.by_filename(conn, repo.id, new.filename)
+            if again is not None:
+                return again
+            _put(ctx, pending, only_missing=True)
+            serial = journal_store.append(
+                conn,
+                actor=actor,
+                action="upload",
+                repository=repo.name,
+                project=pending.project,
+                filename=new.filename,
+                detail={"version": new.version, "sha256": new.sha256, **pending.detail},
+            )
+            project = repository_store.ensure_project(
+                conn, repo.id, pending.project, pending.display_name, serial
+            )
+            artifact_store.add(conn, repo.id, project.id, new, serial)
+            repository_store.touch(conn, repo.id, serial)
+    except IntegrityError:
+        # The unique (repository, filename) caught a concurrent upload of the same name.
+        winner = existing(ctx, repo, new.filename)
+        if winner is None:
+            raise
+        return winner
+    return None
+
+
+def _put(ctx: Context, pending: PendingArtifact, *, only_missing: bool) -> None:
+    for sha, path in pending.files.items():
+        if not only_missing or not ctx.blobs.exists(sha):
+            ctx.blobs.put_file(sha, path)
+    for sha, data in pending.data.items():
+        if not only_missing or not ctx.blobs.exists(sha):
+            ctx.blobs.put_bytes(sha, data)
+
+
+def drop_unreferenced(ctx: Context, shas: Iterable[str]) -> list[str]:
+    """Delete the blobs no live artifact uses; returns those deleted.
+
+    Each check and delete runs in a write transaction, so no upload of the same bytes can
+    commit between them (see `commit`).
+    """
+    dropped: list[str] = []
+    for sha in sorted(set(shas)):
+        with ctx.db.write() as conn:
+            if not artifact_store.sha256_in_use(conn, sha):
+                ctx.blobs.delete(Sha256(sha))
+                dropped.append(sha)
+    return dropped
