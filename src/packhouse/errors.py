@@ -7,6 +7,7 @@
     │   └── ArtifactNotFound
     ├── InvalidInput                 something the caller sent is wrong
     │   ├── InvalidName
+    │   ├── NotAcceptable            none of the media types the client accepts can be served
     │   ├── InvalidUpload            carries the full list of problems, field by field
     │   └── UnsafeArchive            a zip/tar/conda archive that must not be read further
     ├── Conflict
@@ -54,6 +55,10 @@ class InvalidInput(PackhouseError):
 
 
 class InvalidName(InvalidInput):
+    pass
+
+
+class NotAcceptable(InvalidInput):
     pass
 
 

@@ -8,14 +8,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from packhouse import errors
-from packhouse.formats.pypi.simple import NotAcceptable
 
 log = logging.getLogger("packhouse.web")
 
 REALM = 'Basic realm="packhouse", charset="UTF-8"'
 
 _STATUS: list[tuple[type[errors.PackhouseError], int]] = [
-    (NotAcceptable, 406),
+    (errors.NotAcceptable, 406),
     (errors.NotFound, 404),
     (errors.TooLarge, 413),
     (errors.InvalidInput, 400),

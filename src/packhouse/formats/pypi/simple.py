@@ -21,7 +21,7 @@ from typing import Any, Literal
 import orjson
 from packaging.version import InvalidVersion, Version
 
-from packhouse.errors import InvalidInput
+from packhouse.errors import NotAcceptable
 
 __all__ = [
     "API_VERSION",
@@ -231,14 +231,10 @@ def index_json(index: ProjectIndex) -> bytes:
 # Content negotiation (PEP 691 "Version + Format Selection")
 
 
-class NotAcceptable(InvalidInput):
-    """The client accepts none of the Simple API's media types (HTTP 406)."""
-
-    def __init__(self, asked: str) -> None:
-        super().__init__(
-            f"cannot answer with any of {asked}; this index serves "
-            + ", ".join(SUPPORTED_MEDIA_TYPES)
-        )
+def _not_acceptable(asked: str) -> NotAcceptable:
+    return NotAcceptable(
+        f"cannot answer with any of {asked}; this index serves " + ", ".join(SUPPORTED_MEDIA_TYPES)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +327,7 @@ def negotiate(accept: str | None, format_param: str | None = None) -> Negotiated
     if format_param:
         chosen = _BY_TYPE.get(format_param.strip().lower())
         if chosen is None:
-            raise NotAcceptable(f"format {format_param!r}")
+            raise _not_acceptable(f"format {format_param!r}")
         return chosen
     if accept is None or not accept.strip():
         return _AS_TEXT_HTML
@@ -351,5 +347,5 @@ def negotiate(accept: str | None, format_param: str | None = None) -> Negotiated
         if best is None or key > best:
             best, chosen = key, representation
     if chosen is None:
-        raise NotAcceptable(f"Accept: {accept!r}")
+        raise _not_acceptable(f"Accept: {accept!r}")
     return chosen
