@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from typing import Annotated
@@ -93,6 +94,9 @@ def _run_granian(app: ASGIApp, settings: Settings) -> None:
     from granian.server.embed import Server
 
     async def main() -> None:
+        # What is alive now (modules, settings, the app) lives as long as the process: keep
+        # it out of the cyclic GC's full collections, which a big page's render triggers.
+        gc.freeze()
         granian = Server(
             app,
             address=settings.host,
