@@ -51,7 +51,6 @@ class Settings(BaseSettings):
     index_max_age: int = 60
     log_level: str = "info"
     access_log: bool = True
-    workers: int = 1
     # Failed password logins allowed per user name and per client address within the window
     # (seconds); past that the server answers 429 with Retry-After until the window releases.
     login_failure_limit: int = Field(default=10, ge=1)

@@ -169,3 +169,23 @@ def test_files_answer_strangers_the_same_whether_the_hash_is_stored_or_not(
         assert response.status_code == 401, path
         assert response.text == "401 this file is not public: send credentials\n"
     assert client.get(unknown, auth=AUTH).status_code == 404
+
+
+def test_every_path_under_a_private_repository_asks_strangers_for_credentials(
+    client: TestClient,
+) -> None:
+    for method, path in [
+        ("GET", "/pypi/main/"),
+        ("GET", "/pypi/main/pypi/x/"),
+        ("GET", "/pypi/main/whatever/deep/path"),
+        ("PUT", "/pypi/main/simple/x/"),
+        ("DELETE", "/pypi/main/"),
+    ]:
+        response = client.request(method, path)
+        assert response.status_code == 401, (method, path, response.text)
+    assert client.get("/pypi/main/", auth=AUTH, follow_redirects=False).headers["location"] == (
+        "/pypi/main/simple/"
+    )
+    lost = client.get("/pypi/main/whatever", auth=AUTH)
+    assert lost.status_code == 404
+    assert "/pypi/main/simple/" in lost.text

@@ -111,20 +111,6 @@ def for_project(
     return [_from_row(r) for r in conn.execute(query.order_by(artifacts.c.id))]
 
 
-def for_subdir(conn: Connection, repo_id: int, subdir: str) -> Sequence[Artifact]:
-    query = (
-        select(*_columns)
-        .select_from(_joined)
-        .where(
-            artifacts.c.repository_id == repo_id,
-            artifacts.c.subdir == subdir,
-            artifacts.c.deleted.is_(False),
-        )
-        .order_by(artifacts.c.filename)
-    )
-    return [_from_row(r) for r in conn.execute(query)]
-
-
 def add(conn: Connection, repo_id: int, project_id: int, new: NewArtifact, serial: int) -> None:
     conn.execute(
         insert(artifacts).values(

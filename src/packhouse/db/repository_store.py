@@ -132,10 +132,6 @@ def touch(conn: Connection, repo_id: int, serial: int) -> None:
     )
 
 
-def delete_repository(conn: Connection, repo: Repository) -> None:
-    conn.execute(delete(repositories).where(repositories.c.id == repo.id))
-
-
 def get_project(conn: Connection, repo_id: int, name: str) -> Project | None:
     row = conn.execute(
         select(projects).where(projects.c.repository_id == repo_id, projects.c.name == name)

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from packhouse.db.repository_store import Repository
-from packhouse.errors import InvalidUpload, TooLarge
+from packhouse.errors import InvalidUpload, NotFound, TooLarge
 from packhouse.formats.pypi.simple import Negotiated, negotiate
 from packhouse.services.access import Principal
 from packhouse.services.pypi_uploads import upload_pypi
@@ -122,6 +122,29 @@ async def _json(request: Request, version: str | None) -> Response:
     )
 
 
+async def repository_root(request: Request) -> Response:
+    """`/pypi/<repo>/` read by a browser or an installer: the simple index is below it."""
+    svc = services(request)
+    repo = svc.catalog.get(Format.PYPI, request.path_params["repo"])
+    await authorize(request, repo, Action.READ)
+    return RedirectResponse(f"/pypi/{repo.name}/simple/", status_code=302)
+
+
+async def unknown_path(request: Request) -> Response:
+    """Any other path under a repository: 401/403 first, so a private repository tells a
+    stranger nothing, then what does exist."""
+    svc = services(request)
+    repo = svc.catalog.get(Format.PYPI, request.path_params["repo"])
+    await authorize(request, repo, Action.READ)
+    raise NotFound(
+        f"there is nothing at {request.url.path}; the simple index is /pypi/{repo.name}/simple/,"
+        f" uploads go to /pypi/{repo.name}/ and the JSON API is"
+        f" /pypi/{repo.name}/pypi/<project>/json"
+    )
+
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
 routes = [
     Route("/pypi/{repo}/simple/", simple_index, methods=["GET", "HEAD"]),
     Route("/pypi/{repo}/simple/{project}/", simple_project, methods=["GET", "HEAD"]),
@@ -130,6 +153,8 @@ routes = [
     Route("/pypi/{repo}/legacy/", upload, methods=["POST"]),
     Route("/pypi/{repo}/pypi/{project}/json", json_project, methods=["GET", "HEAD"]),
     Route("/pypi/{repo}/pypi/{project}/{version}/json", json_release, methods=["GET", "HEAD"]),
+    Route("/pypi/{repo}/", repository_root, methods=["GET", "HEAD"]),
+    Route("/pypi/{repo}/{rest:path}", unknown_path, methods=ALL_METHODS),
 ]
 
 
@@ -146,6 +171,7 @@ class SimpleFastPath:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._decisions = _Decisions()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -156,7 +182,7 @@ class SimpleFastPath:
             and not scope.get("root_path")
         ):
             try:
-                answer = _fast_answer(scope)
+                answer = _fast_answer(scope, self._decisions)
             except Exception:  # the route answers errors properly
                 answer = None
             if answer is not None:
@@ -167,7 +193,7 @@ class SimpleFastPath:
         await self.app(scope, receive, send)
 
 
-def _fast_answer(scope: Scope) -> tuple[int, RawHeaders, bytes] | None:
+def _fast_answer(scope: Scope, memo: _Decisions) -> tuple[int, RawHeaders, bytes] | None:
     parts = scope["path"].split("/")
     # ["", "pypi", repo, "simple", ""] or ["", "pypi", repo, "simple", project, ""]
     if len(parts) not in (5, 6) or parts[3] != "simple" or parts[-1] or not parts[2]:
@@ -191,7 +217,6 @@ def _fast_answer(scope: Scope) -> tuple[int, RawHeaders, bytes] | None:
     who = svc.access.authenticate_cached(authorization, None)
     if who is None:
         return None
-    memo = _decisions
     if memo.serial != serial or memo.services is not svc:
         memo.reset(svc, serial)
     decision = memo.table.get((parts[2], who))
@@ -231,6 +256,3 @@ class _Decisions:
 
     def reset(self, services: Services, serial: int) -> None:
         self.services, self.serial, self.table = services, serial, {}
-
-
-_decisions = _Decisions()
