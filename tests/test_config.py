@@ -36,3 +36,20 @@ def test_bad_files_and_values_say_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="port") as info:
         load_settings(wrong)
     assert "no_such_setting" in str(info.value)
+
+
+def test_ports_out_of_range_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="port"):
+        load_settings(port=99999)
+    with pytest.raises(InvalidInput, match="port"):
+        load_settings(port=0)
+
+
+def test_base_url_never_names_a_wildcard_address() -> None:
+    assert load_settings(host="0.0.0.0", port=8080).base_url == "http://127.0.0.1:8080"  # noqa: S104
+    assert load_settings(host="::", port=8080).base_url == "http://[::1]:8080"
+    assert load_settings(host="::1", port=81).base_url == "http://[::1]:81"
+    assert (
+        load_settings(public_url="https://pkgs.example.com/", port=81).base_url
+        == "https://pkgs.example.com"
+    )

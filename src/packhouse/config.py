@@ -38,7 +38,7 @@ class Settings(BaseSettings):
 
     data: Path = Path("packhouse-data")
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=1, le=65535)
     # SQLAlchemy URL; empty means SQLite at <data>/packhouse.db.
     database_url: str = ""
     storage: Literal["local", "s3"] = "local"
@@ -73,7 +73,15 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        """Where clients reach the server: `public_url`, else built from host and port (a
+        wildcard bind address names this machine's loopback, which works at least here)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 (mapped away)
+        host = wildcards.get(self.host, self.host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

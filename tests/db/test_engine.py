@@ -35,13 +35,18 @@ def test_journal_filters(tmp_path: Path) -> None:
     db = Database("sqlite://")
     db.upgrade()
     with db.write() as conn:
-        journal_store.append(conn, actor="alice", action="upload", repository="main")
-        journal_store.append(conn, actor="bob", action="yank", repository="main")
-        journal_store.append(conn, actor="alice", action="upload", repository="team")
+        journal_store.append(conn, actor="alice", action="upload", repository="pypi/main")
+        journal_store.append(conn, actor="bob", action="yank", repository="conda/main")
+        journal_store.append(
+            conn, actor="alice", action="upload", repository="pypi/team", project="my-pkg"
+        )
     with db.read() as conn:
-        assert [e.actor for e in journal_store.entries(conn, repository="main")] == ["bob", "alice"]
+        both = journal_store.entries(conn, repository="main")
+        assert [e.actor for e in both] == ["bob", "alice"]
+        assert [e.actor for e in journal_store.entries(conn, repository="conda/main")] == ["bob"]
+        assert len(journal_store.entries(conn, project="My_Pkg")) == 1
         assert len(journal_store.entries(conn, actor="alice", action="upload")) == 2
         first = journal_store.entries(conn, limit=1)[0]
-        assert first.repository == "team"
+        assert first.repository == "pypi/team"
         assert first.time.tzinfo is not None
     db.dispose()

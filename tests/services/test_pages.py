@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from packhouse.services.pages import Page, PageCache
+from packhouse.services.pages import ENTRY_OVERHEAD, Page, PageCache, entry_size
 
 
 def test_fresh_only_at_the_serial_it_was_checked() -> None:
@@ -32,9 +32,18 @@ def test_etag_is_strong_and_follows_the_body() -> None:
 
 
 def test_evicts_least_recently_used_by_bytes() -> None:
-    cache = PageCache(max_bytes=10)
+    page = Page.of(b"xxxx", "text/html", 1)
+    cache = PageCache(max_bytes=2 * entry_size("a", page) + 10)
     for key in ("a", "b", "c"):
-        cache.get(key, 1, lambda: (), lambda: Page.of(b"xxxx", "text/html", 1))
+        cache.get(key, 1, lambda: (), lambda: page)
     assert cache.fresh("a", 1) is None
     assert cache.fresh("b", 1) is not None
     assert cache.fresh("c", 1) is not None
+
+
+def test_many_tiny_pages_count_their_overhead_against_the_budget() -> None:
+    cache = PageCache(max_bytes=64 * 1024)
+    for n in range(10_000):
+        cache.get(("conda", 1, f"a-{n}", "x"), 1, lambda: (), lambda: Page.of(b"{}", "j", 1))
+    kept = sum(cache.fresh(("conda", 1, f"a-{n}", "x"), 1) is not None for n in range(10_000))
+    assert 0 < kept <= 64 * 1024 // ENTRY_OVERHEAD

@@ -34,8 +34,10 @@ ConfigOption = Annotated[
     ),
 ]
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+# Off a terminal (CI logs, pipes) nothing is wrapped or cut at 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 1000
+console = Console(stderr=False, soft_wrap=True, width=_WIDTH)
+err_console = Console(stderr=True, soft_wrap=True, width=_WIDTH)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

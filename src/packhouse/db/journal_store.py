@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from packaging.utils import canonicalize_name
 from sqlalchemy import Connection, func, insert, select
 
 from packhouse.db.schema import journal
@@ -68,13 +69,20 @@ def entries(
 ) -> Sequence[JournalEntry]:
     query = select(journal).order_by(journal.c.serial.desc()).limit(limit)
     if repository is not None:
-        query = query.where(journal.c.repository == repository)
+        # "pypi/main" names one repository; a bare "main" both formats' repositories of it.
+        if "/" in repository:
+            query = query.where(journal.c.repository == repository)
+        else:
+            query = query.where(
+                journal.c.repository.in_([f"{fmt}/{repository}" for fmt in ("pypi", "conda")])
+            )
     if actor is not None:
         query = query.where(journal.c.actor == actor)
     if action is not None:
         query = query.where(journal.c.action == action)
     if project is not None:
-        query = query.where(journal.c.project == project)
+        # Stored normalised for PyPI, as written (lowercase) for conda: match either.
+        query = query.where(journal.c.project.in_({project, canonicalize_name(project)}))
     if since is not None:
         query = query.where(journal.c.serial > since)
     return [

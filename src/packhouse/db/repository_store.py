@@ -27,6 +27,11 @@ class Repository:
     bases: tuple[RepoName, ...]
     last_serial: int
 
+    @property
+    def qualified_name(self) -> str:
+        """`format/name`: how the journal and token scopes name a repository."""
+        return f"{self.format}/{self.name}"
+
 
 @dataclass(frozen=True)
 class Project:

@@ -62,7 +62,7 @@ def commit(ctx: Context, repo: Repository, actor: str, pending: PendingArtifact)
                 conn,
                 actor=actor,
                 action="upload",
-                repository=repo.name,
+                repository=repo.qualified_name,
                 project=pending.project,
                 filename=new.filename,
                 detail={"version": new.version, "sha256": new.sha256, **pending.detail},

@@ -184,7 +184,7 @@ def set_patch_instructions(
             conn,
             actor=principal.name,
             action="conda.patch",
-            repository=repo.name,
+            repository=repo.qualified_name,
             detail={"subdir": subdir},
         )
         conda_patch_store.put(conn, repo.id, subdir, instructions, serial)

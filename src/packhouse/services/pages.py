@@ -39,6 +39,15 @@ class _Entry:
     size: int
 
 
+ENTRY_OVERHEAD = 512  # bytes counted for each entry besides its bodies and key
+
+
+def entry_size(key: Hashable, page: Page) -> int:
+    """What an entry is counted as: its bodies, its key and a fixed overhead, so many tiny
+    pages cannot hold more memory than the budget says."""
+    return ENTRY_OVERHEAD + len(repr(key)) + len(page.body) + len(page.zst or b"")
+
+
 class PageCache:
     """A byte-bounded LRU of rendered pages."""
 
@@ -73,7 +82,7 @@ class PageCache:
                 self._entries.move_to_end(key)
                 return entry.page
         page = render()
-        self._put(key, _Entry(page, current, serial, len(page.body) + len(page.zst or b"")))
+        self._put(key, _Entry(page, current, serial, entry_size(key, page)))
         return page
 
     def _put(self, key: Hashable, entry: _Entry) -> None:
@@ -88,6 +97,14 @@ class PageCache:
             while self._bytes > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
                 self._bytes -= evicted.size
+
+    @property
+    def size(self) -> int:
+        """Bytes counted against `max_bytes`."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def clear(self) -> None:
         with self._lock:

@@ -35,7 +35,7 @@ def create_repository(
             conn,
             actor=actor,
             action="repo.create",
-            repository=valid,
+            repository=f"{fmt}/{valid}",
             detail={"format": fmt.value, "kind": kind.value, "public": public},
         )
         repo = repository_store.create(
@@ -61,7 +61,11 @@ def set_bases(ctx: Context, *, actor: str, fmt: Format, name: str, bases: Sequen
     with ctx.db.write() as conn:
         repo = repository_store.get(conn, fmt, name)
         serial = journal_store.append(
-            conn, actor=actor, action="repo.bases", repository=name, detail={"bases": list(bases)}
+            conn,
+            actor=actor,
+            action="repo.bases",
+            repository=repo.qualified_name,
+            detail={"bases": list(bases)},
         )
         repository_store.set_bases(conn, repo, [repository_store.get(conn, fmt, b) for b in bases])
         _refuse_cycles(conn, repo)
@@ -125,7 +129,7 @@ def set_permission(
             conn,
             actor=actor,
             action="perm.grant" if action else "perm.revoke",
-            repository=name,
+            repository=repo.qualified_name,
             detail={"principal": principal, "kind": principal_kind, "action": action},
         )
         if action is None:

@@ -16,11 +16,12 @@ from starlette.routing import Mount, Route
 
 from packhouse.config import Settings
 from packhouse.errors import PackhouseError
-from packhouse.web.accesslog import AccessLog, install_log_redaction
+from packhouse.web.accesslog import AccessLog, RequestMetrics, install_log_redaction
 from packhouse.web.api import PREFIX as API_PREFIX
 from packhouse.web.api import create_api
 from packhouse.web.errors import handle_domain_error, handle_unexpected
 from packhouse.web.routes import conda, files, ops, pypi
+from packhouse.web.routes.ops import ServiceCollector
 from packhouse.web.security import NoReferrer, UrlToken
 from packhouse.wiring import Services, build_context
 
@@ -44,7 +45,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         app.state.services = svc
         api.state.services = svc
         install_log_redaction()
-        app.state.metrics_registry = CollectorRegistry()
+        registry.register(ServiceCollector(svc))
         try:
             yield
         finally:
@@ -52,9 +53,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                 svc.close()
 
     # outermost first: the access log sees the original path (and masks a URL token)
-    middleware: list[Middleware] = []
-    if settings.access_log:
-        middleware.append(Middleware(AccessLog))
+    registry = CollectorRegistry()
+    middleware: list[Middleware] = [
+        Middleware(AccessLog, metrics=RequestMetrics(registry), log_requests=settings.access_log)
+    ]
     # the simple API's fast path answers cached pages itself (with their Referrer-Policy);
     # it handles only /pypi/ paths, which UrlToken leaves alone
     middleware += [Middleware(pypi.SimpleFastPath), Middleware(NoReferrer), Middleware(UrlToken)]
@@ -71,4 +73,5 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         lifespan=lifespan,
         exception_handlers={PackhouseError: handle_domain_error, Exception: handle_unexpected},
     )
+    app.state.metrics_registry = registry
     return app

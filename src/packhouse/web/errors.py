@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from packhouse import errors
+from packhouse.auth.redact import redact_path
+from packhouse.web.accesslog import printable
 
 log = logging.getLogger("packhouse.web")
 
@@ -62,7 +64,9 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log.exception(
+        "unexpected error on %s %s", request.method, printable(redact_path(request.url.path))
+    )
     return PlainTextResponse(
         "500 the server failed unexpectedly; the error is in its log\n",
         status_code=500,

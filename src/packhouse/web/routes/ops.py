@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from packhouse.web.deps import services
+from packhouse.wiring import Services
+
+
+class ServiceCollector(Collector):
+    """Gauges read at scrape time: the journal serial and the page cache's size."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def collect(self) -> Iterator[Metric]:
+        ctx = self._services.ctx
+        yield GaugeMetricFamily(
+            "packhouse_journal_serial", "Newest journal serial", value=ctx.db.watcher.current()
+        )
+        yield GaugeMetricFamily(
+            "packhouse_page_cache_bytes", "Bytes of rendered pages kept", value=ctx.pages.size
+        )
+        yield GaugeMetricFamily(
+            "packhouse_page_cache_entries", "Rendered pages kept", value=len(ctx.pages)
+        )
 
 
 async def healthz(request: Request) -> Response:
