@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import shutil
 from pathlib import Path
 from types import ModuleType
@@ -14,9 +15,9 @@ import orjson
 import pytest
 import zstandard
 
-from packhouse.db import artifact_store
+from packhouse.db import artifact_store, conda_patch_store, journal_store, repository_store
 from packhouse.db.repository_store import Repository
-from packhouse.errors import FileExists, InvalidInput, InvalidUpload
+from packhouse.errors import ArtifactNotFound, FileExists, InvalidInput, InvalidUpload
 from packhouse.formats.conda.archive import read_package
 from packhouse.services import manage
 from packhouse.services.access import Principal
@@ -227,3 +228,130 @@ def test_current_repodata_and_run_exports(svc: Services) -> None:
     assert set(current["packages.conda"]) == {"cur-2.0-0.conda"}
     exports = repodata(svc, "noarch", "run_exports.json")
     assert set(exports["packages.conda"]) == {"cur-1.0-0.conda", "cur-2.0-0.conda"}
+
+
+# -- patch instructions are validated field by field --------------------------------------
+
+BAD_PATCHES: list[tuple[dict[str, Any], list[str]]] = [
+    ({"packages": {"pk-1.0-0.conda": 5}}, ["must be an object of field changes, not int"]),
+    ({"packages.conda": {"pk-1.0-0.conda": {"depends": 5}}}, [".depends must be a list"]),
+    ({"packages.conda": {"pk-1.0-0.conda": {"depends": None}}}, [".depends must be a list"]),
+    ({"packages.conda": {"pk-1.0-0.conda": {"name": None}}}, [".name cannot be patched"]),
+    ({"packages.conda": {"pk-1.0-0.conda": {"version": "9"}}}, [".version cannot be patched"]),
+    ({"packages.conda": {"pk-1.0-0.conda": {"constrains": [1]}}}, [".constrains must be"]),
+    ({"packages.conda": {"pk-1.0-0.conda": {"track_features": 3}}}, [".track_features must"]),
+    ({"packages.conda": {"pk-1.0-0.conda": {"timestamp": "x"}}}, [".timestamp must be"]),
+    ({"packages.conda": {"pk-1.0-0.conda": {"build_number": True}}}, [".build_number must"]),
+    ({"packages": {"readme.txt": {}}}, ["not a conda package filename"]),
+    ({"revoke": "pk-1.0-0.conda"}, ["'revoke' must be a list of filenames"]),
+    ({"remove": [5]}, ["remove[0] must be a conda package filename"]),
+    ({"patch_instructions_version": 2}, ["only version 1 is supported"]),
+    ({"patch_instructions_version": True}, ["only version 1 is supported"]),
+    ({"pakages": {}}, ["unknown key 'pakages'"]),
+    ([1], ["must hold a JSON object, not list"]),
+    (
+        {
+            "packages": {"pk-1.0-0.conda": 5},
+            "packages.conda": {"pk-1.0-0.conda": {"depends": 5, "subdir": "x"}},
+        },
+        ["not int", ".depends must be", ".subdir cannot be patched"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("doc", "messages"), BAD_PATCHES)
+def test_bad_patch_instructions_are_refused_with_every_problem(
+    svc: Services, doc: Any, messages: list[str]
+) -> None:
+    put(svc, *synth.package_bytes("pk", "1.0"))
+    before = repodata(svc, "noarch")
+    with pytest.raises(InvalidUpload) as refused:
+        set_patch_instructions(svc.ctx, repo(svc), ADMIN, "noarch", orjson.dumps(doc))
+    assert len(refused.value.problems) == len(messages)
+    for problem, message in zip(refused.value.problems, messages, strict=True):
+        assert message in problem
+    assert repodata(svc, "noarch") == before
+    assert repodata(svc, "noarch", "patch_instructions.json") == {}
+
+
+def test_patches_that_conda_allows_are_accepted(svc: Services) -> None:
+    put(svc, *synth.package_bytes("pk", "1.0"))
+    doc = {
+        "patch_instructions_version": 1,
+        "packages": {
+            "pk-1.0-0.tar.bz2": {"features": None, "track_features": None, "license": "MIT"}
+        },
+        "packages.conda": {
+            "pk-1.0-0.conda": {"depends": ["a >=1"], "constrains": ["b <2"], "timestamp": 5}
+        },
+        "revoke": [],
+        "remove": ["other-1.0-0.tar.bz2"],
+    }
+    set_patch_instructions(svc.ctx, repo(svc), ADMIN, "noarch", orjson.dumps(doc))
+    record = repodata(svc, "noarch")["packages.conda"]["pk-1.0-0.conda"]
+    assert record["depends"] == ["a >=1"]
+    assert record["track_features"] is None
+    assert record["license"] == "MIT"
+    set_patch_instructions(svc.ctx, repo(svc), ADMIN, "noarch", b"{}")  # removes them
+    assert repodata(svc, "noarch")["packages.conda"]["pk-1.0-0.conda"]["depends"] == []
+
+
+def test_a_stored_bad_patch_is_skipped_not_a_server_error(
+    svc: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A document stored before validation was complete: its bad entries are logged and
+    skipped, its good ones still apply, and every page renders."""
+    put(svc, *synth.package_bytes("pk", "1.0"))
+    put(svc, *synth.package_bytes("ok", "1.0"))
+    stored = {
+        "packages": {"pk-1.0-0.conda": 5},
+        "packages.conda": {"ok-1.0-0.conda": {"depends": ["fixed"]}},
+        "revoke": "not-a-list",
+    }
+    repo_id = repo(svc).id
+    with svc.ctx.db.write() as conn:
+        serial = journal_store.append(conn, actor="t", action="conda.patch", repository="ch")
+        conda_patch_store.put(conn, repo_id, "noarch", stored, serial)
+        repository_store.touch(conn, repo_id, serial)
+    with caplog.at_level(logging.WARNING, logger="packhouse.conda"):
+        doc = repodata(svc, "noarch")
+    assert doc["packages.conda"]["pk-1.0-0.conda"]["name"] == "pk"
+    assert doc["packages.conda"]["ok-1.0-0.conda"]["depends"] == ["fixed"]
+    assert "must be an object of field changes" in caplog.text
+    for kind in ("current_repodata.json", "repodata_shards.msgpack.zst", "repodata.json.zst"):
+        assert svc.conda.page(repo(svc), "noarch", kind).body
+    channeldata = orjson.loads(svc.conda.channeldata(repo(svc)).body)
+    assert set(channeldata["packages"]) == {"ok", "pk"}
+    assert repodata(svc, "noarch", "patch_instructions.json") == stored
+
+
+# -- subdirs that hold nothing keep nothing ------------------------------------------------
+
+
+def test_empty_subdirs_keep_no_state_and_no_cached_page(svc: Services) -> None:
+    put(svc, *synth.package_bytes("held", "1.0"))
+    assert records(repodata(svc, "noarch")) != {}
+    states = dict(svc.conda._states)
+    pages = len(svc.ctx.pages._entries)
+    for n in range(300):
+        subdir = f"a-{n}"
+        for kind in ("repodata.json", "repodata.json.zst", "current_repodata.json"):
+            body = svc.conda.page(repo(svc), subdir, kind).body
+            assert body
+        assert repodata(svc, subdir)["info"] == {"subdir": subdir}
+        index = msgpack.unpackb(
+            zstandard.decompress(
+                svc.conda.page(repo(svc), subdir, "repodata_shards.msgpack.zst").body
+            )
+        )
+        assert index["shards"] == {}
+        with pytest.raises(ArtifactNotFound):
+            svc.conda.shard(repo(svc), subdir, "0" * 64)
+    assert svc.conda._states == states
+    assert len(svc.ctx.pages._entries) == pages
+    # A subdir that gains a package or a patch gets state like any other.
+    put(svc, *synth.package_bytes("later", "1.0", subdir="a-7"))
+    assert set(records(repodata(svc, "a-7"))) == {"later-1.0-0.conda"}
+    set_patch_instructions(svc.ctx, repo(svc), ADMIN, "a-8", b'{"remove": []}')
+    assert repodata(svc, "a-8")["info"] == {"subdir": "a-8"}
+    assert {s for _, s in svc.conda._states} == {"noarch", "a-7", "a-8"}

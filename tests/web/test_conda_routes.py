@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import subprocess
@@ -318,6 +319,136 @@ def test_fifty_concurrent_uploads_while_a_reader_polls(setup: RunningServer) -> 
     assert {f for f in final["packages.conda"] if f.startswith("burst-")} == {
         name for name, _ in packages
     }
+
+
+def test_bad_patch_instructions_answer_400_listing_every_problem(setup: RunningServer) -> None:
+    admin = open_client(setup)
+    filename, data = synth.package_bytes("badpatch", "1.0", subdir="linux-32")
+    assert put(admin, "pub", "linux-32", filename, data).status_code == 201
+    url = "/conda/pub/linux-32/patch_instructions.json"
+    doc = {
+        "packages": {"badpatch-1.0-0.conda": 5},
+        "packages.conda": {"badpatch-1.0-0.conda": {"depends": 5, "name": None}},
+    }
+    refused = admin.put(url, content=json.dumps(doc))
+    assert refused.status_code == 400
+    assert "must be an object of field changes, not int" in refused.text
+    assert ".depends must be a list of strings" in refused.text
+    assert ".name cannot be patched" in refused.text
+    anon = open_client(setup, None)
+    assert anon.get(url).json() == {}
+    for path in (
+        "repodata.json",
+        "current_repodata.json",
+        "repodata_shards.msgpack.zst",
+        "index.html",
+    ):
+        assert anon.get(f"/conda/pub/linux-32/{path}").status_code == 200, path
+    assert anon.get("/conda/pub/channeldata.json").status_code == 200
+    record = anon.get("/conda/pub/linux-32/repodata.json").json()["packages.conda"][filename]
+    assert record["depends"] == []
+
+
+def test_patch_instructions_over_the_cap_are_413(setup: RunningServer) -> None:
+    admin = open_client(setup)
+    url = "/conda/pub/noarch/patch_instructions.json"
+    big = b" " * (16 * 1024 * 1024 + 1)
+    declared = admin.put(url, content=big)
+    assert declared.status_code == 413
+    assert "larger than the limit of 16777216 bytes" in declared.text
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the cap applies while streaming
+        for _ in range(17):
+            yield b" " * (1024 * 1024)
+
+    streamed = admin.put(url, content=chunks())
+    assert streamed.status_code == 413
+    assert "patch instructions" in streamed.text
+
+
+def test_api_multipart_upload_answers_json(setup: RunningServer) -> None:
+    filename, data = synth.package_bytes("apipkg", "2.0", subdir="linux-64")
+    url = "/api/v1/repositories/conda/pub/packages"
+    files = {"file": (filename, data, "application/octet-stream")}
+    assert open_client(setup, None).post(url, files=files).status_code == 401
+    denied = open_client(setup, ("nobody", "nobody-pass-123")).post(url, files=files)
+    assert denied.status_code == 403
+    admin = open_client(setup)
+    created = admin.post(url, files=files)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body == {
+        "filename": filename,
+        "subdir": "linux-64",
+        "name": "apipkg",
+        "version": "2.0",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "created": True,
+    }
+    again = admin.post(url, files=files)
+    assert again.status_code == 200
+    assert again.json()["created"] is False
+    other = synth.package_bytes("apipkg", "2.0", subdir="linux-64", timestamp=9)[1]
+    conflict = admin.post(url, files={"file": (filename, other)})
+    assert conflict.status_code == 409
+    assert "different contents" in conflict.json()["detail"]
+    missing = admin.post(url, files={"other": ("x", b"x")})
+    assert missing.status_code == 400
+    assert "no 'file' field" in missing.json()["detail"]
+    placed = synth.package_bytes("apiplaced", "1.0", subdir="osx-64")
+    wrong = admin.post(url, files={"file": placed}, data={"subdir": "linux-64"})
+    assert wrong.status_code == 400
+    assert admin.post("/api/v1/repositories/conda/nope/packages", files=files).status_code == 404
+    doc = open_client(setup, None).get("/conda/pub/linux-64/repodata.json").json()
+    assert filename in doc["packages.conda"]
+    assert list((setup.data / "tmp").glob("incoming-*")) == []
+    spec = open_client(setup, None).get("/api/v1/openapi.json").json()
+    operation = spec["paths"]["/repositories/conda/{name}/packages"]["post"]
+    assert "multipart/form-data" in operation["requestBody"]["content"]
+    assert "201" in operation["responses"]
+
+
+@pytest.mark.parametrize("path", ["", "index.html", "noarch/", "linux-64/", "x/y/z", "upload"])
+def test_channel_listings_and_unknown_paths_check_credentials_first(
+    setup: RunningServer, path: str
+) -> None:
+    for method in ("GET", "HEAD", "PUT", "POST"):
+        anonymous = httpx.request(method, f"{setup.url}/conda/main/{path}")
+        if (method, path) == ("POST", "upload"):
+            continue  # the upload route itself: asks for upload rights
+        assert anonymous.status_code == 401, (method, path)
+        denied = httpx.request(
+            method, f"{setup.url}/conda/main/{path}", auth=("nobody", "nobody-pass-123")
+        )
+        assert denied.status_code == 403, (method, path)
+
+
+def test_index_html_listings_and_a_404_that_names_what_exists(setup: RunningServer) -> None:
+    admin = open_client(setup)
+    filename, data = synth.package_bytes("listed", "1.0", subdir="win-64")
+    assert put(admin, "main", "win-64", filename, data).status_code == 201
+    reader = open_client(setup, ("reader", "reader-pass-123"))
+    for path in ("/conda/main/", "/conda/main/index.html"):
+        page = reader.get(path)
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert '<a href="win-64/">win-64</a>' in page.text
+        assert "listed" in page.text
+    for path in ("/conda/main/win-64/", "/conda/main/win-64/index.html"):
+        page = reader.get(path)
+        assert page.status_code == 200
+        assert f'<a href="{filename}">{filename}</a>' in page.text
+        assert '<a href="repodata.json">' in page.text
+    empty = reader.get("/conda/main/linux-ppc64le/")
+    assert empty.status_code == 200
+    assert ".conda" not in empty.text
+    assert ".tar.bz2" not in empty.text
+    missing = reader.get("/conda/main/win-64/deeper/still")
+    assert missing.status_code == 404
+    assert "channeldata.json" in missing.text
+    assert "/conda/main/<subdir>/repodata.json" in missing.text
+    assert reader.post("/conda/main/win-64/repodata.json").status_code == 404
+    assert reader.get("/conda/main/Bad_Subdir/").status_code == 404
 
 
 def test_server_log_has_no_unexpected_error(setup: RunningServer) -> None:

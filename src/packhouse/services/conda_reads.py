@@ -7,6 +7,10 @@ honest through the database alone. Pages are rendered from a view by concatenati
 kept in the PageCache with the view's version (newest artifact serial of the subdir, patch
 serial) as the stamp; `.zst` is made with the page. A shard is rebuilt only for a name
 whose serial moved.
+
+Only a subdir that holds (or held) an artifact, or has a patch, gets a view and cached pages;
+any other valid subdir name is answered with an empty page rendered per request, so requests
+for made-up subdirs keep nothing in memory.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from packhouse.db.artifact_store import Artifact
 from packhouse.db.repository_store import Repository
 from packhouse.errors import ArtifactNotFound
 from packhouse.formats.conda.channeldata import ChannelEntry, build_channeldata
+from packhouse.formats.conda.html import channel_index_html, subdir_index_html
 from packhouse.formats.conda.names import subdir_problems
 from packhouse.formats.conda.patches import patch_records
 from packhouse.formats.conda.records import dumps
@@ -60,8 +65,20 @@ INDEX_FILES = frozenset(
         "run_exports.json.zst",
         "repodata_shards.msgpack.zst",
         "patch_instructions.json",
+        "index.html",
     }
 )
+# Listed at the top of a subdir's index.html, as conda-index does.
+_LISTED = (
+    "repodata.json",
+    "repodata_from_packages.json",
+    "repodata.json.zst",
+    "repodata.json.bz2",
+    "current_repodata.json",
+    "run_exports.json",
+    "repodata_shards.msgpack.zst",
+)
+HTML_TYPE = "text/html; charset=utf-8"
 
 
 def valid_subdir(subdir: str) -> bool:
@@ -151,7 +168,11 @@ def _split(records: Mapping[str, bytes]) -> tuple[dict[str, bytes], dict[str, by
 class CondaReader:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
+        # Only subdirs that hold (or held) an artifact or have a patch get state; any other
+        # valid name is answered from an empty view, so requests for made-up subdirs keep
+        # nothing in memory.
         self._states: dict[tuple[int, str], _SubdirState] = {}
+        self._known: dict[int, tuple[int, frozenset[str]]] = {}  # repo id -> (serial, subdirs)
         self._lock = threading.Lock()
 
     # -- views ----------------------------------------------------------------------------
@@ -164,9 +185,24 @@ class CondaReader:
                 state = self._states.setdefault(key, _SubdirState(subdir))
         return state
 
+    def _holds(self, repo: Repository, subdir: str, serial: int) -> bool:
+        """Whether the subdir has artifacts (live or deleted) or a patch, as of `serial`."""
+        if (repo.id, subdir) in self._states:
+            return True
+        known = self._known.get(repo.id)
+        if known is None or known[0] != serial:
+            with self._ctx.db.read() as conn:
+                subdirs = set(artifact_store.conda_subdirs(conn, repo.id))
+                subdirs |= set(conda_patch_store.subdirs(conn, repo.id))
+            known = (serial, frozenset(subdirs))
+            self._known[repo.id] = known
+        return subdir in known[1]
+
     def view(self, repo: Repository, subdir: str, serial: int | None = None) -> SubdirView:
         """The subdir brought up to date with the database (one query when it moved)."""
         serial = self._ctx.db.watcher.current() if serial is None else serial
+        if not self._holds(repo, subdir, serial):
+            return SubdirView(subdir)
         state = self._state(repo, subdir)
         if state.checked_at == serial:
             return state.view
@@ -216,6 +252,9 @@ class CondaReader:
     def page(self, repo: Repository, subdir: str, kind: str) -> Page:
         """One of INDEX_FILES for a subdir (validated by the caller)."""
         serial = self._ctx.db.watcher.current()
+        if not self._holds(repo, subdir, serial):
+            # Empty: rendered for the request (cheap), neither cached nor remembered.
+            return self._render(repo, SubdirView(subdir), kind)
 
         def stamp() -> tuple[int, int]:
             return self.view(repo, subdir, serial).version
@@ -249,8 +288,13 @@ class CondaReader:
                 exports[filename.endswith(".conda")][filename] = value
             return Page.of(run_exports_json(subdir, *exports), JSON_TYPE, last)
         if kind == "patch_instructions.json":
-            body = dumps(dict(view.instructions)) if view.instructions else b"{}"
+            body = dumps(view.instructions) if view.instructions else b"{}"
             return Page.of(body, JSON_TYPE, last)
+        if kind == "index.html":
+            listed = [*_LISTED, "patch_instructions.json"] if view.instructions else list(_LISTED)
+            packages = {fn: orjson.loads(entry.record) for fn, entry in view.live.items()}
+            html = subdir_index_html(f"{repo.name}/{subdir}", packages, listed)
+            return Page.of(html.encode(), HTML_TYPE, last)
         if kind == "repodata_shards.msgpack.zst":
             digests = self._shards(repo, view)
             index = build_shards_index(subdir, digests, shards_base_url=SHARDS_BASE_URL)
@@ -261,6 +305,8 @@ class CondaReader:
 
     def _shards(self, repo: Repository, view: SubdirView) -> dict[str, bytes]:
         """{name: shard digest}, rebuilding only the shards whose name (or patch) moved."""
+        if not view.by_name:
+            return {}
         state = self._state(repo, view.subdir)
         sections = self._sections(repo, view, patched=True)
         removed = set(sections.removed)
@@ -297,6 +343,8 @@ class CondaReader:
 
     def shard(self, repo: Repository, subdir: str, hex_digest: str) -> bytes:
         """A shard by the hex sha256 of its bytes (current or recently superseded)."""
+        if not self._holds(repo, subdir, self._ctx.db.watcher.current()):
+            raise ArtifactNotFound(f"there is no shard {hex_digest} in {repo.name}/{subdir}")
         state = self._state(repo, subdir)
         data = state.by_hex.get(hex_digest)
         if data is None:
@@ -335,6 +383,18 @@ class CondaReader:
             return Page.of(build_channeldata(entries, used), JSON_TYPE, last)
 
         return self._ctx.pages.get(("conda-channeldata", repo.id), serial, stamp, render)
+
+    def channel_index(self, repo: Repository) -> Page:
+        """The channel's index.html: its subdirs and packages, from channeldata.json."""
+        serial = self._ctx.db.watcher.current()
+        channeldata = self.channeldata(repo)
+
+        def render() -> Page:
+            html = channel_index_html(repo.name, orjson.loads(channeldata.body))
+            return Page.of(html.encode(), HTML_TYPE, channeldata.last_serial)
+
+        key = ("conda-channel-index", repo.id)
+        return self._ctx.pages.get(key, serial, lambda: channeldata.etag, render)
 
     # -- packages -------------------------------------------------------------------------
 

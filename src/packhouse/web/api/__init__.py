@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from packhouse.errors import PackhouseError
-from packhouse.web.api import accounts, journal, repositories, tokens
+from packhouse.web.api import accounts, conda, journal, repositories, tokens
 from packhouse.web.errors import handle_domain_error
 
 PREFIX = "/api/v1"
@@ -25,6 +25,6 @@ def create_api() -> FastAPI:
         redoc_url=None,
         exception_handlers={PackhouseError: handle_domain_error},
     )
-    for module in (accounts, tokens, repositories, journal):
+    for module in (accounts, tokens, repositories, journal, conda):
         api.include_router(module.router)
     return api

@@ -1,8 +1,10 @@
 """Conda channel routes: repodata and its compressed forms, CEP 16 shards, channeldata,
-packages, and uploads (`PUT` one package, or a multipart `POST .../upload`).
+index.html listings, packages, and uploads (`PUT` one package, or a multipart
+`POST .../upload`; the API has `POST /api/v1/repositories/conda/{name}/packages`).
 
 Every path of a private channel asks for credentials first (401 with WWW-Authenticate, or
-403), before anything about the path is looked at. Any valid subdir name answers, with
+403), before anything about the path is looked at; a final catch-all route does the same
+for paths no other route knows, then answers 404. Any valid subdir name answers, with
 empty repodata when it holds nothing.
 """
 
@@ -31,6 +33,7 @@ from packhouse.web.multipart import parse_form
 from packhouse.web.routes.files import IMMUTABLE, blob_response
 
 UPLOAD_SLACK = 1024 * 1024  # room for the form's other fields around the file
+MAX_PATCH_BYTES = 16 * 1024 * 1024  # conda-forge's largest patch_instructions.json is smaller
 _SHARD = re.compile(r"^([0-9a-f]{64})\.msgpack\.zst$")
 
 
@@ -64,6 +67,32 @@ async def channeldata(request: Request) -> Response:
     repo, public = await _channel(request, Action.READ)
     page = await run_in_threadpool(services(request).conda.channeldata, repo)
     return _index_response(request, page, public, immutable=False)
+
+
+async def channel_index(request: Request) -> Response:
+    repo, public = await _channel(request, Action.READ)
+    page = await run_in_threadpool(services(request).conda.channel_index, repo)
+    return _index_response(request, page, public, immutable=False)
+
+
+async def subdir_index(request: Request) -> Response:
+    repo, public = await _channel(request, Action.READ)
+    subdir = _subdir(request, repo)
+    page = await run_in_threadpool(services(request).conda.page, repo, subdir, "index.html")
+    return _index_response(request, page, public, immutable=False)
+
+
+async def not_found(request: Request) -> Response:
+    """Any other path under a channel: credentials first, then a 404 naming what exists."""
+    repo, _ = await _channel(request, Action.READ)
+    base = f"/conda/{repo.name}"
+    raise ArtifactNotFound(
+        f"there is no {request.method} {base}/{request.path_params['rest']} in a conda channel;"
+        f" it has {base}/ (index.html), {base}/channeldata.json and, per subdir,"
+        f" {base}/<subdir>/repodata.json (.zst, .bz2), current_repodata.json,"
+        f" repodata_shards.msgpack.zst, index.html and the package files; upload with"
+        f" PUT {base}/<subdir>/<filename> or POST {base}/upload"
+    )
 
 
 async def subdir_file(request: Request) -> Response:
@@ -100,6 +129,23 @@ async def _shard(
     response = _index_response(request, page, public, immutable=True)
     del response.headers["X-PyPI-Last-Serial"]
     return response
+
+
+async def _read_capped(request: Request, cap: int, what: str) -> bytes:
+    """The whole body, refused with 413 as soon as it is known to pass `cap` bytes."""
+    too_large = TooLarge(f"{what} are larger than the limit of {cap} bytes ({cap >> 20} MiB)")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > cap:
+        raise too_large
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > cap:
+                raise too_large
+    except ClientDisconnect:
+        raise InvalidUpload("the upload was cut short: the client stopped sending") from None
+    return bytes(body)
 
 
 async def _receive(request: Request) -> IncomingFile:
@@ -142,9 +188,7 @@ async def put_file(request: Request) -> Response:
         repo = svc.catalog.get(Format.CONDA, request.path_params["repo"])
         who = await authorize(request, repo, Action.ADMIN)
         subdir = _subdir(request, repo)
-        body = await request.body()
-        if len(body) > svc.ctx.settings.max_upload_bytes:
-            raise TooLarge("the patch instructions are larger than max_upload_bytes")
+        body = await _read_capped(request, MAX_PATCH_BYTES, "the patch instructions")
         await run_in_threadpool(set_patch_instructions, svc.ctx, repo, who, subdir, body)
         text = f"OK: patch instructions set for {repo.name}/{subdir}\n"
         return PlainTextResponse(text, headers={"Cache-Control": "no-store"})
@@ -163,10 +207,10 @@ async def put_file(request: Request) -> Response:
     return _uploaded(outcome)
 
 
-async def post_upload(request: Request) -> Response:
+async def read_upload_form(request: Request) -> tuple[str, IncomingFile, str | None]:
+    """A multipart form's `file` part streamed to an IncomingFile (hashed, size-capped), its
+    filename and the optional `subdir` field. The caller discards the file."""
     svc = services(request)
-    repo = svc.catalog.get(Format.CONDA, request.path_params["repo"])
-    who = await authorize(request, repo, Action.UPLOAD)
     limit = svc.ctx.settings.max_upload_bytes
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit + UPLOAD_SLACK:
@@ -181,23 +225,36 @@ async def post_upload(request: Request) -> Response:
         )
     except ClientDisconnect:
         raise InvalidUpload("the upload was cut short: the client stopped sending") from None
+    if form.file is None or not form.filename:
+        form.discard()
+        raise InvalidUpload("the form has no 'file' field holding the package")
+    filename = form.filename.replace("\\", "/").rsplit("/", 1)[-1]
+    return filename, form.file, form.fields.get("subdir") or None
+
+
+async def post_upload(request: Request) -> Response:
+    svc = services(request)
+    repo = svc.catalog.get(Format.CONDA, request.path_params["repo"])
+    who = await authorize(request, repo, Action.UPLOAD)
+    filename, incoming, subdir = await read_upload_form(request)
     try:
-        if form.file is None or not form.filename:
-            raise InvalidUpload("the form has no 'file' field holding the package")
-        subdir = form.fields.get("subdir") or None
-        filename = form.filename.replace("\\", "/").rsplit("/", 1)[-1]
         outcome = await run_in_threadpool(
-            upload_conda, svc.ctx, repo, who, filename, form.file, subdir
+            upload_conda, svc.ctx, repo, who, filename, incoming, subdir
         )
     finally:
-        form.discard()
+        incoming.discard()
     return _uploaded(outcome)
 
 
 routes = [
+    Route("/conda/{repo}/", channel_index, methods=["GET", "HEAD"]),
+    Route("/conda/{repo}/index.html", channel_index, methods=["GET", "HEAD"]),
     Route("/conda/{repo}/channeldata.json", channeldata, methods=["GET", "HEAD"]),
     Route("/conda/{repo}/upload", post_upload, methods=["POST"]),
     Route("/conda/{repo}/{subdir}/shards/{filename}", shard_file, methods=["GET", "HEAD"]),
     Route("/conda/{repo}/{subdir}/{filename}", subdir_file, methods=["GET", "HEAD"]),
     Route("/conda/{repo}/{subdir}/{filename}", put_file, methods=["PUT"]),
+    Route("/conda/{repo}/{subdir}/", subdir_index, methods=["GET", "HEAD"]),
+    # last: whatever no route above knows, after the credentials are checked
+    Route("/conda/{repo}/{rest:path}", not_found, methods=["GET", "HEAD", "PUT", "POST"]),
 ]
