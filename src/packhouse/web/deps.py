@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from packhouse.auth.redact import redact_path
 from packhouse.db.repository_store import Repository
+from packhouse.errors import InvalidUpload, TooLarge
 from packhouse.services.access import Principal
 from packhouse.services.pages import Page
 from packhouse.types import Action
+from packhouse.web.multipart import UPLOAD_SLACK, ParsedForm, parse_form
 from packhouse.wiring import Services
 
 
@@ -36,6 +38,26 @@ async def authorize(request: Request, repo: Repository, action: Action) -> Princ
     who = await principal(request)
     services(request).access.check(who, repo, action)
     return who
+
+
+async def read_form(request: Request, file_field: str) -> ParsedForm:
+    """The request's multipart form, its `file_field` part streamed to an IncomingFile
+    (hashed, capped at max_upload_bytes). The caller discards the form's file."""
+    svc = services(request)
+    limit = svc.ctx.settings.max_upload_bytes
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit + UPLOAD_SLACK:
+        raise TooLarge(f"the upload is larger than the limit of {limit} bytes (max_upload_bytes)")
+    try:
+        return await parse_form(
+            request.headers.get("content-type", ""),
+            request.stream(),
+            svc.ctx.tmp_dir,
+            limit,
+            file_field=file_field,
+        )
+    except ClientDisconnect:
+        raise InvalidUpload("the upload was cut short: the client stopped sending") from None
 
 
 def redact(path: str) -> str:

@@ -16,6 +16,7 @@ from packhouse.storage.base import IncomingFile
 
 MAX_FIELDS_BYTES = 16 * 1024 * 1024  # long descriptions are sent as a field
 MAX_FIELDS = 1000
+UPLOAD_SLACK = 1024 * 1024  # room for a form's other fields around its file
 
 
 @dataclass

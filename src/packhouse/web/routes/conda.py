@@ -28,11 +28,9 @@ from packhouse.services.conda_uploads import (
 from packhouse.services.pages import Page
 from packhouse.storage.base import IncomingFile
 from packhouse.types import Action, Format, Sha256
-from packhouse.web.deps import authorize, page_response, services
-from packhouse.web.multipart import parse_form
+from packhouse.web.deps import authorize, page_response, read_form, services
 from packhouse.web.routes.files import IMMUTABLE, blob_response
 
-UPLOAD_SLACK = 1024 * 1024  # room for the form's other fields around the file
 MAX_PATCH_BYTES = 16 * 1024 * 1024  # conda-forge's largest patch_instructions.json is smaller
 _SHARD = re.compile(r"^([0-9a-f]{64})\.msgpack\.zst$")
 
@@ -210,21 +208,7 @@ async def put_file(request: Request) -> Response:
 async def read_upload_form(request: Request) -> tuple[str, IncomingFile, str | None]:
     """A multipart form's `file` part streamed to an IncomingFile (hashed, size-capped), its
     filename and the optional `subdir` field. The caller discards the file."""
-    svc = services(request)
-    limit = svc.ctx.settings.max_upload_bytes
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit + UPLOAD_SLACK:
-        raise TooLarge(f"the upload is larger than the limit of {limit} bytes (max_upload_bytes)")
-    try:
-        form = await parse_form(
-            request.headers.get("content-type", ""),
-            request.stream(),
-            svc.ctx.tmp_dir,
-            limit,
-            file_field="file",
-        )
-    except ClientDisconnect:
-        raise InvalidUpload("the upload was cut short: the client stopped sending") from None
+    form = await read_form(request, "file")
     if form.file is None or not form.filename:
         form.discard()
         raise InvalidUpload("the form has no 'file' field holding the package")

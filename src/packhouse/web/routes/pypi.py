@@ -6,23 +6,26 @@ from functools import lru_cache
 
 from packaging.utils import canonicalize_name
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from packhouse.db.repository_store import Repository
-from packhouse.errors import InvalidUpload, NotFound, TooLarge
+from packhouse.errors import NotFound
 from packhouse.formats.pypi.simple import Negotiated, negotiate
 from packhouse.services.access import Principal
 from packhouse.services.pypi_uploads import upload_pypi
 from packhouse.types import Action, Format
-from packhouse.web.deps import RawHeaders, authorize, page_answer, page_response, services
-from packhouse.web.multipart import parse_form
+from packhouse.web.deps import (
+    RawHeaders,
+    authorize,
+    page_answer,
+    page_response,
+    read_form,
+    services,
+)
 from packhouse.wiring import Services
-
-UPLOAD_SLACK = 1024 * 1024  # room for the form's other fields around the file
-
 
 _negotiate_cached = lru_cache(maxsize=256)(negotiate)
 _canonical = lru_cache(maxsize=4096)(canonicalize_name)
@@ -78,16 +81,7 @@ async def upload(request: Request) -> Response:
     svc = services(request)
     repo = svc.catalog.get(Format.PYPI, request.path_params["repo"])
     who = await authorize(request, repo, Action.UPLOAD)
-    limit = svc.ctx.settings.max_upload_bytes
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit + UPLOAD_SLACK:
-        raise TooLarge(f"the upload is larger than the limit of {limit} bytes (max_upload_bytes)")
-    try:
-        form = await parse_form(
-            request.headers.get("content-type", ""), request.stream(), svc.ctx.tmp_dir, limit
-        )
-    except ClientDisconnect:
-        raise InvalidUpload("the upload was cut short: the client stopped sending") from None
+    form = await read_form(request, "content")
     try:
         outcome = await run_in_threadpool(
             upload_pypi, svc.ctx, repo, who, form.fields, form.filename, form.file
