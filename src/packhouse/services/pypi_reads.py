@@ -142,9 +142,7 @@ class PypiReader:
         ids = tuple(r.id for r in order)
 
         def stamp() -> tuple[object, ...]:
-            with self._ctx.db.read() as conn:
-                serials = repository_store.project_serials(conn, ids, name)
-            return (ids, tuple(sorted(serials.items())))
+            return self._project_stamp(ids, name)
 
         def render() -> Page:
             files, versions, last_serial = self._simple_files(order, name)
@@ -158,6 +156,13 @@ class PypiReader:
             return Page.of(simple.project_html(page), simple.TEXT_HTML, last_serial)
 
         return self._ctx.pages.get(("pypi-project", repo.id, name, kind), serial, stamp, render)
+
+    def _project_stamp(self, ids: tuple[int, ...], name: str) -> tuple[object, ...]:
+        """What a project's pages depend on: the resolution order and the project's serial
+        in each repository of it."""
+        with self._ctx.db.read() as conn:
+            serials = repository_store.project_serials(conn, ids, name)
+        return (ids, tuple(sorted(serials.items())))
 
     def _simple_files(
         self, order: Sequence[Repository], name: str
@@ -252,9 +257,7 @@ class PypiReader:
         ids = tuple(r.id for r in order)
 
         def stamp() -> tuple[object, ...]:
-            with self._ctx.db.read() as conn:
-                serials = repository_store.project_serials(conn, ids, name)
-            return (ids, tuple(sorted(serials.items())))
+            return self._project_stamp(ids, name)
 
         def render() -> Page:
             files, last_serial = self._files(order, name)

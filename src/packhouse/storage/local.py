@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -30,23 +30,17 @@ class LocalBlobStore:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put_file(self, sha256: Sha256, path: Path) -> None:
-        target = self._path(sha256)
-        if target.exists():
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="blob-")
-        try:
-            with os.fdopen(fd, "wb") as out, path.open("rb") as src:
+        def copy(out: BinaryIO) -> None:
+            with path.open("rb") as src:
                 shutil.copyfileobj(src, out, 1024 * 1024)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        _fsync_dir(target.parent)
+
+        self._write(sha256, copy)
 
     def put_bytes(self, sha256: Sha256, data: bytes) -> None:
+        self._write(sha256, lambda out: out.write(data))
+
+    def _write(self, sha256: Sha256, fill: Callable[[BinaryIO], object]) -> None:
+        """Write a blob atomically: a temporary file, fsync, rename, fsync the directory."""
         target = self._path(sha256)
         if target.exists():
             return
@@ -54,7 +48,7 @@ class LocalBlobStore:
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="blob-")
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(data)
+                fill(out)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp_name, target)
