@@ -43,6 +43,10 @@ def test_users_groups_tokens_and_the_journal(tmp_path: Path) -> None:
     assert "no token with id 99" in cli(tmp_path, "token", "revoke", "99", code=1)
     bad = cli(tmp_path, "token", "create", "--user", "alice", "--expires", "soon", code=1)
     assert "use a duration such as 30d" in bad
+    for huge in ("999999999d", "9999-12-31"):
+        far = cli(tmp_path, "token", "create", "--user", "alice", "--expires", huge, code=1)
+        assert "at most 3650 days ahead" in far
+    assert "no token with id" in cli(tmp_path, "token", "revoke", "9" * 25, code=1)
     cli(tmp_path, "group", "remove", "devs", "alice")
     cli(tmp_path, "user", "disable", "alice")
     actions = [json.loads(x)["action"] for x in cli(tmp_path, "journal", "--json").splitlines()]

@@ -48,3 +48,16 @@ def test_sliding_window_keeps_only_recent_failures() -> None:
     assert limiter.retry_after(["k"]) == 0  # the first failure aged out
     limiter.failed(["k"])
     assert limiter.retry_after(["k"]) == 8
+
+
+def test_an_attempt_is_counted_before_it_is_verified_and_forgiven_on_success() -> None:
+    clock = FakeClock()
+    limiter = FailureLimiter(2, 10, clock)
+    keys = ["user:a", "addr:1.2.3.4"]
+    assert limiter.attempt(keys) == 0
+    assert limiter.attempt(keys) == 0  # two in flight: the limit is reached
+    assert limiter.attempt(keys) == 10  # a third is refused before verifying
+    limiter.forgive(keys)  # one of them succeeded
+    assert limiter.retry_after(keys) == 0
+    assert limiter.attempt(["user:b", "addr:1.2.3.4"]) == 0
+    assert limiter.attempt(["user:c", "addr:1.2.3.4"]) == 10  # the address is at the limit

@@ -31,3 +31,36 @@ def test_free_text_loses_tokens_url_passwords_and_authorization_values() -> None
     assert "YWxpY2U6c2VjcmV0" not in cleaned
     assert "abc.def" not in cleaned
     assert "http://h:1/t/***/conda/x" in cleaned
+
+
+def test_the_log_filter_masks_a_real_token_and_password_in_messages_and_tracebacks() -> None:
+    import base64
+    import io
+    import logging
+
+    from packhouse.auth.tokens import new_secret
+    from packhouse.web.accesslog import RedactSecrets
+
+    token, password = new_secret().secret, "correct-Horse-battery-9"
+    basic = base64.b64encode(f"alice:{password}".encode()).decode()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactSecrets())
+    logger = logging.getLogger("tests.redact-filter")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("fetching %s", f"https://alice:{password}@example.com/simple/")
+        logger.warning('127.0.0.1 "GET /t/%s/conda/main/noarch/repodata.json" 200', token)
+        logger.warning("headers: {'authorization': 'Basic %s'}", basic)
+        logger.warning("sent Authorization: Bearer %s", token)
+        try:
+            raise RuntimeError(f"upstream said no to http://__token__:{token}@host/")
+        except RuntimeError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    assert written.count("\n") >= 5  # every record was written
+    for secret in (token, token[3:], password, basic):
+        assert secret not in written

@@ -56,8 +56,22 @@ def test_expiry_forms(text: str, expected: datetime) -> None:
         ("30x", "use a duration such as 30d"),
         ("0d", "positive"),
         ("2020-01-01", "in the past"),
+        ("999999999d", "too far ahead"),
+        ("999999999999w", "too far ahead"),
+        ("3651d", "too far ahead: .* at most 3650 days ahead"),
+        ("9" * 13 + "d", "cannot read"),
+        ("9" * 5000 + "d", "cannot read"),
+        ("9999-12-31", "cannot read|too far ahead"),
+        ("2999-01-01T00:00:00+00:00", "too far ahead"),
     ],
 )
 def test_bad_expiries_say_what_to_write(text: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         tokens.parse_expiry(text, NOW)
+
+
+def test_expiry_is_capped_at_ten_years() -> None:
+    assert tokens.parse_expiry("3650d", NOW) == NOW + tokens.MAX_LIFETIME
+    tokens.check_expiry(NOW + tokens.MAX_LIFETIME, NOW)
+    with pytest.raises(InvalidInput, match="too far ahead"):
+        tokens.check_expiry(NOW + tokens.MAX_LIFETIME + timedelta(seconds=1), NOW)

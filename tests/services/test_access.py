@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from packhouse.auth.ratelimit import FailureLimiter
+from packhouse.config import Settings
 from packhouse.db import journal_store, token_store
+from packhouse.db.engine import Database
 from packhouse.db.repository_store import Repository
 from packhouse.errors import (
     AuthenticationRequired,
@@ -20,8 +26,10 @@ from packhouse.errors import (
     RateLimited,
 )
 from packhouse.services import accounts
-from packhouse.services.access import ANONYMOUS, Principal
+from packhouse.services.access import ANONYMOUS, AccessService, Principal, may_manage_token
+from packhouse.services.context import Context
 from packhouse.services.repos import create_repository, set_permission
+from packhouse.storage.memory import MemoryBlobStore
 from packhouse.types import Action, Format
 from packhouse.wiring import Services
 
@@ -335,3 +343,177 @@ def test_the_journal_records_token_changes_without_secrets(svc: Services) -> Non
     assert entries[0].detail["name"] == "ci"
     assert secret not in repr(entries)
     assert secret[3:] not in repr(entries)
+
+
+# -- hostile input and concurrency ------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["é", "Zm9v\u00e9", "\u2603\u2603\u2603\u2603"])
+def test_basic_credentials_that_are_not_ascii_are_refused_with_401(
+    svc: Services, value: str
+) -> None:
+    with pytest.raises(AuthenticationRequired, match="not valid base64"):
+        svc.access.authenticate(f"Basic {value}")
+    assert svc.access.authenticate_cached(f"Basic {value}") is None
+
+
+def test_remembered_logins_are_keyed_by_an_hmac_with_a_key_of_each_service(
+    svc: Services,
+) -> None:
+    svc.access.authenticate(basic("alice", "alice-pw"))
+    unsalted = hashlib.sha256(b"alice\0alice-pw").digest()
+    assert svc.access._verified  # the verification was remembered
+    assert unsalted not in svc.access._verified
+    other = AccessService(svc.ctx)
+    assert other._credential_key("alice", "alice-pw") != svc.access._credential_key(
+        "alice", "alice-pw"
+    )
+    assert other._sent_key("Bearer x") != svc.access._sent_key("Bearer x")
+
+
+@pytest.fixture
+def threaded(tmp_path: Path) -> Iterator[Services]:
+    """Services over an SQLite file (the in-memory database serves one thread at a time)."""
+    settings = Settings(data=tmp_path)
+    db = Database(settings.sqlalchemy_url)
+    db.upgrade()
+    s = Services.of(Context(settings=settings, db=db, blobs=MemoryBlobStore()))
+    accounts.create_user(s.ctx, actor="t", name="alice", password="alice-pw", admin=False)
+    accounts.create_user(s.ctx, actor="t", name="bob", password="bob-pw", admin=False)
+    s.access.snapshot()
+    yield s
+    s.close()
+
+
+def test_concurrent_wrong_passwords_cannot_all_pass_the_limit(threaded: Services) -> None:
+    svc = threaded
+    svc.access.limiter = FailureLimiter(3, 60)
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        try:
+            svc.access.login("alice", "wrong", "10.0.0.9")
+        except RateLimited:
+            outcomes.append("limited")
+        except AuthenticationRequired:
+            outcomes.append("wrong")
+
+    threads = [threading.Thread(target=attempt) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("wrong") == 3, outcomes
+    assert outcomes.count("limited") == 9
+
+
+def test_a_successful_login_does_not_count_against_the_limit(svc: Services) -> None:
+    svc.access.limiter = FailureLimiter(2, 60)
+    for _ in range(3):
+        svc.access.authenticate_cached(basic("alice", "alice-pw"))
+        svc.access._verified.clear()  # make every login verify again
+        assert svc.access.login("alice", "alice-pw", "10.0.0.8").name == "alice"
+    with pytest.raises(AuthenticationRequired):
+        svc.access.login("alice", "wrong", "10.0.0.8")
+    assert svc.access.login("alice", "alice-pw", "10.0.0.8").name == "alice"
+
+
+def test_password_verifications_run_at_most_cpu_count_at_a_time(
+    threaded: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc = threaded
+    verifier = svc.access.passwords
+    assert verifier.concurrency == (os.cpu_count() or 1)
+    running, most = [0], [0]
+    lock = threading.Lock()
+    real = verifier._verify_unlimited
+
+    def counting(password_hash: str | None, password: str) -> bool:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.02)
+            return real(password_hash, password)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(verifier, "_verify_unlimited", counting)
+    svc.access.limiter = FailureLimiter(1000, 60)
+
+    def wrong_login() -> None:
+        with pytest.raises(AuthenticationRequired):
+            login(svc, "bob", "x")
+
+    threads = [threading.Thread(target=wrong_login) for _ in range(3 * verifier.concurrency + 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == verifier.concurrency
+
+
+def test_each_service_has_its_own_dummy_hash(svc: Services) -> None:
+    import packhouse.auth.passwords as passwords
+
+    assert not hasattr(passwords, "_dummy")
+    first = svc.access.passwords
+    second = AccessService(svc.ctx).passwords
+    assert first is not second
+    assert first.dummy_hash is None  # made on first use, not when the service is built
+    assert not first.verify(None, "anything")
+    assert first.dummy_hash is not None
+    assert second.dummy_hash is None
+
+
+def test_a_child_token_expires_no_later_than_the_token_that_made_it(svc: Services) -> None:
+    parent = svc.access.authenticate(f"Bearer {token(svc, expires='1h')}")
+    assert parent.token_expires_at is not None
+    with pytest.raises(PermissionDenied, match="must expire"):
+        accounts.create_token(
+            svc.ctx, svc.access, svc.catalog, actor="alice", owner="alice",
+            not_after=parent.token_expires_at,
+        )  # fmt: skip
+    with pytest.raises(PermissionDenied, match="no later than"):
+        accounts.create_token(
+            svc.ctx, svc.access, svc.catalog, actor="alice", owner="alice", expires="2h",
+            not_after=parent.token_expires_at,
+        )  # fmt: skip
+    made = accounts.create_token(
+        svc.ctx, svc.access, svc.catalog, actor="alice", owner="alice", expires="30m",
+        not_after=parent.token_expires_at,
+    )  # fmt: skip
+    assert made.token.expires_at is not None
+    assert made.token.expires_at <= parent.token_expires_at
+
+
+def _made(svc: Services, secret: str) -> tuple[Principal, token_store.Token]:
+    who = svc.access.authenticate(f"Bearer {secret}")
+    assert who.token_id is not None
+    return who, accounts.get_token(svc.ctx, who.token_id)
+
+
+def test_who_may_manage_which_token(svc: Services) -> None:
+    reader, reader_token = _made(svc, token(svc, repositories=["a"]))
+    _, unscoped = _made(svc, token(svc))
+    _, on_b = _made(svc, token(svc, repositories=["pypi/b"]))
+    set_permission(
+        svc.ctx, actor="t", fmt=Format.PYPI, name="a", principal="alice", action=Action.ADMIN
+    )
+    admin_a, admin_a_token = _made(svc, token(svc, repositories=["a"], actions=[Action.ADMIN]))
+    _, on_pypi_a = _made(svc, token(svc, repositories=["pypi/a"]))
+    password = login(svc, "alice", "alice-pw")
+    root = login(svc, "root", "root-pw")
+    bob = login(svc, "bob", "bob-pw")
+
+    assert may_manage_token(reader, reader_token)  # itself
+    assert not may_manage_token(reader, unscoped)
+    assert not may_manage_token(reader, admin_a_token)
+    assert may_manage_token(admin_a, reader_token)  # admin over all it covers
+    assert may_manage_token(admin_a, on_pypi_a)  # 'a' covers 'pypi/a'
+    assert not may_manage_token(admin_a, on_b)
+    assert not may_manage_token(admin_a, unscoped)  # covers every repository
+    assert may_manage_token(password, unscoped)
+    assert not may_manage_token(bob, unscoped)
+    assert may_manage_token(root, unscoped)

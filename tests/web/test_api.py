@@ -124,7 +124,7 @@ def test_tokens_secret_shown_once_and_usable(client: TestClient) -> None:
     assert wider.status_code == 403
     narrower = client.post(
         "/api/v1/tokens",
-        json={"repositories": ["main"], "actions": ["read"]},
+        json={"repositories": ["main"], "actions": ["read"], "expires": "1d"},
         headers=bearer(secret),
     )
     assert narrower.status_code == 201

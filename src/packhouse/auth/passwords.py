@@ -1,17 +1,23 @@
-"""Password hashing with argon2id (OWASP minimums: m=19 MiB, t=2, p=1)."""
+"""Password hashing with argon2id (OWASP minimums: m=19 MiB, t=2, p=1), and a verifier
+that bounds how many verifications run at once."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from packhouse.errors import InvalidInput
+from packhouse.errors import InvalidInput, RateLimited
 
 MAX_PASSWORD_LENGTH = 4096
+# how long a login waits for a free verification slot before it is asked to come back
+SLOT_WAIT_SECONDS = 10.0
 
-_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+# configuration only (no state): every hash and verification uses these parameters
+HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 
 def check_password_text(password: str) -> None:
@@ -27,23 +33,11 @@ def check_password_text(password: str) -> None:
 
 def hash_password(password: str) -> str:
     check_password_text(password)
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str | None, password: str) -> bool:
-    """Constant-ish time: an absent hash still pays for one argon2 verification."""
-    if len(password) > MAX_PASSWORD_LENGTH:
-        return False
-    target = password_hash or _dummy_hash()
-    try:
-        ok = _hasher.verify(target, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-    return ok and password_hash is not None
+    return HASHER.hash(password)
 
 
 def needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+    return HASHER.check_needs_rehash(password_hash)
 
 
 def generate_password() -> str:
@@ -52,12 +46,43 @@ def generate_password() -> str:
     return password
 
 
-# Verified against when the user does not exist, so both paths cost the same (made lazily,
-# so nothing is computed at import time).
-_dummy: list[str] = []
+class PasswordVerifier:
+    """Verifies passwords, at most `concurrency` at a time (default: one per CPU).
 
+    Each argon2 verification holds 19 MiB and a CPU for tens of milliseconds, so a burst of
+    logins queues here rather than in memory. An absent hash (unknown user) is verified
+    against a dummy hash, made on first use, so both paths cost the same.
+    """
 
-def _dummy_hash() -> str:
-    if not _dummy:
-        _dummy.append(_hasher.hash(secrets.token_urlsafe(16)))
-    return _dummy[0]
+    def __init__(self, concurrency: int | None = None) -> None:
+        self.concurrency = concurrency or os.cpu_count() or 1
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._dummy_lock = threading.Lock()
+        self.dummy_hash: str | None = None
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        """Whether `password` matches; False for an absent hash, after the same work.
+
+        Raises RateLimited when no slot frees up within SLOT_WAIT_SECONDS."""
+        if len(password) > MAX_PASSWORD_LENGTH:
+            return False
+        if not self._slots.acquire(timeout=SLOT_WAIT_SECONDS):
+            raise RateLimited("the server is busy checking other logins; try again shortly", 2)
+        try:
+            return self._verify_unlimited(password_hash, password)
+        finally:
+            self._slots.release()
+
+    def _verify_unlimited(self, password_hash: str | None, password: str) -> bool:
+        target = password_hash or self._dummy()
+        try:
+            ok = HASHER.verify(target, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+        return ok and password_hash is not None
+
+    def _dummy(self) -> str:
+        with self._dummy_lock:
+            if self.dummy_hash is None:
+                self.dummy_hash = HASHER.hash(secrets.token_urlsafe(16))
+            return self.dummy_hash

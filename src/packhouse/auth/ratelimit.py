@@ -1,5 +1,9 @@
 """Failed-login limiting: a sliding window of failure times per key (user name, address).
 
+A login counts as a failure before it is verified (`attempt`, which checks and counts under
+one lock, so a concurrent burst cannot all pass the check) and is forgiven once it succeeds
+(`forgive`).
+
 In memory, per process: with several processes each one limits on its own, so the
 effective limit is at most `limit` times the number of processes.
 """
@@ -10,7 +14,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 MAX_KEYS = 100_000
 
@@ -28,25 +32,52 @@ class FailureLimiter:
     def retry_after(self, keys: Iterable[str]) -> int:
         """Seconds until every key may try again; 0 when none is limited."""
         now = self._clock()
-        wait = 0.0
+        with self._lock:
+            return self._wait(keys, now)
+
+    def attempt(self, keys: Sequence[str]) -> int:
+        """Count an attempt as a failure of every key, unless one of them is limited: then
+        count nothing and return the seconds to wait. 0 means counted: go on and verify."""
+        now = self._clock()
+        with self._lock:
+            wait = self._wait(keys, now)
+            if not wait:
+                self._add(keys, now)
+            return wait
+
+    def forgive(self, keys: Sequence[str]) -> None:
+        """Take back an attempt counted by `attempt` (its login succeeded). Which of a key's
+        entries goes does not matter much: they differ only by the time of a verification."""
         with self._lock:
             for key in keys:
-                times = self._recent(key, now)
-                if times is not None and len(times) >= self.limit:
-                    # the oldest failure that keeps the key at the limit must age out
-                    wait = max(wait, times[len(times) - self.limit] + self.window - now)
-        return math.ceil(wait) if wait > 0 else 0
+                times = self._failures.get(key)
+                if times:
+                    times.pop()
+                    if not times:
+                        del self._failures[key]
 
     def failed(self, keys: Iterable[str]) -> None:
         now = self._clock()
         with self._lock:
-            if len(self._failures) > MAX_KEYS:
-                self._prune(now)
-            for key in keys:
-                times = self._failures.setdefault(key, deque())
-                times.append(now)
-                while len(times) > self.limit:
-                    times.popleft()
+            self._add(keys, now)
+
+    def _wait(self, keys: Iterable[str], now: float) -> int:
+        wait = 0.0
+        for key in keys:
+            times = self._recent(key, now)
+            if times is not None and len(times) >= self.limit:
+                # the oldest failure that keeps the key at the limit must age out
+                wait = max(wait, times[len(times) - self.limit] + self.window - now)
+        return math.ceil(wait) if wait > 0 else 0
+
+    def _add(self, keys: Iterable[str], now: float) -> None:
+        if len(self._failures) > MAX_KEYS:
+            self._prune(now)
+        for key in keys:
+            times = self._failures.setdefault(key, deque())
+            times.append(now)
+            while len(times) > self.limit:
+                times.popleft()
 
     def _recent(self, key: str, now: float) -> deque[float] | None:
         times = self._failures.get(key)

@@ -35,7 +35,10 @@ def create(
     ] = None,
     expires: Annotated[
         str | None,
-        typer.Option(help="30d, 12h, 90m, 2w, or a date such as 2026-12-31 (valid through it)."),
+        typer.Option(
+            help="30d, 12h, 90m, 2w, or a date such as 2026-12-31 (valid through it);"
+            " at most ten years ahead."
+        ),
     ] = None,
     name: Annotated[str, typer.Option("--name", "-n", help="A label to recognise it by.")] = "",
     data: DataOption = None,

@@ -26,6 +26,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from packhouse.auth.redact import redact_text, redact_url
 from packhouse.cli.common import console, err_console, fail
 from packhouse.errors import PackhouseError
 from packhouse.formats.conda.archive import read_package
@@ -178,7 +179,7 @@ def upload(
             fail(f"{path}: {error.message}", 2)
     failed = 0
     with (
-        httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300) as client,
+        _client(url, headers) as client,
         Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -193,7 +194,7 @@ def upload(
             try:
                 response = _send(client, plan, progress)
             except httpx.HTTPError as error:
-                fail(f"cannot reach the server at {url}: {error}")
+                fail(_unreachable(url, error))
             if response.status_code < 300:
                 progress.console.print(response.text.strip(), highlight=False, soft_wrap=True)
                 continue
@@ -206,6 +207,18 @@ def upload(
     if failed:
         raise typer.Exit(1)
     console.print(f"uploaded {len(plans)} file(s) to {repo}", highlight=False)
+
+
+def _client(url: str, headers: dict[str, str]) -> httpx.Client:
+    try:
+        return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300)
+    except httpx.InvalidURL as error:
+        fail(f"the --url {redact_url(url)} is not a valid URL: {redact_text(str(error))}", 2)
+
+
+def _unreachable(url: str, error: httpx.HTTPError) -> str:
+    """The error for a failed connection, without the URL's password or token."""
+    return f"cannot reach the server at {redact_url(url)}: {redact_text(str(error))}"
 
 
 def _explain(response: httpx.Response, plan: _Plan, repo: str) -> str:
@@ -257,7 +270,7 @@ def patch(
         fail(error.message, 2)
     if not documents:
         fail(f"{file} holds no patch instructions{f' for {subdir}' if subdir else ''}", 2)
-    with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300) as client:
+    with _client(url, headers) as client:
         for name, instructions in sorted(documents.items()):
             try:
                 response = client.put(
@@ -266,7 +279,7 @@ def patch(
                     headers={"Content-Type": "application/json"},
                 )
             except httpx.HTTPError as error:
-                fail(f"cannot reach the server at {url}: {error}")
+                fail(_unreachable(url, error))
             if response.status_code >= 300:
                 fail(f"{name}: {response.status_code} {response.text.strip()}")
             console.print(response.text.strip(), highlight=False)

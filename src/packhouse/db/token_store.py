@@ -95,8 +95,13 @@ def create(
     return get(conn, int(key[0]))
 
 
+MAX_ID = 2**63 - 1  # SQL's BIGINT; a larger number is no token's id (and SQLite overflows)
+
+
 def get(conn: Connection, token_id: int) -> Token:
-    row = conn.execute(_select().where(tokens.c.id == token_id)).first()
+    row = None
+    if 1 <= token_id <= MAX_ID:
+        row = conn.execute(_select().where(tokens.c.id == token_id)).first()
     if row is None:
         raise NotFound(f"there is no token with id {token_id}; `packhouse token list` shows them")
     return _token(row)

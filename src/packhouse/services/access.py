@@ -3,8 +3,10 @@
 Both run on every request, so what they read (users, groups, grants, live tokens) is kept
 in a snapshot rebuilt only when the journal serial moves; every change to those writes a
 journal entry. A successful password verification (argon2, slow on purpose) is remembered
-for a short time, keyed by a hash of the credentials and tied to the user's current
-password hash, so a password change forgets it at once.
+for a short time, keyed by an HMAC of the credentials (with a random key made for each
+service) and tied to the user's current password hash, so a password change forgets it at
+once. At most one verification per CPU runs at a time, and a login attempt counts against
+the failed-login limit before it is verified (it is forgiven when it succeeds).
 
 Credentials, as clients send them:
 - Basic user + password; Basic `__token__` (or any user name) + a `ph_` token;
@@ -15,16 +17,17 @@ Credentials, as clients send them:
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
+import hmac
 import logging
+import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from packhouse.auth import tokens
-from packhouse.auth.passwords import verify_password
+from packhouse.auth.passwords import PasswordVerifier
 from packhouse.auth.ratelimit import FailureLimiter
 from packhouse.db import token_store, user_store
 from packhouse.db.repository_store import Repository
@@ -53,6 +56,7 @@ class Principal:
     token_id: int | None = None
     token_repositories: frozenset[str] | None = None
     token_actions: frozenset[Action] | None = None
+    token_expires_at: datetime | None = None
 
     @property
     def anonymous(self) -> bool:
@@ -89,6 +93,9 @@ class AccessService:
         self._ctx = ctx
         self._snapshot: _Snapshot | None = None
         self._lock = threading.Lock()
+        # keys the memory of verified credentials: made per service, never at import time
+        self._key = secrets.token_bytes(32)
+        self.passwords = PasswordVerifier()
         self._verified: dict[bytes, tuple[str, float]] = {}
         self._touched: dict[int, float] = {}  # token id -> when its use was last recorded
         # hash of the credentials a request sent -> (principal, serial, valid until)
@@ -172,7 +179,7 @@ class AccessService:
         if url_token is None and not authorization:
             return ANONYMOUS
         sent = f"t:{url_token}" if url_token is not None else authorization or ""
-        found = self._resolved.get(_sent_key(sent))
+        found = self._resolved.get(self._sent_key(sent))
         if found is not None:
             who, at_serial, valid_until = found
             now_serial = self._ctx.db.watcher.current() if serial is None else serial
@@ -202,14 +209,14 @@ class AccessService:
             return
         if len(self._resolved) > MAX_REMEMBERED:
             self._resolved.clear()
-        self._resolved[_sent_key(sent)] = (who, serial, valid_until)
+        self._resolved[self._sent_key(sent)] = (who, serial, valid_until)
 
     def _remembered(
         self, username: str, password: str, sent: str | None = None
     ) -> Principal | None:
         snap = self.snapshot()
         user = snap.users.get(username)
-        cached = self._verified.get(_credential_key(username, password))
+        cached = self._verified.get(self._credential_key(username, password))
         if (
             user is None
             or user.disabled
@@ -229,7 +236,8 @@ class AccessService:
         if remembered is not None:
             return remembered
         keys = [f"user:{username}"] + ([f"addr:{client}"] if client else [])
-        wait = self.limiter.retry_after(keys)
+        # counted before verifying, so a concurrent burst cannot all pass the check
+        wait = self.limiter.attempt(keys)
         if wait:
             raise RateLimited(
                 f"too many failed logins for this user or from this address; try again in"
@@ -238,11 +246,15 @@ class AccessService:
             )
         snap = self.snapshot()
         user = snap.users.get(username)
-        # verify_password pays for one argon2 verification even when the user is unknown
-        ok = verify_password(user.password_hash if user else None, password)
+        try:
+            # one argon2 verification even when the user is unknown
+            ok = self.passwords.verify(user.password_hash if user else None, password)
+        except RateLimited:
+            self.limiter.forgive(keys)  # not verified: no attempt was made
+            raise
         if not ok or user is None or not user.password_hash:
-            self.limiter.failed(keys)
             raise AuthenticationRequired("the user name or password is wrong")
+        self.limiter.forgive(keys)
         if user.disabled:
             raise AuthenticationRequired(
                 f"the user {username!r} is disabled; ask an administrator to enable it"
@@ -250,7 +262,7 @@ class AccessService:
         if len(self._verified) > MAX_REMEMBERED:
             self._verified.clear()
         valid_until = time.time() + VERIFIED_TTL_SECONDS
-        self._verified[_credential_key(username, password)] = (user.password_hash, valid_until)
+        self._verified[self._credential_key(username, password)] = (user.password_hash, valid_until)
         who = self._user_principal(snap, user)
         self._keep(sent, who, snap.serial, valid_until)
         return who
@@ -306,6 +318,7 @@ class AccessService:
             if token.repositories is None
             else frozenset(token.repositories),
             token_actions=token.actions,
+            token_expires_at=token.expires_at,
         )
         return who, token, snap.serial
 
@@ -394,20 +407,49 @@ class AccessService:
         if principal.anonymous:
             raise AuthenticationRequired("send credentials: a user and password, or a token")
 
+    def _sent_key(self, sent: str) -> bytes:
+        return hmac.digest(self._key, sent.encode("utf-8", "surrogateescape"), "sha256")
 
-def _sent_key(sent: str) -> bytes:
-    return hashlib.sha256(sent.encode("utf-8", "surrogateescape")).digest()
+    def _credential_key(self, username: str, password: str) -> bytes:
+        text = f"{username}\0{password}".encode("utf-8", "surrogateescape")
+        return hmac.digest(self._key, text, "sha256")
 
 
-def _credential_key(username: str, password: str) -> bytes:
-    return hashlib.sha256(f"{username}\0{password}".encode()).digest()
+def may_manage_token(who: Principal, token: Token) -> bool:
+    """Whether `who` may see or revoke `token`.
+
+    An administrator not narrowed by a token: every token. A password login: its user's
+    tokens. A call made with a token: that token itself, and other tokens of its user only
+    when it holds admin on every repository the other token covers (so an unscoped token is
+    managed only by an unscoped admin token or the password).
+    """
+    if who.full_admin:
+        return True
+    if who.anonymous or token.user_id != who.user_id:
+        return False
+    if who.token_id is None or who.token_id == token.id:
+        return True
+    if who.token_actions is None or Action.ADMIN not in who.token_actions:
+        return False
+    if who.token_repositories is None:
+        return True
+    return token.repositories is not None and covers(who.token_repositories, token.repositories)
+
+
+def covers(held: frozenset[str], wanted: Iterable[str]) -> bool:
+    """Whether the repository entries `held` (NAME or FORMAT/NAME) reach every one of
+    `wanted`: NAME reaches FORMAT/NAME, not the other way round."""
+    return all(e in held or e.partition("/")[2] in held for e in wanted)
 
 
 def _decode_basic(value: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise AuthenticationRequired("the Basic credentials are not valid base64 UTF-8") from None
+    except ValueError:  # not ASCII, not base64 (binascii.Error) or not UTF-8
+        raise AuthenticationRequired(
+            "the Basic credentials are not valid base64 of UTF-8 text; send user:password"
+            " encoded in base64"
+        ) from None
     username, sep, password = decoded.partition(":")
     if not sep:
         raise AuthenticationRequired("the Basic credentials have no ':' between user and password")

@@ -159,14 +159,21 @@ def create_token(
     repositories: Sequence[str] | None = None,
     actions: Sequence[Action] = (Action.READ,),
     expires: str | datetime | None = None,
+    not_after: datetime | None = None,
 ) -> CreatedToken:
     """Create a token for `owner`. Its scope may not exceed what the owner holds now (and
-    at every use it is narrowed further by what the owner holds then)."""
+    at every use it is narrowed further by what the owner holds then). `not_after` is the
+    expiry of the token the request came with: the new token may not outlive it."""
     wanted = sorted(set(actions) or {Action.READ}, key=_ORDER.index)
     now = ctx.clock()
-    expires_at = tokens.parse_expiry(expires, now) if isinstance(expires, str) else expires
-    if expires_at is not None and expires_at <= now:
-        raise InvalidInput("the token's expiry is in the past")
+    if isinstance(expires, str):
+        expires_at: datetime | None = tokens.parse_expiry(expires, now)
+    else:
+        expires_at = expires
+        if expires_at is not None:
+            tokens.check_expiry(expires_at, now)
+    if not_after is not None:
+        _within_parent_expiry(expires_at, not_after)
     label = name.strip() or f"token-{now:%Y%m%d-%H%M%S}"
     if len(label) > 200:
         raise InvalidInput("the token name is longer than 200 characters")
@@ -206,6 +213,20 @@ def create_token(
             },
         )
     return CreatedToken(token, made.secret)
+
+
+def _within_parent_expiry(expires_at: datetime | None, not_after: datetime) -> None:
+    limit = f"{not_after:%Y-%m-%d %H:%M} UTC"
+    if expires_at is None:
+        raise PermissionDenied(
+            f"the token making this request expires at {limit}, so the new token must expire"
+            " too, no later than that: pass an expiry"
+        )
+    if expires_at > not_after:
+        raise PermissionDenied(
+            f"the new token would outlive the token making this request: it must expire no"
+            f" later than {limit}"
+        )
 
 
 def _check_scope(

@@ -8,6 +8,7 @@ from packhouse.errors import PermissionDenied
 from packhouse.services import accounts
 from packhouse.web.api.deps import AdminDep, PrincipalDep, ServicesDep, UserDep
 from packhouse.web.api.models import GroupCreate, GroupOut, Me, UserCreate, UserOut, UserUpdate
+from packhouse.web.api.params import GroupPath, UserPath
 from packhouse.wiring import Services
 
 router = APIRouter()
@@ -53,7 +54,7 @@ def create_user(body: UserCreate, svc: ServicesDep, who: AdminDep) -> UserOut:
 
 
 @router.get("/users/{name}", tags=["users"], summary="One user (administrators, or themselves)")
-def get_user(name: str, svc: ServicesDep, who: UserDep) -> UserOut:
+def get_user(name: UserPath, svc: ServicesDep, who: UserDep) -> UserOut:
     if who.name != name:
         svc.access.require_admin(who)
     return _out(svc, name)
@@ -65,7 +66,7 @@ def get_user(name: str, svc: ServicesDep, who: UserDep) -> UserOut:
     summary="Change a password, the admin flag or disable a user",
     description="Administrators may change anything; a user may change their own password.",
 )
-def update_user(name: str, body: UserUpdate, svc: ServicesDep, who: UserDep) -> UserOut:
+def update_user(name: UserPath, body: UserUpdate, svc: ServicesDep, who: UserDep) -> UserOut:
     if body.admin is not None or body.disabled is not None or who.name != name:
         svc.access.require_admin(who)
     if who.token_id is not None and not who.full_admin:
@@ -89,7 +90,7 @@ def create_group(body: GroupCreate, svc: ServicesDep, who: AdminDep) -> GroupOut
 
 
 @router.get("/groups/{name}", tags=["groups"])
-def get_group(name: str, svc: ServicesDep, _: AdminDep) -> GroupOut:
+def get_group(name: GroupPath, svc: ServicesDep, _: AdminDep) -> GroupOut:
     return GroupOut.of(accounts.get_group(svc.ctx, name))
 
 
@@ -99,17 +100,17 @@ def get_group(name: str, svc: ServicesDep, _: AdminDep) -> GroupOut:
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a group and every permission granted to it",
 )
-def delete_group(name: str, svc: ServicesDep, who: AdminDep) -> None:
+def delete_group(name: GroupPath, svc: ServicesDep, who: AdminDep) -> None:
     accounts.delete_group(svc.ctx, actor=who.name, name=name)
 
 
 @router.put("/groups/{name}/members/{user}", tags=["groups"], summary="Add a member")
-def add_member(name: str, user: str, svc: ServicesDep, who: AdminDep) -> GroupOut:
+def add_member(name: GroupPath, user: UserPath, svc: ServicesDep, who: AdminDep) -> GroupOut:
     accounts.set_membership(svc.ctx, actor=who.name, group=name, user=user, member=True)
     return GroupOut.of(accounts.get_group(svc.ctx, name))
 
 
 @router.delete("/groups/{name}/members/{user}", tags=["groups"], summary="Remove a member")
-def remove_member(name: str, user: str, svc: ServicesDep, who: AdminDep) -> GroupOut:
+def remove_member(name: GroupPath, user: UserPath, svc: ServicesDep, who: AdminDep) -> GroupOut:
     accounts.set_membership(svc.ctx, actor=who.name, group=name, user=user, member=False)
     return GroupOut.of(accounts.get_group(svc.ctx, name))

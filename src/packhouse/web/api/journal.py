@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from packhouse.db import journal_store
 from packhouse.web.api.deps import AdminDep, ServicesDep
 from packhouse.web.api.models import JournalOut
+from packhouse.web.api.params import NAME_LENGTH, REPO_LENGTH, TEXT_LENGTH, Serial
 
 router = APIRouter(tags=["journal"])
 
@@ -17,11 +18,19 @@ router = APIRouter(tags=["journal"])
 def journal(
     svc: ServicesDep,
     _: AdminDep,
-    repository: Annotated[str | None, Query(description="Repository name.")] = None,
-    actor: Annotated[str | None, Query(description="Who made the change.")] = None,
-    action: Annotated[str | None, Query(description="e.g. upload, token.create.")] = None,
-    project: Annotated[str | None, Query(description="Project or package name.")] = None,
-    since: Annotated[int | None, Query(ge=0, description="Only serials above this.")] = None,
+    repository: Annotated[
+        str | None, Query(max_length=REPO_LENGTH, description="Repository name.")
+    ] = None,
+    actor: Annotated[
+        str | None, Query(max_length=NAME_LENGTH, description="Who made the change.")
+    ] = None,
+    action: Annotated[
+        str | None, Query(max_length=TEXT_LENGTH, description="e.g. upload, token.create.")
+    ] = None,
+    project: Annotated[
+        str | None, Query(max_length=TEXT_LENGTH, description="Project or package name.")
+    ] = None,
+    since: Serial | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[JournalOut]:
     with svc.ctx.db.read() as conn:

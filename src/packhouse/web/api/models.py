@@ -13,6 +13,13 @@ from packhouse.db.repository_store import Repository
 from packhouse.db.token_store import Token
 from packhouse.db.user_store import Grant, Group, User
 from packhouse.types import Action, Format
+from packhouse.web.api.params import (
+    DESCRIPTION_LENGTH,
+    MAX_ENTRIES,
+    NAME_LENGTH,
+    Name,
+    RepoEntry,
+)
 
 
 class UserOut(BaseModel):
@@ -29,7 +36,7 @@ class UserOut(BaseModel):
 
 
 class UserCreate(BaseModel):
-    name: str = Field(examples=["alice"])
+    name: Name = Field(examples=["alice"])
     password: str = Field(min_length=1, max_length=4096)
     admin: bool = False
 
@@ -60,7 +67,7 @@ class GroupOut(BaseModel):
 
 
 class GroupCreate(BaseModel):
-    name: str = Field(examples=["developers"])
+    name: Name = Field(examples=["developers"])
 
 
 class TokenOut(BaseModel):
@@ -93,15 +100,20 @@ class TokenOut(BaseModel):
 
 class TokenCreate(BaseModel):
     name: str = Field(default="", max_length=200, examples=["ci upload"])
-    user: str | None = Field(default=None, description="The owner; default: the caller.")
-    repositories: list[str] | None = Field(
+    user: Name | None = Field(default=None, description="The owner; default: the caller.")
+    repositories: list[RepoEntry] | None = Field(
         default=None,
+        max_length=MAX_ENTRIES,
         description="NAME or FORMAT/NAME entries; None: every repository the owner can reach.",
         examples=[["pypi/main"]],
     )
-    actions: list[Action] = Field(default=[Action.READ], min_length=1)
+    actions: list[Action] = Field(default=[Action.READ], min_length=1, max_length=len(Action))
     expires: str | None = Field(
-        default=None, description="30d, 12h, 90m, 2w, or a date such as 2026-12-31 (UTC)."
+        default=None,
+        max_length=40,
+        description="30d, 12h, 90m, 2w, or a date such as 2026-12-31 (UTC); at most ten years"
+        " ahead. A call made with a token that expires must pass one no later than that"
+        " token's.",
     )
 
 
@@ -141,11 +153,11 @@ class RepositoryOut(BaseModel):
 
 
 class RepositoryCreate(BaseModel):
-    name: str = Field(examples=["team"])
+    name: RepoEntry = Field(examples=["team"])
     format: Format = Format.PYPI
     public: bool = Field(default=False, description="Let anonymous callers read it.")
-    description: str = ""
-    bases: list[str] = []
+    description: str = Field(default="", max_length=DESCRIPTION_LENGTH)
+    bases: list[RepoEntry] = Field(default=[], max_length=MAX_ENTRIES)
 
 
 class PermissionOut(BaseModel):
@@ -161,7 +173,9 @@ class PermissionOut(BaseModel):
 
 
 class PermissionSet(BaseModel):
-    principal: str = Field(examples=["alice", ":authenticated:"])
+    principal: str = Field(
+        min_length=1, max_length=NAME_LENGTH, examples=["alice", ":authenticated:"]
+    )
     kind: Literal["user", "group", "special"] | None = Field(
         default=None, description="Default: special for :anonymous:/:authenticated:, else user."
     )

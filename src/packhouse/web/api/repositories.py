@@ -11,6 +11,7 @@ from packhouse.services.repos import create_repository, set_permission
 from packhouse.types import Action, Format, RepoKind
 from packhouse.web.api.deps import AdminDep, PrincipalDep, ServicesDep
 from packhouse.web.api.models import PermissionOut, PermissionSet, RepositoryCreate, RepositoryOut
+from packhouse.web.api.params import PrincipalPath, RepoPath
 
 router = APIRouter(tags=["repositories"])
 
@@ -45,14 +46,16 @@ def create(body: RepositoryCreate, svc: ServicesDep, who: AdminDep) -> Repositor
 
 
 @router.get("/repositories/{fmt}/{name}", summary="One repository (needs read)")
-def get(fmt: Format, name: str, svc: ServicesDep, who: PrincipalDep) -> RepositoryOut:
+def get(fmt: Format, name: RepoPath, svc: ServicesDep, who: PrincipalDep) -> RepositoryOut:
     repo = svc.catalog.get(fmt, name)
     svc.access.check(who, repo, Action.READ)
     return RepositoryOut.of(repo, svc.access.is_public(repo.id), svc.ctx.settings.base_url)
 
 
 @router.get("/repositories/{fmt}/{name}/permissions", summary="Who may do what (repository admins)")
-def permissions(fmt: Format, name: str, svc: ServicesDep, who: PrincipalDep) -> list[PermissionOut]:
+def permissions(
+    fmt: Format, name: RepoPath, svc: ServicesDep, who: PrincipalDep
+) -> list[PermissionOut]:
     repo = svc.catalog.get(fmt, name)
     svc.access.check(who, repo, Action.ADMIN)
     with svc.ctx.db.read() as conn:
@@ -67,7 +70,7 @@ def permissions(fmt: Format, name: str, svc: ServicesDep, who: PrincipalDep) -> 
     summary="Grant an action (replacing what that principal had; repository admins)",
 )
 def grant(
-    fmt: Format, name: str, body: PermissionSet, svc: ServicesDep, who: PrincipalDep
+    fmt: Format, name: RepoPath, body: PermissionSet, svc: ServicesDep, who: PrincipalDep
 ) -> list[PermissionOut]:
     svc.access.check(who, svc.catalog.get(fmt, name), Action.ADMIN)
     set_permission(
@@ -88,9 +91,9 @@ def grant(
 )
 def revoke(
     fmt: Format,
-    name: str,
+    name: RepoPath,
     kind: Literal["user", "group", "special"],
-    principal: str,
+    principal: PrincipalPath,
     svc: ServicesDep,
     who: PrincipalDep,
 ) -> list[PermissionOut]:
