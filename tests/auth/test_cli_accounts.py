@@ -13,6 +13,8 @@ runner = CliRunner()
 
 
 def cli(data: Path, *args: str, input: str | None = None, code: int = 0) -> str:
+    if not (data / "packhouse.db").exists():
+        assert runner.invoke(app, ["db", "upgrade", "--data", str(data)]).exit_code == 0
     result = runner.invoke(app, [*args, "--data", str(data)], input=input)
     assert result.exit_code == code, result.output
     return result.output
@@ -54,3 +56,11 @@ def test_users_groups_tokens_and_the_journal(tmp_path: Path) -> None:
     only = cli(tmp_path, "journal", "--action", "token.create", "--json").splitlines()
     assert len(only) == 1
     assert secret not in cli(tmp_path, "journal", "--limit", "100")
+
+
+def test_data_commands_refuse_a_directory_without_a_database(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["user", "list", "--data", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1
+    assert "no Packhouse database" in result.output
+    assert "packhouse db upgrade" in result.output
+    assert not (tmp_path / "nowhere").exists()

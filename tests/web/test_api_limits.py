@@ -172,3 +172,49 @@ def test_a_narrow_token_sees_and_revokes_only_what_it_covers(client: TestClient)
     )
     # the password manages every token of its own
     assert client.delete(f"/api/v1/tokens/{other['id']}", auth=ALICE).status_code == 200
+
+
+def test_validation_errors_name_the_field_but_never_echo_what_was_sent(
+    client: TestClient,
+) -> None:
+    secret = "Sup3r-secret-value"
+    response = client.post("/api/v1/users", json={"name": "bob", "password": [secret]}, auth=ROOT)
+    assert response.status_code == 422
+    assert secret not in response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "password"]
+
+
+def test_unknown_fields_and_loose_booleans_are_refused(client: TestClient) -> None:
+    misspelt = client.post("/api/v1/tokens", json={"scope": "upload"}, auth=ROOT)
+    assert misspelt.status_code == 422
+    assert misspelt.json()["detail"][0]["loc"] == ["body", "scope"]
+    loose = client.post(
+        "/api/v1/users", json={"name": "carol", "password": "carol-pw-123", "admin": "yes"},
+        auth=ROOT,
+    )  # fmt: skip
+    assert loose.status_code == 422
+    assert client.get("/api/v1/users/carol", auth=ROOT).status_code == 404
+
+
+def test_a_grant_to_a_group_that_does_not_exist_is_refused(client: TestClient) -> None:
+    response = client.put(
+        "/api/v1/repositories/pypi/main/permissions",
+        json={"principal": "nogroup", "kind": "group", "action": "read"},
+        auth=ROOT,
+    )
+    assert response.status_code == 404
+    assert "no group named 'nogroup'" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "9" * 5000, "-1", "12 "])
+def test_odd_content_lengths_are_not_a_server_error(client: TestClient, length: str) -> None:
+    response = client.post(
+        "/pypi/main/",
+        content=b"x",
+        headers={
+            "Content-Length": length.encode("latin-1"),  # as raw bytes, the way a client may
+            "Content-Type": "multipart/form-data; boundary=b",
+        },
+        auth=ROOT,
+    )
+    assert response.status_code < 500

@@ -56,6 +56,13 @@ def settings_from(data: Path | None, config: Path | None, **overrides: object) -
 def open_services(data: Path | None, config: Path | None) -> Iterator[Services]:
     """Services over the same data the server uses; safe while the server runs."""
     settings = settings_from(data, config)
+    database = settings.data / "packhouse.db"
+    if not settings.database_url and not database.exists():
+        fail(
+            f"there is no Packhouse database at {database.absolute()}: point --data (or"
+            " PACKHOUSE_DATA) at the server's data directory, or create one there with"
+            " `packhouse db upgrade --data DIR`"
+        )
     try:
         svc = Services.of(build_context(settings))
     except PackhouseError as exc:

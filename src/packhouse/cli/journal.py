@@ -19,8 +19,10 @@ def journal(
         str | None, typer.Option(help="Only this action (upload, token.create, perm.grant...).")
     ] = None,
     project: Annotated[str | None, typer.Option(help="Only this project or package.")] = None,
-    since: Annotated[int | None, typer.Option(help="Only serials above this one.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many entries.")] = 50,
+    since: Annotated[
+        int | None, typer.Option(min=0, max=2**63 - 1, help="Only serials above this one.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="At most this many entries.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
     data: DataOption = None,
     config: ConfigOption = None,

@@ -90,6 +90,11 @@ def _plan(path: Path, repo: str) -> _Plan:
         if subdir is None:
             raise PackhouseError(f"{name}: info/index.json names no subdir (nor platform/arch)")
         return _Plan(path, "conda", f"/conda/{repo}/{subdir}/{name}", {})
+    if not name.endswith((".whl", ".tar.gz", ".zip")):
+        raise PackhouseError(
+            f"{name} is not a package file: packhouse upload takes wheels (.whl), source"
+            " distributions (.tar.gz, .zip) and conda packages (.conda, .tar.bz2)"
+        )
     dist = parse_dist_filename(name)
     sha256 = hashlib.sha256()
     with path.open("rb") as fh:

@@ -125,6 +125,8 @@ def set_permission(
         repo = repository_store.get(conn, fmt, name)
         if principal_kind == "user":
             user_store.require_user(conn, principal)
+        elif principal_kind == "group":
+            user_store.require_group(conn, principal)
         serial = journal_store.append(
             conn,
             actor=actor,

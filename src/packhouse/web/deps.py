@@ -40,13 +40,21 @@ async def authorize(request: Request, repo: Repository, action: Action) -> Princ
     return who
 
 
+def declared_length(request: Request) -> int:
+    """The request's Content-Length, or 0 when absent or not a plain decimal number (the
+    body is then measured while it streams)."""
+    length = request.headers.get("content-length", "")
+    if length.isascii() and length.isdigit() and len(length) <= 19:
+        return int(length)
+    return 0
+
+
 async def read_form(request: Request, file_field: str) -> ParsedForm:
     """The request's multipart form, its `file_field` part streamed to an IncomingFile
     (hashed, capped at max_upload_bytes). The caller discards the form's file."""
     svc = services(request)
     limit = svc.ctx.settings.max_upload_bytes
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit + UPLOAD_SLACK:
+    if declared_length(request) > limit + UPLOAD_SLACK:
         raise TooLarge(f"the upload is larger than the limit of {limit} bytes (max_upload_bytes)")
     try:
         return await parse_form(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from packhouse.auth.redact import redact_url
 from packhouse.db.journal_store import JournalEntry
@@ -22,6 +22,13 @@ from packhouse.web.api.params import (
 )
 
 
+class InputModel(BaseModel):
+    """A request body: unknown fields are refused (a misspelt field must not be silently
+    ignored). Its flags are StrictBool: `"yes"` is not `true`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class UserOut(BaseModel):
     name: str
     admin: bool
@@ -35,16 +42,16 @@ class UserOut(BaseModel):
         )
 
 
-class UserCreate(BaseModel):
+class UserCreate(InputModel):
     name: Name = Field(examples=["alice"])
     password: str = Field(min_length=1, max_length=4096)
-    admin: bool = False
+    admin: StrictBool = False
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(InputModel):
     password: str | None = Field(default=None, min_length=1, max_length=4096)
-    admin: bool | None = None
-    disabled: bool | None = None
+    admin: StrictBool | None = None
+    disabled: StrictBool | None = None
 
 
 class Me(BaseModel):
@@ -66,7 +73,7 @@ class GroupOut(BaseModel):
         return cls(name=group.name, members=list(group.members))
 
 
-class GroupCreate(BaseModel):
+class GroupCreate(InputModel):
     name: Name = Field(examples=["developers"])
 
 
@@ -98,7 +105,7 @@ class TokenOut(BaseModel):
         )
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(InputModel):
     name: str = Field(default="", max_length=200, examples=["ci upload"])
     user: Name | None = Field(default=None, description="The owner; default: the caller.")
     repositories: list[RepoEntry] | None = Field(
@@ -152,10 +159,10 @@ class RepositoryOut(BaseModel):
         )
 
 
-class RepositoryCreate(BaseModel):
+class RepositoryCreate(InputModel):
     name: RepoEntry = Field(examples=["team"])
     format: Format = Format.PYPI
-    public: bool = Field(default=False, description="Let anonymous callers read it.")
+    public: StrictBool = Field(default=False, description="Let anonymous callers read it.")
     description: str = Field(default="", max_length=DESCRIPTION_LENGTH)
     bases: list[RepoEntry] = Field(default=[], max_length=MAX_ENTRIES)
 
@@ -172,7 +179,7 @@ class PermissionOut(BaseModel):
         )
 
 
-class PermissionSet(BaseModel):
+class PermissionSet(InputModel):
     principal: str = Field(
         min_length=1, max_length=NAME_LENGTH, examples=["alice", ":authenticated:"]
     )

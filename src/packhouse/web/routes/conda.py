@@ -28,7 +28,13 @@ from packhouse.services.conda_uploads import (
 from packhouse.services.pages import Page
 from packhouse.storage.base import IncomingFile
 from packhouse.types import Action, Format, Sha256
-from packhouse.web.deps import authorize, page_response, read_form, services
+from packhouse.web.deps import (
+    authorize,
+    declared_length,
+    page_response,
+    read_form,
+    services,
+)
 from packhouse.web.routes.files import IMMUTABLE, blob_response
 
 MAX_PATCH_BYTES = 16 * 1024 * 1024  # conda-forge's largest patch_instructions.json is smaller
@@ -132,8 +138,7 @@ async def _shard(
 async def _read_capped(request: Request, cap: int, what: str) -> bytes:
     """The whole body, refused with 413 as soon as it is known to pass `cap` bytes."""
     too_large = TooLarge(f"{what} are larger than the limit of {cap} bytes ({cap >> 20} MiB)")
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > cap:
+    if declared_length(request) > cap:
         raise too_large
     body = bytearray()
     try:
@@ -150,8 +155,7 @@ async def _receive(request: Request) -> IncomingFile:
     """The raw request body, streamed into a hashed, size-capped temporary file."""
     svc = services(request)
     limit = svc.ctx.settings.max_upload_bytes
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    if declared_length(request) > limit:
         raise TooLarge(f"the upload is larger than the limit of {limit} bytes (max_upload_bytes)")
     incoming = IncomingFile(svc.ctx.tmp_dir, limit, "package")
     try:
