@@ -208,18 +208,21 @@ def _fast_answer(scope: Scope, memo: _Decisions) -> tuple[int, RawHeaders, bytes
     svc: Services = scope["app"].state.services
     serial = svc.ctx.db.watcher.current()
     wanted = _negotiate(accept, None)
-    who = svc.access.authenticate_cached(authorization, None)
+    who = svc.access.authenticate_cached(authorization, None, serial)
     if who is None:
         return None
     if memo.serial != serial or memo.services is not svc:
         memo.reset(svc, serial)
-    decision = memo.table.get((parts[2], who))
-    if decision is None:
+    # Keyed by the principal object's identity (hashing the dataclass costs more): the
+    # entry holds the object, so its id can't be reused by another while the entry lives.
+    decision = memo.table.get((parts[2], id(who)))
+    if decision is None or decision[3] is not who:
         repo = svc.catalog.get(Format.PYPI, parts[2], serial)
-        decision = (repo, svc.access.can(who, repo, Action.READ), svc.access.is_public(repo.id))
+        can_read = svc.access.can(who, repo, Action.READ)
+        decision = (repo, can_read, svc.access.is_public(repo.id), who)
         if len(memo.table) < 1024:
-            memo.table[(parts[2], who)] = decision
-    repo, allowed, public = decision
+            memo.table[(parts[2], id(who))] = decision
+    repo, allowed, public, _ = decision
     if not allowed:
         return None
     if project is None:
@@ -246,7 +249,7 @@ class _Decisions:
     def __init__(self) -> None:
         self.services: Services | None = None
         self.serial = -1
-        self.table: dict[tuple[str, Principal], tuple[Repository, bool, bool]] = {}
+        self.table: dict[tuple[str, int], tuple[Repository, bool, bool, Principal]] = {}
 
     def reset(self, services: Services, serial: int) -> None:
         self.services, self.serial, self.table = services, serial, {}
