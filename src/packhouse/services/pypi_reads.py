@@ -1,18 +1,27 @@
-"""Reading PyPI repositories: simple pages, the JSON API, files, all through the page cache."""
+"""Reading PyPI repositories: simple pages, the JSON API, files, all through the page cache.
+
+A big project's simple page is re-rendered incrementally after a change. For each (resolution
+order, project) with at least `parts_min_files` live files, the reader keeps every file's
+rendered parts (its sort key, version, PEP 503 anchor line and PEP 691 JSON object; not its
+`SimpleFile`, which would add half as much memory again), in page order, and for each
+repository of the order the project's serial they are good at. Every change to an artifact
+(upload, yank, unyank, delete) sets its `serial` and the project's `last_serial` to the
+change's serial in one transaction, and writers are serialised, so after a change the reader
+reads only the project's artifacts whose serial is above the one it holds, applies them and
+joins the parts again: the same bytes as a full render (tests check it). Anything unexpected
+(the project gone or replaced, a snapshot older than the parts, a part missing) throws the
+parts away and reads everything again. Parts are kept in an LRU bounded by `parts_max_bytes`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, Literal
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
-from sqlalchemy import String, select, type_coerce
+from sqlalchemy import Connection, select
 
 from packhouse.db import artifact_store, repository_store
 from packhouse.db.artifact_store import Artifact
@@ -24,6 +33,18 @@ from packhouse.formats.pypi.metadata import CoreMetadata
 from packhouse.services.catalog import Catalog
 from packhouse.services.context import Context
 from packhouse.services.pages import Page
+from packhouse.services.pypi_parts import (
+    SIMPLE_COLUMNS,
+    FileKey,
+    PartsCache,
+    PartsStats,
+    ProjectParts,
+    ProjectRead,
+    simple_file,
+    sort_key,
+    version_key,
+    version_order,
+)
 
 JSON_TYPE = "application/json"
 
@@ -34,83 +55,22 @@ class FoundFile:
     holders: tuple[Repository, ...]  # the repositories that hold it
 
 
-@lru_cache(maxsize=32768)
-def _version_key(text: str) -> tuple[int, Version | str]:
-    """Sort key of a version string. Parsing is the slowest part of rendering a big
-    project's page, and a page is rendered again after each upload with the same versions
-    plus one, so parsed versions are kept (a few hundred bytes each)."""
-    try:
-        return (1, Version(text))
-    except InvalidVersion:
-        return (0, text)
-
-
-_PLAIN_RELEASE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
-_Key = tuple[Any, ...]
-
-
-@lru_cache(maxsize=65536)
-def _sort_key(text: str) -> _Key:
-    """A sort key equal to `_version_key`'s order (PEP 440, versions that do not parse first,
-    by text) made of ints and strings only, so sorting compares in C, not with Python-level
-    `Version.__lt__`/`__eq__`; plain releases ("1.2.3") are keyed without parsing. It is
-    packaging's comparison key (`_cmpkey`) with its infinities written as -1/0/1 tags."""
-    if _PLAIN_RELEASE.fullmatch(text):
-        release = tuple(int(p) for p in text.split("."))
-        epoch, pre, post, dev, local = 0, None, None, None, None
-    else:
-        try:
-            v = Version(text)
-        except InvalidVersion:
-            return (0, text)
-        release, epoch, pre, post, dev, local = v.release, v.epoch, v.pre, v.post, v.dev, v.local
-    while len(release) > 1 and release[-1] == 0:
-        release = release[:-1]
-    if release == (0,):
-        release = ()
-    pre_key: _Key
-    if pre is None and post is None and dev is not None:
-        pre_key = (-1,)
-    elif pre is None:
-        pre_key = (1,)
-    else:
-        pre_key = (0, pre[0], pre[1])
-    post_key: _Key = (-1,) if post is None else (0, post)
-    dev_key: _Key = (1,) if dev is None else (0, dev)
-    local_key: _Key = (
-        (-1,)
-        if local is None
-        else (0, tuple((1, int(p)) if p.isdigit() else (0, p) for p in local.split(".")))
-    )
-    return (1, epoch, release, pre_key, post_key, dev_key, local_key)
-
-
-# What a simple page shows of a file; not the stored metadata or conda record.
-_SIMPLE_COLUMNS = (
-    artifacts.c.filename,
-    artifacts.c.version,
-    artifacts.c.sha256,
-    artifacts.c.requires_python,
-    artifacts.c.yanked,
-    artifacts.c.yanked_reason,
-    artifacts.c.metadata_sha256,
-    artifacts.c.size,
-    # As the driver gives it: SQLAlchemy's own parsing of SQLite's text timestamps (a regex
-    # per row) was most of the time to render a page of 5,000 files; see _timestamp.
-    type_coerce(artifacts.c.upload_time, String).label("upload_time"),
-)
-
-
-def _timestamp(value: datetime | str) -> datetime:
-    """An upload time as read by _SIMPLE_COLUMNS (text on SQLite), in UTC."""
-    when = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 class PypiReader:
-    def __init__(self, ctx: Context, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        catalog: Catalog,
+        *,
+        parts_min_files: int = 200,
+        parts_max_bytes: int = 16 * 1024 * 1024,
+    ) -> None:
         self._ctx = ctx
         self._catalog = catalog
+        # Projects with at least this many live files keep their rendered parts (see the
+        # module docstring); smaller ones render whole in a few milliseconds.
+        self.parts_min_files = parts_min_files
+        self._parts = PartsCache(parts_max_bytes)
+        self.parts_stats = PartsStats()
 
     # -- project pages --------------------------------------------------------------------
 
@@ -145,17 +105,49 @@ class PypiReader:
             return self._project_stamp(ids, name)
 
         def render() -> Page:
-            files, versions, last_serial = self._simple_files(order, name)
-            if not files:
+            body, last_serial = self._project_body(order, ids, name, kind)
+            if body is None:
                 raise ProjectNotFound(f"there is no project {project!r} in {repo.name!r}")
-            page = simple.ProjectPage(
-                name=name, files=files, versions=versions, last_serial=last_serial
-            )
-            if kind == "json":
-                return Page.of(simple.project_json(page), simple.JSON_V1, last_serial)
-            return Page.of(simple.project_html(page), simple.TEXT_HTML, last_serial)
+            content_type = simple.JSON_V1 if kind == "json" else simple.TEXT_HTML
+            return Page.of(body, content_type, last_serial)
 
         return self._ctx.pages.get(("pypi-project", repo.id, name, kind), serial, stamp, render)
+
+    def _project_body(
+        self,
+        order: Sequence[Repository],
+        ids: tuple[int, ...],
+        name: str,
+        kind: Literal["html", "json"],
+    ) -> tuple[bytes | None, int]:
+        """A project page's bytes (None: no live file) and its last serial: from kept parts
+        brought up to date when there are some, else read whole (and kept, if big enough)."""
+        key = (ids, name)
+        parts = self._parts.get(key)
+        if parts is not None:
+            with parts.lock:
+                with self._ctx.db.read() as conn:
+                    ok = parts.catch_up(conn, order, name, self.parts_stats)
+                if ok:
+                    self._parts.put(key, parts)  # its size may have changed
+                    return parts.body(name, kind), parts.last_serial
+            self.parts_stats.fallbacks += 1
+            self._parts.discard(key, parts)
+        with self._ctx.db.read() as conn:
+            read = self._read_project(conn, order, name)
+        if sum(len(files) for _, files in read) >= self.parts_min_files:
+            parts = ProjectParts.build(ids, read)
+            self._parts.put(key, parts)
+            return parts.body(name, kind), parts.last_serial
+        files, versions, last_serial = _page_files(read)
+        if not files:
+            return None, last_serial
+        page = simple.ProjectPage(
+            name=name, files=files, versions=versions, last_serial=last_serial
+        )
+        if kind == "json":
+            return simple.project_json(page), last_serial
+        return simple.project_html(page), last_serial
 
     def _project_stamp(self, ids: tuple[int, ...], name: str) -> tuple[object, ...]:
         """What a project's pages depend on: the resolution order and the project's serial
@@ -164,45 +156,26 @@ class PypiReader:
             serials = repository_store.project_serials(conn, ids, name)
         return (ids, tuple(sorted(serials.items())))
 
-    def _simple_files(
-        self, order: Sequence[Repository], name: str
-    ) -> tuple[list[simple.SimpleFile], list[str], int]:
-        """What `_files` finds, as the simple page shows it (read with only the columns it
-        needs): the files sorted by version then filename, the versions, the last serial."""
-        seen: set[str] = set()
-        keyed: list[tuple[str, str, simple.SimpleFile]] = []
-        versions: set[str] = set()
-        last_serial = 0
-        with self._ctx.db.read() as conn:
-            for repo in order:
-                project = repository_store.get_project(conn, repo.id, name)
-                if project is None:
-                    continue
-                last_serial = max(last_serial, project.last_serial)
-                rows = conn.execute(
-                    select(*_SIMPLE_COLUMNS)
-                    .where(artifacts.c.project_id == project.id, artifacts.c.deleted.is_(False))
-                    .order_by(artifacts.c.id)
-                )
-                for row in rows:
-                    filename = row.filename
-                    if filename in seen:
-                        continue
-                    seen.add(filename)
-                    versions.add(row.version)
-                    file = simple.SimpleFile(
-                        filename=filename,
-                        url=f"../../../../files/{row.sha256}/{filename}",
-                        sha256=row.sha256,
-                        requires_python=row.requires_python,
-                        yanked=(row.yanked_reason or "") if row.yanked else None,
-                        metadata_sha256=row.metadata_sha256,
-                        size=row.size,
-                        upload_time=_timestamp(row.upload_time),
-                    )
-                    keyed.append((row.version, filename, file))
-        keyed.sort(key=lambda k: (_sort_key(k[0]), k[1]))
-        return [k[2] for k in keyed], sorted(versions, key=_sort_key), last_serial
+    def _read_project(
+        self, conn: Connection, order: Sequence[Repository], name: str
+    ) -> ProjectRead:
+        """Every live file of `name` in each repository of the order (read with only the
+        columns the simple page needs)."""
+        read: ProjectRead = []
+        for repo in order:
+            project = repository_store.get_project(conn, repo.id, name)
+            if project is None:
+                continue
+            rows = conn.execute(
+                select(*SIMPLE_COLUMNS)
+                .where(artifacts.c.project_id == project.id, artifacts.c.deleted.is_(False))
+                .order_by(artifacts.c.id)
+            )
+            files = [(row.version, simple_file(row)) for row in rows]
+            read.append((project, files))
+        self.parts_stats.full_reads += 1
+        self.parts_stats.rows_read += sum(len(files) for _, files in read)
+        return read
 
     def _files(self, order: Sequence[Repository], name: str) -> tuple[list[Artifact], int]:
         """Files of `name` across the resolution order; the first repository to hold a
@@ -220,7 +193,7 @@ class PypiReader:
                     if artifact.filename not in seen:
                         seen.add(artifact.filename)
                         files.append(artifact)
-        files.sort(key=lambda a: (_version_key(a.version), a.filename))
+        files.sort(key=lambda a: (version_key(a.version), a.filename))
         return files, last_serial
 
     # -- the project list -----------------------------------------------------------------
@@ -296,6 +269,25 @@ class PypiReader:
         return FoundFile(found[0], holders)
 
 
+def _page_files(read: ProjectRead) -> tuple[list[simple.SimpleFile], list[str], int]:
+    """The files a page shows (the first repository to hold a filename wins) sorted by
+    version then filename, its versions, its last serial."""
+    seen: set[str] = set()
+    keyed: list[tuple[FileKey, simple.SimpleFile]] = []
+    versions: set[str] = set()
+    last_serial = 0
+    for project, files in read:
+        last_serial = max(last_serial, project.last_serial)
+        for version, file in files:
+            if file.filename in seen:
+                continue
+            seen.add(file.filename)
+            versions.add(version)
+            keyed.append(((sort_key(version), file.filename), file))
+    keyed.sort(key=lambda k: k[0])
+    return [k[1] for k in keyed], sorted(versions, key=version_order), last_serial
+
+
 _METADATA_FIELDS = {f.name for f in dataclasses.fields(CoreMetadata)}
 
 
@@ -330,5 +322,5 @@ def _releases(files: Sequence[Artifact], base_url: str) -> list[jsonapi.JsonRele
                 for a in arts
             ],
         )
-        for v, arts in sorted(by_version.items(), key=lambda kv: _version_key(kv[0]))
+        for v, arts in sorted(by_version.items(), key=lambda kv: version_key(kv[0]))
     ]
