@@ -121,17 +121,8 @@ def grant(
 
       packhouse repo grant main developers read --group
     """
-    with open_services(data, config) as svc:
-        set_permission(
-            svc.ctx,
-            actor="cli",
-            fmt=fmt,
-            name=name,
-            principal=principal,
-            action=action,
-            kind="group" if group else None,
-        )
-        console.print(f"granted {action} on {fmt}/{name} to {principal}", highlight=False)
+    _set(data, config, fmt, name, principal, action, group)
+    console.print(f"granted {action} on {fmt}/{name} to {principal}", highlight=False)
 
 
 @app.command("revoke")
@@ -149,6 +140,19 @@ def revoke(
 
       packhouse repo revoke main :anonymous:
     """
+    _set(data, config, fmt, name, principal, None, group)
+    console.print(f"revoked {principal}'s access to {fmt}/{name}", highlight=False)
+
+
+def _set(
+    data: DataOption,
+    config: ConfigOption,
+    fmt: Format,
+    name: str,
+    principal: str,
+    action: Action | None,
+    group: bool,
+) -> None:
     with open_services(data, config) as svc:
         set_permission(
             svc.ctx,
@@ -156,7 +160,6 @@ def revoke(
             fmt=fmt,
             name=name,
             principal=principal,
-            action=None,
+            action=action,
             kind="group" if group else None,
         )
-        console.print(f"revoked {principal}'s access to {fmt}/{name}", highlight=False)

@@ -40,17 +40,7 @@ async def simple_index(request: Request) -> Response:
     svc = services(request)
     repo = svc.catalog.get(Format.PYPI, request.path_params["repo"])
     await authorize(request, repo, Action.READ)
-    wanted = _negotiate(request.headers.get("accept"), request.query_params.get("format"))
-    page = svc.pypi.cached_index_page(repo, wanted.kind)
-    if page is None:
-        page = await run_in_threadpool(svc.pypi.index_page, repo, wanted.kind)
-    return page_response(
-        request,
-        page,
-        media_type=wanted.content_type,
-        max_age=svc.ctx.settings.index_max_age,
-        public=svc.access.is_public(repo.id),
-    )
+    return await _simple_page(request, repo, None)
 
 
 async def simple_project(request: Request) -> Response:
@@ -64,10 +54,22 @@ async def simple_project(request: Request) -> Response:
         if request.url.query:
             target += "?" + request.url.query
         return RedirectResponse(target, status_code=301)
+    return await _simple_page(request, repo, normal)
+
+
+async def _simple_page(request: Request, repo: Repository, project: str | None) -> Response:
+    """A project's page (or the project list, for None) in the negotiated format: from the
+    cache when it is current, else rendered off the event loop."""
+    svc = services(request)
     wanted = _negotiate(request.headers.get("accept"), request.query_params.get("format"))
-    page = svc.pypi.cached_project_page(repo, normal, wanted.kind)
-    if page is None:
-        page = await run_in_threadpool(svc.pypi.project_page, repo, normal, wanted.kind)
+    if project is None:
+        page = svc.pypi.cached_index_page(repo, wanted.kind)
+        if page is None:
+            page = await run_in_threadpool(svc.pypi.index_page, repo, wanted.kind)
+    else:
+        page = svc.pypi.cached_project_page(repo, project, wanted.kind)
+        if page is None:
+            page = await run_in_threadpool(svc.pypi.project_page, repo, project, wanted.kind)
     return page_response(
         request,
         page,
