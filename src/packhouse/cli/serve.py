@@ -134,7 +134,10 @@ def _print_welcome(settings: Settings, admin: str | None, password: str | None) 
         f"  uv publish --publish-url {base}/pypi/main/ -u {user} dist/*\n"
         f"  pip install --index-url {scheme}://{user}:PASSWORD@{hostport}/pypi/main/simple/ NAME\n"
         f"  uv pip install --index-url {scheme}://{user}:PASSWORD@{hostport}/pypi/main/simple/"
-        " NAME\n",
+        " NAME\n"
+        f"  packhouse upload --url {base} --user {user} --repo main pkg-1.0-0.conda\n"
+        f"  conda install -c {scheme}://{user}:PASSWORD@{hostport}/conda/main/ NAME"
+        "  (or a token: .../t/<token>/conda/main/)\n",
         highlight=False,
         soft_wrap=True,
     )

@@ -113,6 +113,8 @@ artifacts = Table(
     UniqueConstraint("repository_id", "filename", name="uq_artifacts_repository_filename"),
 )
 Index("ix_artifacts_project", artifacts.c.project_id)
+# What changed in a project since a serial (incremental page renders).
+Index("ix_artifacts_project_serial", artifacts.c.project_id, artifacts.c.serial)
 Index("ix_artifacts_sha256", artifacts.c.sha256)
 Index("ix_artifacts_subdir", artifacts.c.repository_id, artifacts.c.subdir)
 
