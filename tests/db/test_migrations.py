@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, text
 
 from packhouse.db import journal_store
 from packhouse.db.engine import Database
 from packhouse.db.schema import metadata
-
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def drift(db: Database) -> list[object]:
@@ -27,21 +21,6 @@ def test_sqlite_migrations_match_the_schema() -> None:
     db.upgrade()
     assert drift(db) == []
     db.dispose()
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A throwaway schema in the test database, dropped afterwards."""
-    schema = f"ph_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.mark.postgres
