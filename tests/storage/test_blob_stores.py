@@ -4,18 +4,25 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from tests.conftest import S3Server
 
+from packhouse.config import S3Settings
 from packhouse.errors import ArtifactNotFound, TooLarge
 from packhouse.storage.base import BlobStore, IncomingFile
 from packhouse.storage.local import LocalBlobStore
 from packhouse.storage.memory import MemoryBlobStore
+from packhouse.storage.s3 import S3BlobStore
 from packhouse.types import Sha256
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     if request.param == "local":
         return LocalBlobStore(tmp_path / "blobs")
+    if request.param == "s3":
+        s3: S3Server = request.getfixturevalue("seaweedfs")
+        settings = S3Settings(endpoint_url=s3.endpoint, bucket=s3.new_bucket())
+        return S3BlobStore(settings, tmp_path, client=s3.client())
     return MemoryBlobStore()
 
 
