@@ -86,10 +86,16 @@ class S3Server:
             aws_secret_access_key="packhouse-tests",
         )
 
-    def new_bucket(self) -> str:
-        name = f"ph-{uuid.uuid4().hex[:12]}"
-        self.client().create_bucket(Bucket=name)
-        return name
+    bucket: str = "ph-tests"
+
+    def new_prefix(self) -> str:
+        """A fresh key prefix in the one test bucket (a SeaweedFS bucket is a collection
+        with volumes of its own, so tests share one rather than make many)."""
+        return f"t-{uuid.uuid4().hex[:12]}/"
+
+    def keys(self, prefix: str) -> list[str]:
+        listed = self.client().list_objects_v2(Bucket=self.bucket, Prefix=prefix)
+        return [o["Key"] for o in listed.get("Contents", [])]
 
 
 @pytest.fixture(scope="session")
@@ -115,12 +121,14 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise AssertionError(f"SeaweedFS did not start:\n{(root / 'weed.log').read_text()}")
-        try:
-            httpx.get(endpoint, timeout=1)
-            S3Server(endpoint).client().list_buckets()
+        try:  # ready when a write goes through: S3 answers before its volumes exist
+            probe = S3Server(endpoint).client()
+            if not probe.list_buckets().get("Buckets"):
+                probe.create_bucket(Bucket=S3Server.bucket)
+            probe.put_object(Bucket=S3Server.bucket, Key="probe", Body=b"ok")
             break
         except Exception:  # not up yet: connection refused, or S3 not ready
-            time.sleep(0.3)
+            time.sleep(0.5)
     yield S3Server(endpoint)
     process.terminate()
     try:

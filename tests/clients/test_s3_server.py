@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.builders import make_wheel
@@ -16,32 +17,32 @@ pytestmark = [pytest.mark.clients, pytest.mark.s3]
 
 @pytest.fixture
 def s3_server(tmp_path: Path, seaweedfs: S3Server) -> Iterator[tuple[RunningServer, str]]:
-    bucket = seaweedfs.new_bucket()
+    prefix = seaweedfs.new_prefix()
     running = start_server(
         tmp_path / "data",
         {
             "PACKHOUSE_STORAGE": "s3",
             "PACKHOUSE_S3__ENDPOINT_URL": seaweedfs.endpoint,
-            "PACKHOUSE_S3__BUCKET": bucket,
+            "PACKHOUSE_S3__BUCKET": seaweedfs.bucket,
+            "PACKHOUSE_S3__PREFIX": prefix,
             "PACKHOUSE_S3__ACCESS_KEY_ID": "packhouse-tests",
             "PACKHOUSE_S3__SECRET_ACCESS_KEY": "packhouse-tests",
         },
     )
-    yield running, bucket
+    yield running, prefix
     stop_server(running)
 
 
 def test_upload_install_download_and_delete_with_blobs_in_s3(
     s3_server: tuple[RunningServer, str], seaweedfs: S3Server, tmp_path: Path
 ) -> None:
-    server, bucket = s3_server
+    server, prefix = s3_server
     dist = tmp_path / "dist"
     dist.mkdir()
     wheel = make_wheel(dist, "ph-in-s3", "1.0")
     twine_upload(server, wheel)
 
-    keys = {o["Key"] for o in seaweedfs.client().list_objects_v2(Bucket=bucket)["Contents"]}
-    assert len(keys) == 2  # the wheel and its PEP 658 metadata file
+    assert len(seaweedfs.keys(prefix)) == 2  # the wheel and its PEP 658 metadata file
     assert not (server.data / "blobs").exists()
 
     python = make_venv(tmp_path / "venv")
@@ -52,7 +53,49 @@ def test_upload_install_download_and_delete_with_blobs_in_s3(
             "/pypi/main/simple/ph-in-s3/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
         ).json()
         url = "/" + page["files"][0]["url"].removeprefix("../../../../")
-        assert client.get(url).content == wheel.read_bytes()
+        whole = client.get(url)
+        assert whole.content == wheel.read_bytes()
+        assert whole.headers["content-length"] == str(wheel.stat().st_size)
+        part = client.get(url, headers={"Range": "bytes=2-5"})
+        assert (part.status_code, part.content) == (206, wheel.read_bytes()[2:6])
+        assert client.head(url).headers["content-length"] == str(wheel.stat().st_size)
 
     server.run_cli("delete", "main", "ph-in-s3", "1.0", "--yes")
-    assert seaweedfs.client().list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    assert seaweedfs.keys(prefix) == []
+
+
+def test_files_can_be_served_by_presigned_redirect(tmp_path: Path, seaweedfs: S3Server) -> None:
+    server = start_server(
+        tmp_path / "data",
+        {
+            "PACKHOUSE_STORAGE": "s3",
+            "PACKHOUSE_S3__SERVE": "redirect",
+            "PACKHOUSE_S3__ENDPOINT_URL": seaweedfs.endpoint,
+            "PACKHOUSE_S3__BUCKET": seaweedfs.bucket,
+            "PACKHOUSE_S3__PREFIX": seaweedfs.new_prefix(),
+            "PACKHOUSE_S3__ACCESS_KEY_ID": "packhouse-tests",
+            "PACKHOUSE_S3__SECRET_ACCESS_KEY": "packhouse-tests",
+        },
+    )
+    try:
+        dist = tmp_path / "dist"
+        dist.mkdir()
+        wheel = make_wheel(dist, "ph-redirected", "1.0")
+        twine_upload(server, wheel)
+        with server.client() as client:
+            page = client.get(
+                "/pypi/main/simple/ph-redirected/",
+                headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+            ).json()
+            url = "/" + page["files"][0]["url"].removeprefix("../../../../")
+            redirect = client.get(url)
+            assert redirect.status_code == 307
+            location = redirect.headers["location"]
+            assert location.startswith(seaweedfs.endpoint)
+            assert "Signature" in location
+        assert httpx.get(location).content == wheel.read_bytes()
+        python = make_venv(tmp_path / "venv")
+        pip_install(server, python, "ph-redirected")
+        assert installed_version(python, "ph_redirected") == "1.0"
+    finally:
+        stop_server(server)

@@ -21,7 +21,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
         return LocalBlobStore(tmp_path / "blobs")
     if request.param == "s3":
         s3: S3Server = request.getfixturevalue("seaweedfs")
-        settings = S3Settings(endpoint_url=s3.endpoint, bucket=s3.new_bucket())
+        settings = S3Settings(endpoint_url=s3.endpoint, bucket=s3.bucket, prefix=s3.new_prefix())
         return S3BlobStore(settings, tmp_path, client=s3.client())
     return MemoryBlobStore()
 

@@ -189,3 +189,33 @@ def test_every_path_under_a_private_repository_asks_strangers_for_credentials(
     lost = client.get("/pypi/main/whatever", auth=AUTH)
     assert lost.status_code == 404
     assert "/pypi/main/simple/" in lost.text
+
+
+def test_streamed_files_have_length_ranges_and_head(client: TestClient) -> None:
+    # The in-memory store has no local files: this is the path S3 takes without redirects.
+    data = client.get("/pypi/main/simple/demo-pkg/", auth=AUTH, headers={"Accept": JSON}).json()
+    url = "/" + data["files"][0]["url"].removeprefix("../../../../")
+    whole = client.get(url, auth=AUTH)
+    size = len(whole.content)
+    assert whole.headers["content-length"] == str(size)
+    assert whole.headers["accept-ranges"] == "bytes"
+    head = client.head(url, auth=AUTH)
+    assert head.headers["content-length"] == str(size)
+    assert head.content == b""
+    cases = {
+        "bytes=0-9": (206, whole.content[:10]),
+        "bytes=10-": (206, whole.content[10:]),
+        "bytes=-5": (206, whole.content[-5:]),
+        f"bytes=5-{size + 100}": (206, whole.content[5:]),
+        "bytes=9-2": (200, whole.content),  # invalid: ignored, as RFC 9110 allows
+        "bytes=0-1,4-5": (200, whole.content),  # several parts: sent whole
+        "items=0-1": (200, whole.content),
+    }
+    for header, (status, body) in cases.items():
+        part = client.get(url, auth=AUTH, headers={"Range": header})
+        assert (part.status_code, part.content) == (status, body), header
+    part = client.get(url, auth=AUTH, headers={"Range": "bytes=0-9"})
+    assert part.headers["content-range"] == f"bytes 0-9/{size}"
+    beyond = client.get(url, auth=AUTH, headers={"Range": f"bytes={size}-"})
+    assert beyond.status_code == 416
+    assert beyond.headers["content-range"] == f"bytes */{size}"

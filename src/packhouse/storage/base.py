@@ -36,8 +36,16 @@ class BlobStore(Protocol):
 
     def exists(self, sha256: Sha256) -> bool: ...
 
-    def open(self, sha256: Sha256) -> BinaryIO:
-        """Open a stored blob for reading; raises ArtifactNotFound if absent."""
+    def open(self, sha256: Sha256, start: int = 0, end: int | None = None) -> BinaryIO:
+        """Open a stored blob for reading from byte `start` (a store may also stop at `end`,
+        exclusive; readers stop there themselves). Raises ArtifactNotFound if absent."""
+
+    def size(self, sha256: Sha256) -> int:
+        """The blob's size in bytes; raises ArtifactNotFound if absent."""
+
+    def url_for(self, sha256: Sha256, filename: str) -> str | None:
+        """A short-lived URL clients may fetch the blob from directly, or None to have the
+        server send the bytes."""
 
     def local_path(self, sha256: Sha256) -> Path | None:
         """A filesystem path the server may send with zero-copy, or None."""

@@ -60,11 +60,22 @@ class LocalBlobStore:
     def exists(self, sha256: Sha256) -> bool:
         return self._path(sha256).is_file()
 
-    def open(self, sha256: Sha256) -> BinaryIO:
+    def open(self, sha256: Sha256, start: int = 0, end: int | None = None) -> BinaryIO:
         try:
-            return self._path(sha256).open("rb")
+            handle = self._path(sha256).open("rb")
         except FileNotFoundError:
             raise ArtifactNotFound(f"blob {sha256} is missing from the store") from None
+        handle.seek(start)
+        return handle
+
+    def size(self, sha256: Sha256) -> int:
+        try:
+            return self._path(sha256).stat().st_size
+        except FileNotFoundError:
+            raise ArtifactNotFound(f"blob {sha256} is missing from the store") from None
+
+    def url_for(self, sha256: Sha256, filename: str) -> str | None:
+        return None
 
     def local_path(self, sha256: Sha256) -> Path | None:
         return self._path(sha256)

@@ -25,9 +25,18 @@ class MemoryBlobStore:
     def exists(self, sha256: Sha256) -> bool:
         return sha256 in self.blobs
 
-    def open(self, sha256: Sha256) -> BinaryIO:
+    def open(self, sha256: Sha256, start: int = 0, end: int | None = None) -> BinaryIO:
+        return io.BytesIO(self._get(sha256)[start:end])
+
+    def size(self, sha256: Sha256) -> int:
+        return len(self._get(sha256))
+
+    def url_for(self, sha256: Sha256, filename: str) -> str | None:
+        return None
+
+    def _get(self, sha256: Sha256) -> bytes:
         try:
-            return io.BytesIO(self.blobs[sha256])
+            return self.blobs[sha256]
         except KeyError:
             raise ArtifactNotFound(f"blob {sha256} is missing from the store") from None
 

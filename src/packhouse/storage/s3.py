@@ -56,14 +56,31 @@ class S3BlobStore:
             raise
         return True
 
-    def open(self, sha256: Sha256) -> BinaryIO:
+    def open(self, sha256: Sha256, start: int = 0, end: int | None = None) -> BinaryIO:
         from botocore.exceptions import ClientError
 
+        extra: dict[str, Any] = {}
+        if start or end is not None:
+            extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256))
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256), **extra)
         except ClientError:
             raise ArtifactNotFound(f"blob {sha256} is missing from the store") from None
         return cast(BinaryIO, response["Body"])
+
+    def size(self, sha256: Sha256) -> int:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(sha256))
+        except ClientError:
+            raise ArtifactNotFound(f"blob {sha256} is missing from the store") from None
+        return int(head["ContentLength"])
+
+    def url_for(self, sha256: Sha256, filename: str) -> str | None:
+        if self.settings.serve != "redirect":
+            return None
+        return self.presigned_url(sha256, filename)
 
     def local_path(self, sha256: Sha256) -> Path | None:
         return None

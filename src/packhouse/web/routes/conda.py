@@ -113,7 +113,7 @@ async def subdir_file(request: Request) -> Response:
     if shard:  # the static layout keeps shards beside the packages
         return await _shard(request, repo, subdir, shard.group(1), public)
     artifact = await run_in_threadpool(svc.conda.find_package, repo, subdir, filename)
-    return blob_response(svc, request, Sha256(artifact.sha256), filename, public)
+    return await blob_response(svc, request, Sha256(artifact.sha256), filename, public)
 
 
 async def shard_file(request: Request) -> Response:

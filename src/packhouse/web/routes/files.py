@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from packhouse.errors import ArtifactNotFound, AuthenticationRequired, PermissionDenied
@@ -67,10 +67,10 @@ async def serve_file(request: Request) -> Response:
         if found.artifact.metadata_sha256 is None:
             raise ArtifactNotFound(f"{artifact_name!r} has no metadata file")
         blob = found.artifact.metadata_sha256
-    return blob_response(svc, request, Sha256(blob), filename, public)
+    return await blob_response(svc, request, Sha256(blob), filename, public)
 
 
-def blob_response(
+async def blob_response(
     svc: Services, request: Request, sha256: Sha256, filename: str, public: bool
 ) -> Response:
     headers = {
@@ -86,16 +86,72 @@ def blob_response(
             raise ArtifactNotFound(f"the bytes of {filename!r} are missing from storage")
         return FileResponse(path, headers=headers, media_type=content_type_of(filename))
 
-    handle = svc.ctx.blobs.open(sha256)
+    return await _stream(svc, request, sha256, filename, headers)
+
+
+async def _stream(
+    svc: Services, request: Request, sha256: Sha256, filename: str, headers: dict[str, str]
+) -> Response:
+    """A blob from a store without local files (S3): a redirect to a short-lived URL when
+    configured, else the bytes, with Content-Length, a single Range and HEAD."""
+    blobs = svc.ctx.blobs
+    url = await run_in_threadpool(blobs.url_for, sha256, filename)
+    if url is not None:
+        return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+    size = await run_in_threadpool(blobs.size, sha256)
+    headers = {**headers, "Accept-Ranges": "bytes"}
+    media_type = content_type_of(filename)
+    span = _single_range(request.headers.get("range"), size)
+    start, end, status = 0, size, 200
+    if isinstance(span, str):
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    if span is not None:
+        (start, end), status = span, 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    headers["Content-Length"] = str(end - start)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=media_type)
+    handle = await run_in_threadpool(blobs.open, sha256, start, end)
 
     async def chunks() -> AsyncIterator[bytes]:
+        remaining = end - start
         try:
-            while chunk := await run_in_threadpool(handle.read, 1024 * 1024):
+            while remaining > 0:
+                chunk = await run_in_threadpool(handle.read, min(remaining, 1024 * 1024))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
                 yield chunk
         finally:
             handle.close()
 
-    return StreamingResponse(chunks(), headers=headers, media_type=content_type_of(filename))
+    return StreamingResponse(chunks(), status_code=status, headers=headers, media_type=media_type)
+
+
+def _single_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """(start, end exclusive) of a one-part `bytes=` Range; "unsatisfiable"; or None to send
+    the whole file (no Range, or one this server ignores, as RFC 9110 allows)."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, sep, last = header[6:].strip().partition("-")
+    if not sep or not (first.isdigit() or last.isdigit()):
+        return None
+    if not first:  # the last N bytes
+        if not last.isascii() or len(last) > 19:
+            return None
+        count = int(last)
+        return (max(size - count, 0), size) if count else "unsatisfiable"
+    if not (first.isascii() and first.isdigit() and len(first) <= 19):
+        return None
+    start = int(first)
+    if last and not (last.isascii() and last.isdigit() and len(last) <= 19):
+        return None
+    end = min(int(last) + 1, size) if last else size
+    if start >= size:
+        return "unsatisfiable"
+    if end <= start:
+        return None
+    return (start, end)
 
 
 routes = [Route("/files/{sha256}/{filename}", serve_file, methods=["GET", "HEAD"])]
