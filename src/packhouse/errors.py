@@ -10,6 +10,7 @@
     │   ├── NotAcceptable            none of the media types the client accepts can be served
     │   ├── InvalidUpload            carries the full list of problems, field by field
     │   └── UnsafeArchive            a zip/tar/conda archive that must not be read further
+    ├── MethodNotAllowed             the path exists but does not take that method
     ├── Conflict
     │   ├── FileExists               same filename, different bytes (or a deleted filename)
     │   └── AlreadyExists            a repository, user or group of that name exists
@@ -72,6 +73,12 @@ class InvalidUpload(InvalidInput):
 
 class UnsafeArchive(InvalidUpload):
     pass
+
+
+class MethodNotAllowed(PackhouseError):
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
 
 
 class Conflict(PackhouseError):

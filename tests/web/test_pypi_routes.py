@@ -210,6 +210,9 @@ def test_streamed_files_have_length_ranges_and_head(client: TestClient) -> None:
         "bytes=9-2": (200, whole.content),  # invalid: ignored, as RFC 9110 allows
         "bytes=0-1,4-5": (200, whole.content),  # several parts: sent whole
         "items=0-1": (200, whole.content),
+        "Bytes=0-1": (206, whole.content[:2]),  # the unit is case-insensitive
+        f"bytes={size + 5}-{size + 1}": (200, whole.content),  # last before first: ignored
+        "bytes=0-" + "9" * 25: (206, whole.content),  # a last position past the end: clamped
     }
     for header, (status, body) in cases.items():
         part = client.get(url, auth=AUTH, headers={"Range": header})
@@ -219,3 +222,40 @@ def test_streamed_files_have_length_ranges_and_head(client: TestClient) -> None:
     beyond = client.get(url, auth=AUTH, headers={"Range": f"bytes={size}-"})
     assert beyond.status_code == 416
     assert beyond.headers["content-range"] == f"bytes */{size}"
+
+
+def test_paths_without_their_slash_redirect_and_wrong_methods_get_405(
+    client: TestClient,
+) -> None:
+    index = client.get("/pypi/main/simple?format=" + JSON, auth=AUTH, follow_redirects=False)
+    assert index.status_code == 308
+    assert index.headers["location"] == f"/pypi/main/simple/?format={JSON}"
+    legacy = client.post("/pypi/main/legacy", auth=AUTH, follow_redirects=False)
+    assert (legacy.status_code, legacy.headers["location"]) == (308, "/pypi/main/legacy/")
+    wrong = client.post("/pypi/main/simple/", auth=AUTH)
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "GET, HEAD"
+    assert client.get("/pypi/main/simple").status_code == 401  # strangers learn nothing
+
+
+def test_a_body_past_every_limit_is_refused_even_without_content_length(
+    client: TestClient,
+) -> None:
+    """Parts that are read past (a signature) still count: a chunked body can't go on forever."""
+
+    def body() -> Iterator[bytes]:
+        yield (
+            b'--b\r\nContent-Disposition: form-data; name="gpg_signature"; filename="x.asc"\r\n\r\n'
+        )
+        for _ in range(130):  # 130 MiB: past 100 MiB of file, 16 MiB of fields and slack
+            yield b"\0" * (1024 * 1024)
+        yield b"\r\n--b--\r\n"
+
+    response = client.post(
+        "/pypi/main/",
+        content=body(),
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+        auth=AUTH,
+    )
+    assert response.status_code == 413
+    assert "max_upload_bytes" in response.text

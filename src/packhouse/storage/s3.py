@@ -51,7 +51,7 @@ class S3BlobStore:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(sha256))
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _is_missing(exc):
                 return False
             raise
         return True
@@ -64,8 +64,8 @@ class S3BlobStore:
             extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256), **extra)
-        except ClientError:
-            raise ArtifactNotFound(f"blob {sha256} is missing from the store") from None
+        except ClientError as exc:
+            raise _missing_or(exc, sha256) from None
         return cast(BinaryIO, response["Body"])
 
     def size(self, sha256: Sha256) -> int:
@@ -73,8 +73,8 @@ class S3BlobStore:
 
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self._key(sha256))
-        except ClientError:
-            raise ArtifactNotFound(f"blob {sha256} is missing from the store") from None
+        except ClientError as exc:
+            raise _missing_or(exc, sha256) from None
         return int(head["ContentLength"])
 
     def url_for(self, sha256: Sha256, filename: str) -> str | None:
@@ -106,3 +106,16 @@ class S3BlobStore:
             for item in page.get("Contents", []):
                 name = item["Key"].rsplit("/", 1)[-1]
                 yield BlobInfo(Sha256(name), int(item["Size"]), item.get("LastModified"))
+
+
+def _is_missing(exc: Exception) -> bool:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+    return code in ("404", "NoSuchKey", "NotFound")
+
+
+def _missing_or(exc: Exception, sha256: str) -> Exception:
+    """ArtifactNotFound for a missing object; any other S3 failure (access, outage) as is,
+    so it is logged and answered as a server error, not as a missing file."""
+    if _is_missing(exc):
+        return ArtifactNotFound(f"blob {sha256} is missing from the store")
+    return exc

@@ -20,6 +20,7 @@ _STATUS: list[tuple[type[errors.PackhouseError], int]] = [
     (errors.NotFound, 404),
     (errors.TooLarge, 413),
     (errors.InvalidInput, 400),
+    (errors.MethodNotAllowed, 405),
     (errors.Conflict, 409),
     (errors.AuthenticationRequired, 401),
     (errors.PermissionDenied, 403),
@@ -39,6 +40,8 @@ def error_headers(exc: errors.PackhouseError) -> dict[str, str]:
     headers = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
     if isinstance(exc, errors.AuthenticationRequired):
         headers["WWW-Authenticate"] = REALM
+    if isinstance(exc, errors.MethodNotAllowed):
+        headers["Allow"] = ", ".join(exc.allowed)
     if isinstance(exc, errors.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
     return headers

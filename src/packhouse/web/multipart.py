@@ -138,8 +138,18 @@ async def parse_form(
         )
     }
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    # Everything a form may hold: the file, the fields, and room for part headers and parts
+    # that are read past (a detached signature); a body (chunked, say) beyond that is refused.
+    max_body = max_file_bytes + MAX_FIELDS_BYTES + UPLOAD_SLACK
+    received = 0
     try:
         async for chunk in chunks:
+            received += len(chunk)
+            if received > max_body:
+                raise TooLarge(
+                    f"the upload is larger than the limit of {max_file_bytes} bytes"
+                    " (max_upload_bytes) and its form fields"
+                )
             parser.write(chunk)
         parser.finalize()
         if not state.ended:

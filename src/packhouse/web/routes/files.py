@@ -111,9 +111,12 @@ async def _stream(
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=media_type)
-    handle = await run_in_threadpool(blobs.open, sha256, start, end)
+    whole = (start, end) == (0, size)
 
     async def chunks() -> AsyncIterator[bytes]:
+        if end == start:
+            return
+        handle = await run_in_threadpool(blobs.open, sha256, start, None if whole else end)
         remaining = end - start
         try:
             while remaining > 0:
@@ -131,27 +134,27 @@ async def _stream(
 def _single_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     """(start, end exclusive) of a one-part `bytes=` Range; "unsatisfiable"; or None to send
     the whole file (no Range, or one this server ignores, as RFC 9110 allows)."""
-    if not header or not header.startswith("bytes=") or "," in header:
+    if not header or header[:6].lower() != "bytes=" or "," in header:
         return None
     first, sep, last = header[6:].strip().partition("-")
-    if not sep or not (first.isdigit() or last.isdigit()):
+    if not sep or not _digits(first or last) or (first and last and not _digits(last)):
         return None
     if not first:  # the last N bytes
-        if not last.isascii() or len(last) > 19:
-            return None
-        count = int(last)
-        return (max(size - count, 0), size) if count else "unsatisfiable"
-    if not (first.isascii() and first.isdigit() and len(first) <= 19):
-        return None
+        count = int(last) if len(last) <= 19 else size
+        return (size - min(count, size), size) if count and size else "unsatisfiable"
+    if len(first) > 19:
+        return "unsatisfiable"
     start = int(first)
-    if last and not (last.isascii() and last.isdigit() and len(last) <= 19):
-        return None
-    end = min(int(last) + 1, size) if last else size
+    if last and (len(last) <= 19 and int(last) < start):
+        return None  # last before first: invalid, ignored
     if start >= size:
         return "unsatisfiable"
-    if end <= start:
-        return None
+    end = size if not last or len(last) > 19 else min(int(last) + 1, size)
     return (start, end)
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 routes = [Route("/files/{sha256}/{filename}", serve_file, methods=["GET", "HEAD"])]

@@ -8,11 +8,11 @@ from packaging.utils import canonicalize_name
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from packhouse.db.repository_store import Repository
-from packhouse.errors import NotFound
+from packhouse.errors import MethodNotAllowed, NotFound
 from packhouse.formats.pypi.simple import Negotiated, negotiate
 from packhouse.services.access import Principal
 from packhouse.services.pypi_uploads import upload_pypi
@@ -128,12 +128,28 @@ async def repository_root(request: Request) -> Response:
 
 async def unknown_path(request: Request) -> Response:
     """Any other path under a repository: 401/403 first, so a private repository tells a
-    stranger nothing, then what does exist."""
+    stranger nothing; then a redirect to the path with its trailing slash, a 405 for a
+    method a path doesn't take, or a 404 that says what exists."""
     svc = services(request)
     repo = svc.catalog.get(Format.PYPI, request.path_params["repo"])
     await authorize(request, repo, Action.READ)
+    path = request.url.path
+    allowed: set[str] = set()
+    for route in routes[:-1]:
+        for candidate in (path, path + "/"):
+            match, _ = route.matches({**request.scope, "path": candidate})
+            if match is Match.FULL and candidate != path:
+                target = candidate + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(target, status_code=308)
+            if match is not Match.NONE and candidate == path:
+                allowed |= set(route.methods or ())
+    if allowed:
+        raise MethodNotAllowed(
+            f"{request.method} is not allowed on {path}; use {', '.join(sorted(allowed))}",
+            sorted(allowed),
+        )
     raise NotFound(
-        f"there is nothing at {request.url.path}; the simple index is /pypi/{repo.name}/simple/,"
+        f"there is nothing at {path}; the simple index is /pypi/{repo.name}/simple/,"
         f" uploads go to /pypi/{repo.name}/ and the JSON API is"
         f" /pypi/{repo.name}/pypi/<project>/json"
     )
