@@ -102,7 +102,11 @@ def delete(
         console.print("deleted " + ", ".join(names), highlight=False)
 
 
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database schema.",
+    epilog="Example: packhouse db upgrade --data /srv/packhouse",
+    no_args_is_help=True,
+)
 
 
 @db_app.command("upgrade")

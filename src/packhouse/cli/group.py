@@ -10,6 +10,7 @@ from packhouse.services import accounts
 
 app = typer.Typer(
     help="Manage groups of users (grant them access with `repo grant NAME GROUP ACTION --group`).",
+    epilog="Example: packhouse group create devs && packhouse group add devs alice",
     no_args_is_help=True,
 )
 

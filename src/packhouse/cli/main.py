@@ -9,6 +9,7 @@ from packhouse.cli import admin, group, journal, repo, serve, token, upload, use
 app = typer.Typer(
     name="packhouse",
     help="Packhouse: private PyPI indexes and conda channels in one server.",
+    epilog="Example: packhouse serve --data ./packhouse-data --port 8080",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -32,7 +33,10 @@ def _add_optional_groups() -> None:
 
     conda.app.command("patch")(upload.patch)
     app.add_typer(
-        conda.app, name="conda", help="Conda channels: index a directory, patch a channel."
+        conda.app,
+        name="conda",
+        help="Conda channels: index a directory, patch a channel.",
+        epilog="Example: packhouse conda index ./channel",
     )
 
 

@@ -12,7 +12,10 @@ from packhouse.services.repos import create_repository, set_bases, set_permissio
 from packhouse.types import Action, Format, RepoKind
 
 app = typer.Typer(
-    help="Create and list repositories, and grant access to them.", no_args_is_help=True
+    help="Create and list repositories, and grant access to them.",
+    epilog="Example: packhouse repo create team --format pypi && packhouse repo grant team alice"
+    " upload",
+    no_args_is_help=True,
 )
 
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="pypi or conda.")]

@@ -14,7 +14,11 @@ from packhouse.db.token_store import Token
 from packhouse.services import accounts
 from packhouse.types import Action
 
-app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create, list and revoke API tokens.",
+    epilog="Example: packhouse token create --user ci --repo main --scope upload --expires 90d",
+    no_args_is_help=True,
+)
 
 
 @app.command("create")

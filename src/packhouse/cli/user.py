@@ -10,7 +10,11 @@ from rich.table import Table
 from packhouse.cli.common import ConfigOption, DataOption, console, open_services, read_secret
 from packhouse.services import accounts
 
-app = typer.Typer(help="Manage users.", no_args_is_help=True)
+app = typer.Typer(
+    help="Manage users.",
+    epilog="Example: packhouse user add alice --admin",
+    no_args_is_help=True,
+)
 
 
 @app.command("add")
