@@ -36,10 +36,6 @@ def hash_password(password: str) -> str:
     return HASHER.hash(password)
 
 
-def needs_rehash(password_hash: str) -> bool:
-    return HASHER.check_needs_rehash(password_hash)
-
-
 def generate_password() -> str:
     while (password := secrets.token_urlsafe(18)).startswith("ph_"):
         pass

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
-from packhouse.db.schema import group_members, groups, permissions, repositories, users
+from packhouse.db.schema import group_members, groups, permissions, users
 from packhouse.errors import AlreadyExists, NotFound
 
 
@@ -80,15 +80,6 @@ def user_count(conn: Connection) -> int:
     return len(conn.execute(select(users.c.id).limit(1)).all())
 
 
-def group_names_of(conn: Connection, user_id: int) -> frozenset[str]:
-    rows = conn.execute(
-        select(groups.c.name)
-        .select_from(group_members.join(groups, groups.c.id == group_members.c.group_id))
-        .where(group_members.c.user_id == user_id)
-    )
-    return frozenset(r.name for r in rows)
-
-
 def grants_for(conn: Connection, repository_id: int) -> Sequence[Grant]:
     rows = conn.execute(select(permissions).where(permissions.c.repository_id == repository_id))
     return [Grant(r.repository_id, r.principal_kind, r.principal, r.action) for r in rows]
@@ -121,10 +112,6 @@ def revoke(conn: Connection, repository_id: int, principal_kind: str, principal:
             permissions.c.principal == principal,
         )
     )
-
-
-def repository_names_by_id(conn: Connection) -> dict[int, str]:
-    return {r.id: r.name for r in conn.execute(select(repositories.c.id, repositories.c.name))}
 
 
 @dataclass(frozen=True)
