@@ -275,6 +275,21 @@ def testdata_pypi(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+SIMPLE_JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
+
+
+def simple_files(client: Any, project: str, repo: str = "main") -> list[dict[str, Any]]:
+    """A project's files as its PEP 691 page lists them (any client with a `get`)."""
+    response = client.get(f"/pypi/{repo}/simple/{project}/", headers=SIMPLE_JSON)
+    assert response.status_code == 200, response.text
+    return list(response.json()["files"])
+
+
+def file_path(entry: dict[str, Any]) -> str:
+    """The server path of a listed file (its URL is relative to the project's page)."""
+    return "/" + str(entry["url"]).removeprefix("../../../../")
+
+
 def make_venv(path: Path) -> Path:
     """A throwaway virtual environment (with pip); returns its python."""
     subprocess.run(

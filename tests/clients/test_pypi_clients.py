@@ -10,7 +10,14 @@ import httpx
 import pytest
 
 from tests.builders import make_sdist, make_wheel
-from tests.conftest import CLIENT_ENV, VENV_BIN, RunningServer, make_venv
+from tests.conftest import (
+    CLIENT_ENV,
+    VENV_BIN,
+    RunningServer,
+    file_path,
+    make_venv,
+    simple_files,
+)
 
 pytestmark = pytest.mark.clients
 
@@ -99,11 +106,8 @@ def test_yank_from_the_cli_while_serving_then_pip_skips_it_unless_pinned(
     server.run_cli("yank", "main", "ph-yanky", "1.1", "--reason", "broken build")
 
     with server.client() as client:
-        page = client.get(
-            "/pypi/main/simple/ph-yanky/",
-            headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-        ).json()
-    yanked = {f["filename"]: f["yanked"] for f in page["files"]}
+        files = simple_files(client, "ph-yanky")
+    yanked = {f["filename"]: f["yanked"] for f in files}
     assert yanked == {
         "ph_yanky-1.0-py3-none-any.whl": False,
         "ph_yanky-1.1-py3-none-any.whl": "broken build",
@@ -159,11 +163,7 @@ def test_pip_checks_hashes_of_what_it_downloads(server: RunningServer, tmp_path:
     wheel = make_wheel(dist, "ph-hashed", "1.0")
     twine_upload(server, wheel)
     with server.client() as client:
-        page = client.get(
-            "/pypi/main/simple/ph-hashed/",
-            headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-        ).json()
-    sha = page["files"][0]["hashes"]["sha256"]
+        sha = simple_files(client, "ph-hashed")[0]["hashes"]["sha256"]
     blob = server.data / "blobs" / sha[:2] / sha[2:4] / sha
     blob.chmod(0o644)
     stored = bytearray(blob.read_bytes())
@@ -191,15 +191,7 @@ def test_metadata_2_4_wheel_is_accepted_from_a_plain_multipart_post(
         )
         assert response.status_code == 200, response.text
         info = client.get("/pypi/main/pypi/attrs/json").json()["info"]
-        metadata = client.get(
-            client.get(
-                "/pypi/main/simple/attrs/",
-                headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-            )
-            .json()["files"][0]["url"]
-            .replace("../../../../", "/")
-            + ".metadata"
-        )
+        metadata = client.get(file_path(simple_files(client, "attrs")[0]) + ".metadata")
     assert info["version"] == "23.2.0"
     assert info["license_expression"] == "MIT"
     assert info["requires_python"] == ">=3.7"
@@ -215,11 +207,8 @@ def test_files_support_range_head_etag_and_immutable_caching(
     wheel = make_wheel(dist, "ph-ranged", "1.0")
     twine_upload(server, wheel)
     with server.client() as client:
-        page = client.get(
-            "/pypi/main/simple/ph-ranged/",
-            headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-        ).json()
-        url = "/" + page["files"][0]["url"].removeprefix("../../../../")
+        [listed] = simple_files(client, "ph-ranged")
+        url = file_path(listed)
         full = client.get(url)
         head = client.head(url)
         part = client.get(url, headers={"Range": "bytes=0-9"})
@@ -229,7 +218,7 @@ def test_files_support_range_head_etag_and_immutable_caching(
     assert full.content == data
     assert full.headers["content-type"] == "application/zip"
     assert "immutable" in full.headers["cache-control"]
-    assert full.headers["etag"] == f'"{page["files"][0]["hashes"]["sha256"]}"'
+    assert full.headers["etag"] == f'"{listed["hashes"]["sha256"]}"'
     assert head.headers["content-length"] == str(len(data))
     assert head.content == b""
     assert part.status_code == 206

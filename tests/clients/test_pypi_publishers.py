@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.builders import make_sdist, make_wheel
-from tests.conftest import CLIENT_ENV, VENV_BIN, RunningServer
+from tests.conftest import CLIENT_ENV, VENV_BIN, RunningServer, simple_files
 
 pytestmark = pytest.mark.clients
 
@@ -47,10 +47,7 @@ def publish(cwd: Path, *argv: str, env: dict[str, str] | None = None) -> None:
 
 def files_of(server: RunningServer, name: str) -> list[str]:
     with server.client() as client:
-        data = client.get(
-            f"/pypi/main/simple/{name}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
-        ).json()
-    return sorted(f["filename"] for f in data["files"])
+        return sorted(f["filename"] for f in simple_files(client, name))
 
 
 def expected(name: str) -> list[str]:

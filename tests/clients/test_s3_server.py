@@ -10,7 +10,15 @@ import pytest
 
 from tests.builders import make_wheel
 from tests.clients.test_pypi_clients import installed_version, pip_install, twine_upload
-from tests.conftest import RunningServer, S3Server, make_venv, start_server, stop_server
+from tests.conftest import (
+    RunningServer,
+    S3Server,
+    file_path,
+    make_venv,
+    simple_files,
+    start_server,
+    stop_server,
+)
 
 pytestmark = [pytest.mark.clients, pytest.mark.s3]
 
@@ -49,10 +57,7 @@ def test_upload_install_download_and_delete_with_blobs_in_s3(
     pip_install(server, python, "ph-in-s3")
     assert installed_version(python, "ph_in_s3") == "1.0"
     with server.client() as client:
-        page = client.get(
-            "/pypi/main/simple/ph-in-s3/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
-        ).json()
-        url = "/" + page["files"][0]["url"].removeprefix("../../../../")
+        url = file_path(simple_files(client, "ph-in-s3")[0])
         whole = client.get(url)
         assert whole.content == wheel.read_bytes()
         assert whole.headers["content-length"] == str(wheel.stat().st_size)
@@ -83,11 +88,7 @@ def test_files_can_be_served_by_presigned_redirect(tmp_path: Path, seaweedfs: S3
         wheel = make_wheel(dist, "ph-redirected", "1.0")
         twine_upload(server, wheel)
         with server.client() as client:
-            page = client.get(
-                "/pypi/main/simple/ph-redirected/",
-                headers={"Accept": "application/vnd.pypi.simple.v1+json"},
-            ).json()
-            url = "/" + page["files"][0]["url"].removeprefix("../../../../")
+            url = file_path(simple_files(client, "ph-redirected")[0])
             redirect = client.get(url)
             assert redirect.status_code == 307
             location = redirect.headers["location"]

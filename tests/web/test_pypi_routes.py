@@ -15,6 +15,7 @@ from packhouse.types import Format
 from packhouse.web.app import create_app
 from packhouse.wiring import Services
 from tests.builders import make_sdist, make_wheel
+from tests.conftest import file_path
 
 AUTH = ("alice", "alice-password")
 JSON = "application/vnd.pypi.simple.v1+json"
@@ -147,14 +148,14 @@ def test_metadata_file_is_served_for_wheels_only(client: TestClient) -> None:
     data = client.get("/pypi/main/simple/demo-pkg/", auth=AUTH, headers={"Accept": JSON}).json()
     by_name = {f["filename"]: f for f in data["files"]}
     wheel = by_name["demo_pkg-1.0-py3-none-any.whl"]
-    url = "/" + wheel["url"].removeprefix("../../../../")
+    url = file_path(wheel)
     metadata = client.get(url + ".metadata", auth=AUTH)
     assert metadata.status_code == 200
     import hashlib
 
     assert hashlib.sha256(metadata.content).hexdigest() == wheel["core-metadata"]["sha256"]
     sdist = by_name["demo_pkg-1.1.tar.gz"]
-    sdist_url = "/" + sdist["url"].removeprefix("../../../../")
+    sdist_url = file_path(sdist)
     assert client.get(sdist_url + ".metadata", auth=AUTH).status_code == 404
 
 
@@ -162,7 +163,7 @@ def test_files_answer_strangers_the_same_whether_the_hash_is_stored_or_not(
     client: TestClient,
 ) -> None:
     data = client.get("/pypi/main/simple/demo-pkg/", auth=AUTH, headers={"Accept": JSON}).json()
-    stored = "/" + data["files"][0]["url"].removeprefix("../../../../")
+    stored = file_path(data["files"][0])
     unknown = f"/files/{'0' * 64}/demo_pkg-1.0-py3-none-any.whl"
     for path in (stored, unknown):
         response = client.get(path)
@@ -194,7 +195,7 @@ def test_every_path_under_a_private_repository_asks_strangers_for_credentials(
 def test_streamed_files_have_length_ranges_and_head(client: TestClient) -> None:
     # The in-memory store has no local files: this is the path S3 takes without redirects.
     data = client.get("/pypi/main/simple/demo-pkg/", auth=AUTH, headers={"Accept": JSON}).json()
-    url = "/" + data["files"][0]["url"].removeprefix("../../../../")
+    url = file_path(data["files"][0])
     whole = client.get(url, auth=AUTH)
     size = len(whole.content)
     assert whole.headers["content-length"] == str(size)
