@@ -55,6 +55,18 @@ class Settings(BaseSettings):
     # (seconds); past that the server answers 429 with Retry-After until the window releases.
     login_failure_limit: int = Field(default=10, ge=1)
     login_failure_window: int = Field(default=300, ge=1)
+    # Proxies: seconds a fetched upstream index page is trusted before it is revalidated
+    # (a repository's own ttl wins), connect and read timeout for upstream requests, the
+    # largest upstream PyPI page and conda index file read, and whether proxies serve only
+    # what they have cached.
+    upstream_ttl: int = Field(default=600, ge=0)
+    upstream_timeout: float = Field(default=30.0, gt=0, le=3600)
+    upstream_max_page_bytes: int = Field(default=64 * MiB, ge=1024)
+    upstream_max_index_bytes: int = Field(default=2048 * MiB, ge=1024)
+    upstream_offline: bool = False
+    # Upstream addresses in loopback, private and link-local ranges are refused unless they
+    # fall in one of these networks (CIDRs), e.g. ["10.0.0.0/8"] for an internal mirror.
+    upstream_allowed_networks: list[str] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
@@ -26,11 +26,57 @@ class Repository:
     allow_upstream: tuple[str, ...]
     bases: tuple[RepoName, ...]
     last_serial: int
+    proxy: ProxySettings = field(default_factory=lambda: ProxySettings())
+    cooldown: Cooldown = field(default_factory=lambda: Cooldown())
 
     @property
     def qualified_name(self) -> str:
         """`format/name`: how the journal and token scopes name a repository."""
         return f"{self.format}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """How a proxy reaches its upstream. `password` is a secret: never shown or logged
+    (the dataclass repr hides it)."""
+
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ttl: int | None = None  # seconds; None: the `upstream_ttl` setting
+    offline: bool = False
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        if self.password is None:
+            return None
+        return (self.user or "__token__", self.password)
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    """Upstream files a repository leaves out: younger than `min_age` seconds, or newer
+    than `exclude_newer`, unless their name is in `exempt` (normalised)."""
+
+    min_age: int | None = None
+    exclude_newer: datetime | None = None
+    exempt: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.min_age is not None or self.exclude_newer is not None
+
+    def cutoff(self, now: datetime) -> datetime | None:
+        """Files uploaded after this time are held back (None: none are)."""
+        limits = []
+        if self.min_age is not None:
+            limits.append(now - timedelta(seconds=self.min_age))
+        if self.exclude_newer is not None:
+            limits.append(_aware(self.exclude_newer))
+        return min(limits) if limits else None
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -66,6 +112,17 @@ def _from_row(conn: Connection, r: Row[Any]) -> Repository:
         allow_upstream=tuple(r.allow_upstream or ()),
         bases=_bases(conn, r.id),
         last_serial=r.last_serial,
+        proxy=ProxySettings(
+            user=r.upstream_user,
+            password=r.upstream_password,
+            ttl=r.upstream_ttl,
+            offline=bool(r.offline),
+        ),
+        cooldown=Cooldown(
+            min_age=r.min_age,
+            exclude_newer=_aware(r.exclude_newer) if r.exclude_newer else None,
+            exempt=tuple(r.cooldown_exempt or ()),
+        ),
     )
 
 
@@ -129,6 +186,11 @@ def set_bases(conn: Connection, repo: Repository, bases: Sequence[Repository]) -
                 repository_id=repo.id, position=position, base_id=base.id
             )
         )
+
+
+def update_settings(conn: Connection, repo_id: int, **values: Any) -> None:
+    """Set columns of a repository (the service validated them)."""
+    conn.execute(update(repositories).where(repositories.c.id == repo_id).values(**values))
 
 
 def touch(conn: Connection, repo_id: int, serial: int) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.sql.expression import false as sa_false
 
 metadata = MetaData(
     naming_convention={
@@ -61,6 +62,18 @@ repositories = Table(
     Column("allow_upstream", JSON, nullable=False, default=list),
     Column("last_serial", Integer, nullable=False, default=0),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Proxies: credentials for the upstream (the secret is never shown or logged), how long
+    # a fetched index page is trusted before revalidating (None: the `upstream_ttl` setting),
+    # and whether only what is cached is served.
+    Column("upstream_user", String(200)),
+    Column("upstream_password", Text),
+    Column("upstream_ttl", Integer),
+    Column("offline", Boolean, nullable=False, default=False, server_default=sa_false()),
+    # Cooldown, on any repository: upstream files younger than min_age seconds, or newer
+    # than exclude_newer, are left out of what it serves, except for cooldown_exempt names.
+    Column("min_age", Integer),
+    Column("exclude_newer", DateTime(timezone=True)),
+    Column("cooldown_exempt", JSON),
     UniqueConstraint("format", "name", name="uq_repositories_format_name"),
 )
 
@@ -179,3 +192,41 @@ permissions = Table(
     Column("principal", String(100), primary_key=True),
     Column("action", String(10), nullable=False),
 )
+
+# A proxy's cache of upstream index documents: a PyPI project page (key `project/<name>`,
+# kept parsed as JSON in `body`) or a conda index file (key `<subdir>/<file>`, kept as a blob
+# because a big channel's repodata is hundreds of megabytes). `status` is the upstream's
+# answer (200, or 404 for "not there", also cached); `digest` changes whenever the content
+# does, for page stamps; `checked_at` is when the upstream last confirmed it.
+upstream_pages = Table(
+    "upstream_pages",
+    metadata,
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(300), primary_key=True),
+    Column("status", Integer, nullable=False),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("content_type", String(200)),
+    Column("body", LargeBinary),
+    Column("blob_sha256", String(64)),
+    Column("size", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+)
+
+# Files a proxy fetched from its upstream, stored as blobs by sha256 (verified against the
+# upstream's hash before they were kept).
+upstream_files = Table(
+    "upstream_files",
+    metadata,
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("filename", String(300), primary_key=True),
+    Column("project", String(200), nullable=False),
+    Column("subdir", String(40)),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_upstream_files_sha256", upstream_files.c.sha256)
