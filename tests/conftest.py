@@ -235,7 +235,8 @@ def start_server(data: Path, extra_env: dict[str, str] | None = None) -> Running
     raise AssertionError(f"the server did not start in 90 s:\n{log_path.read_text()}")
 
 
-TOKEN_PATTERN = re.compile(r"ph_[A-Za-z0-9_-]{16,}")
+# both token forms: `ph-` + base62 (now) and `ph_` + base64url (before)
+TOKEN_PATTERN = re.compile(r"ph_[A-Za-z0-9_-]{16,}|(?<![A-Za-z0-9_.-])ph-[A-Za-z0-9]{16,}")
 
 
 def assert_no_secrets_logged(server: RunningServer) -> None:

@@ -35,7 +35,7 @@ def test_users_groups_tokens_and_the_journal(tmp_path: Path) -> None:
         "--expires", "30d", "--name", "laptop",
     )  # fmt: skip
     secret = out.strip().splitlines()[-1]
-    assert secret.startswith("ph_")
+    assert secret.startswith("ph-")
     (listed,) = [json.loads(x) for x in cli(tmp_path, "token", "list", "--json").splitlines()]
     assert listed["name"] == "laptop"
     assert listed["actions"] == ["upload"]

@@ -5,6 +5,17 @@ from __future__ import annotations
 from packhouse.auth.redact import redact_path, redact_text, redact_url
 
 SECRET = "ph_" + "A1b2" * 10 + "xyz"
+NEW_SECRET = "ph-" + "A1b2" * 10 + "xyz"
+
+
+def test_tokens_of_both_forms_are_masked_in_free_text_and_words_are_not() -> None:
+    text = f"token {NEW_SECRET}, older {SECRET}; url /conda/x/t/{NEW_SECRET}/noarch"
+    cleaned = redact_text(text)
+    assert NEW_SECRET not in cleaned
+    assert SECRET not in cleaned
+    assert cleaned == "token ph-***, older ph_***; url /conda/x/t/ph-***/noarch"
+    words = "graph-abcdefghijklmnopqrstuvwxyz ph-secret-base-1.0 ph-short"
+    assert redact_text(words) == words
 
 
 def test_url_token_segments_are_masked_only_at_the_start_of_a_path() -> None:

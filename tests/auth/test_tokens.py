@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import string
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,8 +16,10 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 def test_a_new_secret_is_prefixed_random_and_only_its_hash_is_kept() -> None:
     first, second = tokens.new_secret(), tokens.new_secret()
-    assert first.secret.startswith("ph_")
-    assert len(first.secret) == 3 + 43  # 32 random bytes, URL-safe base64
+    assert first.secret.startswith("ph-")
+    assert len(first.secret) == 3 + 43
+    assert first.secret[3:].isascii()
+    assert first.secret[3:].isalnum()
     assert tokens.well_formed(first.secret)
     assert first.secret != second.secret
     assert first.sha256 == tokens.hash_secret(first.secret)
@@ -25,11 +29,67 @@ def test_a_new_secret_is_prefixed_random_and_only_its_hash_is_kept() -> None:
     assert not tokens.same_hash(first.sha256, second.secret)
 
 
+def test_a_secret_holds_at_least_256_random_bits() -> None:
+    assert 62**tokens.SECRET_CHARS >= 2**256
+    seen = "".join(tokens.new_secret().secret[3:] for _ in range(200))
+    assert set(seen) == set(string.ascii_letters + string.digits)  # all 62, nothing else
+
+
+# conda 26.7.1 conda/common/url.py split_anaconda_token, and libmamba's token_regex
+CONDA_TOKEN = re.compile(r"/t/([a-zA-Z0-9-]*)")
+LIBMAMBA_TOKEN = re.compile(r"/t/([a-zA-Z0-9-_]{0,2}[a-zA-Z0-9-]*)")
+
+
+@pytest.mark.parametrize("rule", [CONDA_TOKEN, LIBMAMBA_TOKEN], ids=["conda", "libmamba"])
+def test_conda_and_mamba_read_a_whole_new_token_from_a_t_segment(rule: re.Pattern[str]) -> None:
+    for _ in range(50):
+        secret = tokens.new_secret().secret
+        found = rule.search(f"http://127.0.0.1:8080/t/{secret}/conda/main/noarch/repodata.json")
+        assert found is not None
+        assert found.group(1) == secret
+    legacy = "ph_" + "A" * 43  # why the form changed: both cut it short
+    found = rule.search(f"http://127.0.0.1:8080/t/{legacy}/conda/main")
+    assert found is not None
+    assert found.group(1) != legacy
+
+
+def test_tokens_of_the_older_form_stay_well_formed() -> None:
+    assert tokens.well_formed("ph_" + "Ab-_" * 10 + "xyz")
+    assert tokens.well_formed("ph-" + "Ab1" * 14 + "x")
+
+
 @pytest.mark.parametrize(
-    "text", ["", "ph_", "ph_short", "xx_" + "a" * 43, "ph_" + "a" * 42, "ph_" + "a" * 42 + "!"]
+    "text",
+    [
+        "",
+        "ph_",
+        "ph_short",
+        "xx_" + "a" * 43,
+        "ph_" + "a" * 42,
+        "ph_" + "a" * 42 + "!",
+        "ph-",
+        "ph-" + "a" * 42,
+        "ph-" + "a" * 44,
+        "ph-" + "a" * 42 + "_",  # the new form has no underscore or hyphen in its body
+        "ph-" + "a" * 42 + "-",
+        "ph_" + "a" * 43 + "\n",
+    ],
 )
 def test_malformed_secrets_are_recognised(text: str) -> None:
     assert not tokens.well_formed(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "claims"),
+    [
+        ("ph_anything", True),  # always a token, as before
+        ("ph-" + "a" * 43, True),
+        ("ph-my-old-password", False),  # `ph-` passwords were allowed before the new form
+        ("hunter2", False),
+    ],
+)
+def test_which_basic_passwords_are_taken_for_tokens(text: str, claims: bool) -> None:
+    assert tokens.is_token_text(text) is claims
 
 
 @pytest.mark.parametrize(

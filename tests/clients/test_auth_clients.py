@@ -108,7 +108,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def token(server: RunningServer, *args: str) -> str:
     secret = server.run_cli("token", "create", *args).stdout.strip()
-    assert secret.startswith("ph_"), secret
+    assert secret.startswith("ph-"), secret
     SECRETS.append(secret)
     return secret
 

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from packhouse.auth import tokens
+from packhouse.auth.passwords import HASHER
 from packhouse.auth.ratelimit import FailureLimiter
 from packhouse.config import Settings
-from packhouse.db import journal_store, token_store
+from packhouse.db import journal_store, token_store, user_store
 from packhouse.db.engine import Database
 from packhouse.db.repository_store import Repository
 from packhouse.errors import (
@@ -196,8 +198,9 @@ def test_verified_passwords_are_remembered_until_the_password_changes(svc: Servi
 
 
 def test_passwords_may_not_look_like_tokens(svc: Services) -> None:
-    with pytest.raises(InvalidInput, match="may not start with 'ph_'"):
-        accounts.set_password(svc.ctx, actor="t", name="alice", password="ph_secret")
+    for password in ("ph_secret", "ph-secret"):
+        with pytest.raises(InvalidInput, match="may not start with 'ph-' or 'ph_'"):
+            accounts.set_password(svc.ctx, actor="t", name="alice", password=password)
     with pytest.raises(InvalidInput, match="longer than 4096"):
         accounts.set_password(svc.ctx, actor="t", name="alice", password="x" * 4097)
 
@@ -235,6 +238,40 @@ def test_token_credentials_in_every_form(svc: Services) -> None:
         assert who.token_repositories == frozenset({"a"})
 
 
+def test_tokens_made_in_the_older_ph_underscore_form_keep_working_in_every_form(
+    svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    legacy = "ph_" + "Ab-_" * 10 + "xyz"  # the shape `ph_` + token_urlsafe(32) made
+    made = tokens.NewSecret(legacy, tokens.hash_secret(legacy), legacy[:8])
+    monkeypatch.setattr(tokens, "new_secret", lambda: made)
+    assert token(svc, repositories=["a"]) == legacy
+    monkeypatch.undo()
+    for who in (
+        svc.access.authenticate(basic("__token__", legacy)),
+        svc.access.authenticate(basic("anything", legacy)),
+        svc.access.authenticate(f"Bearer {legacy}"),
+        svc.access.authenticate(None, url_token=legacy),
+    ):
+        assert who.name == "alice"
+        assert who.token_repositories == frozenset({"a"})
+    assert token(svc).startswith("ph-")  # new ones take the new form
+
+
+def test_an_older_password_starting_ph_hyphen_is_still_a_password(svc: Services) -> None:
+    """`ph-` passwords were allowed before the `ph-` token form: one is taken for a token only
+    when it has a token's whole shape (or the user name is `__token__`)."""
+    old = "ph-my-old-password"
+    with svc.ctx.db.write() as conn:  # as the older set_password did (it allowed `ph-`)
+        user = user_store.require_user(conn, "bob")
+        journal_store.append(conn, actor="t", action="user.password", detail={"user": "bob"})
+        user_store.update_user(conn, user.id, password_hash=HASHER.hash(old))
+    assert login(svc, "bob", old).name == "bob"
+    with pytest.raises(AuthenticationRequired, match="malformed"):
+        svc.access.authenticate(basic("__token__", old))
+    with pytest.raises(AuthenticationRequired, match="unknown or was revoked"):
+        svc.access.authenticate(basic("bob", "ph-" + "A" * 43))
+
+
 def test_read_only_token_cannot_upload_and_scope_limits_repositories(svc: Services) -> None:
     who = svc.access.authenticate(f"Bearer {token(svc, repositories=['pypi/a'])}")
     assert svc.access.can(who, repo(svc, "a"), Action.READ)
@@ -267,7 +304,7 @@ def test_a_user_can_only_grant_what_they_hold(svc: Services) -> None:
         token(svc, repositories=["nope"])
     with pytest.raises(InvalidInput, match="unknown format"):
         token(svc, repositories=["npm/a"])
-    assert token(svc, owner="root", actions=[Action.ADMIN]).startswith("ph_")
+    assert token(svc, owner="root", actions=[Action.ADMIN]).startswith("ph-")
 
 
 def test_admin_token_scoped_to_repositories_is_not_a_global_admin(svc: Services) -> None:

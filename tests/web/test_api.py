@@ -109,7 +109,7 @@ def test_groups(client: TestClient) -> None:
 def test_tokens_secret_shown_once_and_usable(client: TestClient) -> None:
     made = make_token(client, name="ci", repositories=["main"], actions=["upload"], expires="30d")
     secret = made["secret"]
-    assert secret.startswith("ph_")
+    assert secret.startswith("ph-")
     assert made["repositories"] == ["main"]
     assert made["actions"] == ["upload"]
     listed = client.get("/api/v1/tokens", auth=ROOT).json()

@@ -10,6 +10,7 @@ import threading
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from packhouse.auth.tokens import PREFIXES as TOKEN_PREFIXES
 from packhouse.errors import InvalidInput, RateLimited
 
 MAX_PASSWORD_LENGTH = 4096
@@ -25,9 +26,10 @@ def check_password_text(password: str) -> None:
         raise InvalidInput("the password is empty")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise InvalidInput(f"the password is longer than {MAX_PASSWORD_LENGTH} characters")
-    if password.startswith("ph_"):
+    if password.startswith(TOKEN_PREFIXES):
         raise InvalidInput(
-            "a password may not start with 'ph_': that prefix marks API tokens; choose another"
+            "a password may not start with 'ph-' or 'ph_': those prefixes mark API tokens;"
+            " choose another"
         )
 
 
@@ -37,7 +39,7 @@ def hash_password(password: str) -> str:
 
 
 def generate_password() -> str:
-    while (password := secrets.token_urlsafe(18)).startswith("ph_"):
+    while (password := secrets.token_urlsafe(18)).startswith(TOKEN_PREFIXES):
         pass
     return password
 

@@ -1,7 +1,8 @@
 """Masking secrets in anything that may be logged, stored in the journal or shown.
 
-Pure string functions: `/t/<token>/` URL segments, `ph_` tokens anywhere, passwords in
-URLs (`scheme://user:password@host`) and Authorization header values.
+Pure string functions: `/t/<token>/` URL segments, tokens anywhere (`ph-` + letters and
+digits, and the older `ph_` form), passwords in URLs (`scheme://user:password@host`) and
+Authorization header values.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ _TOKEN_SEGMENT = re.compile(r"^/t/[^/?#]+")
 # in free text, a `/t/<token>` that starts a path: after a host, a quote, a space or the start
 _TOKEN_SEGMENT_IN_TEXT = re.compile(r"(?P<head>^|[\s\"'(=]|://[^/\s]+)/t/[^/?#\s\"']+")
 _TOKEN = re.compile(r"ph_[A-Za-z0-9_-]{8,}")
+# `ph-` also starts ordinary words ("graph-x", "ph-utils"): not after a name character, and
+# 16 or more letters and digits (a token has 43; a word of 16 without a hyphen is rare)
+_NEW_TOKEN = re.compile(r"(?<![A-Za-z0-9_.-])ph-[A-Za-z0-9]{16,}")
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*):[^/@\s]*@")
 _AUTH_HEADER = re.compile(
     r"(?P<head>authorization['\"]?\s*[:=]\s*['\"]?(?:basic|bearer)?\s*)[^\s'\",]+", re.IGNORECASE
@@ -35,6 +39,8 @@ def redact_text(text: str) -> str:
     """Mask every secret-looking part of free text (log messages, error details)."""
     if "ph_" in text:
         text = _TOKEN.sub(f"ph_{MASK}", text)
+    if "ph-" in text:
+        text = _NEW_TOKEN.sub(f"ph-{MASK}", text)
     if "/t/" in text:
         text = _TOKEN_SEGMENT_IN_TEXT.sub(rf"\g<head>/t/{MASK}", text)
     if "@" in text:

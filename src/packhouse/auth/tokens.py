@@ -1,8 +1,12 @@
 """API token secrets, their hashes and expiry parsing (pure: no database, no clock).
 
-A token is `ph_` followed by 43 URL-safe characters (32 random bytes). Only its sha256 is
-stored; the first characters after the prefix are kept for listings ("ph_AbCdEf…"), which
-leaves well over 200 bits unknown.
+A token is `ph-` followed by 43 letters and digits (base62, 256 bits): only letters, digits
+and hyphens, so every conda client takes it inside a `/t/<token>/` URL segment (conda's
+`split_anaconda_token` reads `/t/([a-zA-Z0-9-]*)`, libmamba allows an underscore only in the
+first two characters), and the fixed prefix lets secret scanners match it. Tokens made
+before are `ph_` and 43 URL-safe base64 characters; they keep working wherever they worked
+(Basic, Bearer, rattler's `/t/`). Only a token's sha256 is stored; the first characters are
+kept for listings ("ph-AbCdE…"), which leaves well over 200 bits unknown.
 """
 
 from __future__ import annotations
@@ -11,14 +15,19 @@ import hashlib
 import hmac
 import re
 import secrets
+import string
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from packhouse.errors import InvalidInput
 
-TOKEN_PREFIX = "ph_"  # noqa: S105 (the public prefix, not a secret)
-SECRET_BYTES = 32
-_SHAPE = re.compile(r"^ph_[A-Za-z0-9_-]{43}$")
+TOKEN_PREFIX = "ph-"  # noqa: S105 (the public prefix, not a secret)
+LEGACY_PREFIX = "ph_"  # tokens made before the `ph-` form
+PREFIXES = (TOKEN_PREFIX, LEGACY_PREFIX)
+_ALPHABET = string.ascii_letters + string.digits
+SECRET_CHARS = 43  # 43 * log2(62) = 256.03 bits
+_SHAPE = re.compile(r"ph-[A-Za-z0-9]{43}")  # used with fullmatch (`$` allows a final \n)
+_LEGACY_SHAPE = re.compile(r"ph_[A-Za-z0-9_-]{43}")
 _SHOWN = 8  # characters kept for listings, prefix included
 _DURATION = re.compile(r"^(\d{1,12})\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -33,11 +42,11 @@ _ACCEPTED = (
 class NewSecret:
     secret: str  # shown once, never stored
     sha256: str
-    shown: str  # e.g. "ph_AbCdE", safe to list
+    shown: str  # e.g. "ph-AbCdE", safe to list
 
 
 def new_secret() -> NewSecret:
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
+    secret = TOKEN_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(SECRET_CHARS))
     return NewSecret(secret, hash_secret(secret), secret[:_SHOWN])
 
 
@@ -46,12 +55,15 @@ def hash_secret(secret: str) -> str:
 
 
 def is_token_text(text: str) -> bool:
-    """Whether `text` claims to be a token (it may still be malformed)."""
-    return text.startswith(TOKEN_PREFIX)
+    """Whether a Basic password claims to be a token (it may still be malformed): anything
+    starting `ph_`, or a whole `ph-` token. A password set before the `ph-` form that starts
+    with `ph-` (allowed then) is still taken for a password unless it has a token's shape."""
+    return text.startswith(LEGACY_PREFIX) or _SHAPE.fullmatch(text) is not None
 
 
 def well_formed(secret: str) -> bool:
-    return _SHAPE.match(secret) is not None
+    """The shape of a token, either form (`ph-` + 43 base62, or the older `ph_` + 43)."""
+    return _SHAPE.fullmatch(secret) is not None or _LEGACY_SHAPE.fullmatch(secret) is not None
 
 
 def same_hash(stored: str, presented_secret: str) -> bool:

@@ -9,9 +9,10 @@ once. At most one verification per CPU runs at a time, and a login attempt count
 the failed-login limit before it is verified (it is forgiven when it succeeds).
 
 Credentials, as clients send them:
-- Basic user + password; Basic `__token__` (or any user name) + a `ph_` token;
-- `Authorization: Bearer ph_...`;
-- a token in the URL, `/t/ph_.../conda/...` (the web layer strips it and passes it here).
+- Basic user + password; Basic `__token__` (or any user name) + a token (`ph-...`, or the
+  older `ph_...`);
+- `Authorization: Bearer ph-...`;
+- a token in the URL, `/t/ph-.../conda/...` (the web layer strips it and passes it here).
 """
 
 from __future__ import annotations
@@ -288,8 +289,9 @@ class AccessService:
     def _resolve_token(self, secret: str) -> tuple[Principal, Token, int]:
         if not tokens.well_formed(secret):
             raise AuthenticationRequired(
-                "the token is malformed: a Packhouse token is 'ph_' followed by 43 characters;"
-                " copy it again, or create a new one with `packhouse token create`"
+                "the token is malformed: a Packhouse token is 'ph-' followed by 43 letters and"
+                " digits (older ones: 'ph_' and 43 characters); copy it again, or create a new"
+                " one with `packhouse token create`"
             )
         snap = self.snapshot()
         token = snap.tokens.get(tokens.hash_secret(secret))
