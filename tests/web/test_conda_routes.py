@@ -126,7 +126,9 @@ def test_private_channel_asks_for_credentials_on_every_path(
         == 401
     )
     reader = open_client(setup, ("reader", "reader-pass-123"))
-    assert reader.get("/conda/main/noarch/repodata.json").status_code == 200
+    readable = reader.get("/conda/main/noarch/repodata.json")
+    assert readable.status_code == 200
+    assert readable.headers["cache-control"] == "private, no-cache"
     assert reader.put("/conda/main/noarch/x-1-0.conda", content=b"x").status_code == 403
 
 
@@ -144,13 +146,16 @@ def test_upload_appears_with_etags_zst_head_and_range(setup: RunningServer) -> N
     assert "same contents" in again.text
     page = anon.get("/conda/pub/noarch/repodata.json")
     assert filename in page.json()["packages.conda"]
-    assert page.headers["cache-control"] == "public, max-age=60"
+    # conda trusts a max-age: the index files say to ask again, and the ETag makes that cheap
+    assert page.headers["cache-control"] == "public, no-cache"
     etag = page.headers["etag"]
     assert not etag.startswith("W/")
-    assert (
-        anon.get("/conda/pub/noarch/repodata.json", headers={"If-None-Match": etag}).status_code
-        == 304
-    )
+    unchanged = anon.get("/conda/pub/noarch/repodata.json", headers={"If-None-Match": etag})
+    assert unchanged.status_code == 304
+    assert unchanged.headers["cache-control"] == "public, no-cache"
+    for name in ("repodata.json.zst", "repodata_shards.msgpack.zst", "current_repodata.json"):
+        assert anon.head(f"/conda/pub/noarch/{name}").headers["cache-control"] == "public, no-cache"
+    assert anon.get("/conda/pub/channeldata.json").headers["cache-control"] == "public, max-age=60"
     head = anon.head("/conda/pub/noarch/repodata.json.zst")
     assert head.status_code == 200
     assert head.content == b""

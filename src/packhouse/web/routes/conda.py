@@ -57,13 +57,24 @@ def _subdir(request: Request, repo: Repository) -> str:
     return subdir
 
 
-def _index_response(request: Request, page: Page, public: bool, immutable: bool) -> Response:
+# A subdir's index files (repodata*, the shard index, run_exports) change with every upload.
+# conda keeps them for the `max-age` of their Cache-Control (0 without one: conda's
+# RepodataCache.stale), and would not see a package uploaded a moment ago; `no-cache` makes
+# conda, rattler and any HTTP cache ask again every time, with If-None-Match, which costs a
+# 304 while the ETag is unchanged.
+REVALIDATE = "no-cache"
+
+
+def _index_response(
+    request: Request, page: Page, public: bool, immutable: bool, revalidate: bool = False
+) -> Response:
     svc = services(request)
     response = page_response(
         request, page, max_age=svc.ctx.settings.index_max_age, public=public, vary="Accept"
     )
-    if immutable:
-        response.headers["Cache-Control"] = f"{'public' if public else 'private'}, {IMMUTABLE}"
+    if immutable or revalidate:
+        policy = IMMUTABLE if immutable else REVALIDATE
+        response.headers["Cache-Control"] = f"{'public' if public else 'private'}, {policy}"
     return response
 
 
@@ -83,7 +94,7 @@ async def subdir_index(request: Request) -> Response:
     repo, public = await _channel(request, Action.READ)
     subdir = _subdir(request, repo)
     page = await run_in_threadpool(services(request).conda.page, repo, subdir, "index.html")
-    return _index_response(request, page, public, immutable=False)
+    return _index_response(request, page, public, immutable=False, revalidate=True)
 
 
 async def not_found(request: Request) -> Response:
@@ -108,7 +119,7 @@ async def subdir_file(request: Request) -> Response:
         page = svc.conda.cached_page(repo, subdir, filename)
         if page is None:
             page = await run_in_threadpool(svc.conda.page, repo, subdir, filename)
-        return _index_response(request, page, public, immutable=False)
+        return _index_response(request, page, public, immutable=False, revalidate=True)
     shard = _SHARD.match(filename)
     if shard:  # the static layout keeps shards beside the packages
         return await _shard(request, repo, subdir, shard.group(1), public)
