@@ -19,6 +19,9 @@
     ├── PermissionDenied             valid credentials without the right
     ├── RateLimited                  too many failed logins; carries retry_after seconds
     └── UpstreamError                a proxy's upstream failed or sent something unusable
+        ├── UpstreamRefused          the upstream URL or an address it resolves to is not allowed
+        ├── UpstreamTimeout          the upstream did not connect or answer in time
+        └── UpstreamTooLarge         the upstream sent more than the cap (also a TooLarge)
 
 `web/errors.py` is the one place that maps these to HTTP status codes; the CLI prints
 `str(error)`. Every message says what was wrong and, where it helps, what to do.
@@ -113,3 +116,15 @@ class RateLimited(PackhouseError):
 
 class UpstreamError(PackhouseError):
     pass
+
+
+class UpstreamRefused(UpstreamError):
+    """Not asked at all: a scheme other than http(s), or an address outside what is allowed."""
+
+
+class UpstreamTimeout(UpstreamError):
+    pass
+
+
+class UpstreamTooLarge(UpstreamError, TooLarge):
+    """An upstream page or file over its cap: a TooLarge, answered as the upstream's fault."""

@@ -16,6 +16,8 @@ log = logging.getLogger("packhouse.web")
 REALM = 'Basic realm="packhouse", charset="UTF-8"'
 
 _STATUS: list[tuple[type[errors.PackhouseError], int]] = [
+    (errors.UpstreamTimeout, 504),
+    (errors.UpstreamTooLarge, 502),  # before TooLarge: the upstream's fault, not the caller's
     (errors.NotAcceptable, 406),
     (errors.NotFound, 404),
     (errors.TooLarge, 413),
