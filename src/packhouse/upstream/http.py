@@ -164,10 +164,11 @@ class _GuardedTransport(httpx.BaseTransport):
         try:
             with _wire_errors(url):
                 response = self._pool.handle_request(core_request)
-        except UpstreamRefused as exc:
+        except UpstreamError as exc:  # from the backend: name the URL
             if exc.message.startswith("upstream "):
                 raise
-            raise UpstreamRefused(f"upstream {url} refused: {exc.message}") from None
+            verb = "refused" if isinstance(exc, UpstreamRefused) else "failed"
+            raise type(exc)(f"upstream {url} {verb}: {exc.message}") from None
         assert isinstance(response.stream, Iterable)
         return httpx.Response(
             status_code=response.status,
@@ -210,10 +211,15 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host, port)
 
 
-def _refusing_cookies() -> httpx.Cookies:
-    # Cookies set by one upstream must not reach a request made for another repository.
-    policy = http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
-    return httpx.Cookies(http.cookiejar.CookieJar(policy=policy))
+class _NoCookies(http.cookiejar.CookieJar):
+    """Keeps nothing: cookies set by one upstream must not reach a request made for another
+    repository (the client is shared)."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        pass
 
 
 class UpstreamClient:
@@ -239,7 +245,7 @@ class UpstreamClient:
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
             trust_env=False,
-            cookies=_refusing_cookies(),
+            cookies=_NoCookies(),  # the jar itself: httpx copies a Cookies into a new jar
             headers={"User-Agent": user_agent or default_user_agent()},
         )
 
@@ -270,12 +276,17 @@ class UpstreamClient:
         send_headers = dict(headers or {})
         send_auth = auth
         current = first
+        came_from: str | None = None
         for hop in range(self.max_redirects + 1):
-            with _wire_errors(display_url(current)):
-                request = self._client.build_request("GET", current, headers=send_headers)
-                response = self._client.send(
-                    request, auth=httpx.BasicAuth(*send_auth) if send_auth else None, stream=True
-                )
+            try:
+                with _wire_errors(display_url(current)):
+                    request = self._client.build_request("GET", current, headers=send_headers)
+                    basic = httpx.BasicAuth(*send_auth) if send_auth else None
+                    response = self._client.send(request, auth=basic, stream=True)
+            except UpstreamRefused as exc:
+                if came_from is None:
+                    raise
+                raise UpstreamRefused(f"{exc.message} (redirected from {came_from})") from None
             location = response.headers.get("location")
             if response.status_code not in _REDIRECTS or location is None:
                 return response
@@ -300,7 +311,7 @@ class UpstreamClient:
                 send_headers = {
                     k: v for k, v in send_headers.items() if k.lower() not in _CREDENTIAL_HEADERS
                 }
-            current = target
+            came_from, current = shown, target
         raise AssertionError("unreachable")  # pragma: no cover
 
     def get(

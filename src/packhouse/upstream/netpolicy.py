@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from packhouse.auth.redact import redact_url
-from packhouse.errors import UpstreamRefused
+from packhouse.errors import UpstreamError, UpstreamRefused
 
 __all__ = ["IPAddress", "NetworkPolicy", "display_url", "resolve"]
 
@@ -191,13 +191,14 @@ class NetworkPolicy:
             )
 
     def addresses_for(self, host: str, port: int) -> list[IPAddress]:
-        """Resolve `host` once and check every address; one refused address refuses all."""
+        """Resolve `host` once and check every address; one refused address refuses all
+        (UpstreamRefused). A name that does not resolve raises UpstreamError."""
         try:
             addresses = resolve(host, port)
         except OSError as exc:
-            raise UpstreamRefused(f"{exc}") from None
+            raise UpstreamError(f"{exc}") from None
         if not addresses:
-            raise UpstreamRefused(f"{host!r} resolves to no address")
+            raise UpstreamError(f"{host!r} resolves to no address")
         for address in addresses:
             reason = self.refusal(address)
             if reason is not None:
