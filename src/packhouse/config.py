@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     upstream_timeout: float = Field(default=30.0, gt=0, le=3600)
     upstream_max_page_bytes: int = Field(default=64 * MiB, ge=1024)
     upstream_max_index_bytes: int = Field(default=2048 * MiB, ge=1024)
+    upstream_max_file_bytes: int = Field(default=16 * 1024 * MiB, ge=1024)
     upstream_offline: bool = False
     # Upstream addresses in loopback, private and link-local ranges are refused unless they
     # fall in one of these networks (CIDRs), e.g. ["10.0.0.0/8"] for an internal mirror.

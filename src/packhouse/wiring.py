@@ -10,7 +10,9 @@ from packhouse.services.access import AccessService
 from packhouse.services.catalog import Catalog
 from packhouse.services.conda_reads import CondaReader
 from packhouse.services.context import Context
+from packhouse.services.pypi_proxy import PypiProxy
 from packhouse.services.pypi_reads import PypiReader
+from packhouse.services.upstream_cache import UpstreamCache
 from packhouse.storage.base import BlobStore
 
 
@@ -41,11 +43,15 @@ class Services:
     access: AccessService
     pypi: PypiReader
     conda: CondaReader
+    upstreams: UpstreamCache
 
     @classmethod
     def of(cls, ctx: Context) -> Services:
         catalog = Catalog(ctx)
-        return cls(ctx, catalog, AccessService(ctx), PypiReader(ctx, catalog), CondaReader(ctx))
+        upstreams = UpstreamCache(ctx)
+        pypi = PypiReader(ctx, catalog, PypiProxy(upstreams))
+        return cls(ctx, catalog, AccessService(ctx), pypi, CondaReader(ctx), upstreams)
 
     def close(self) -> None:
+        self.upstreams.close()
         self.ctx.db.dispose()

@@ -83,7 +83,7 @@ def pages(svc: Services, repo: str, reader: PypiReader | None = None) -> dict[st
 def full_render(svc: Services, repo: str) -> dict[str, bytes]:
     """The page rendered whole, by a reader that keeps no parts, past the page cache."""
     svc.ctx.pages.clear()
-    return pages(svc, repo, PypiReader(svc.ctx, svc.catalog, parts_min_files=10**9))
+    return pages(svc, repo, PypiReader(svc.ctx, svc.catalog, svc.pypi.proxy, parts_min_files=10**9))
 
 
 def check(svc: Services, repo: str = "main") -> dict[str, bytes]:
@@ -226,11 +226,11 @@ def test_small_projects_and_a_small_budget_keep_no_parts(
     target = svc.catalog.get(Format.PYPI, "main")
     svc.pypi.project_page(target, "small", "html")
     assert len(svc.pypi._parts) == 0
-    tiny = PypiReader(svc.ctx, svc.catalog, parts_min_files=1, parts_max_bytes=100)
+    tiny = PypiReader(svc.ctx, svc.catalog, svc.pypi.proxy, parts_min_files=1, parts_max_bytes=100)
     svc.ctx.pages.clear()
     tiny.project_page(target, "small", "json")
     assert len(tiny._parts) == 0
-    roomy = PypiReader(svc.ctx, svc.catalog, parts_min_files=1)
+    roomy = PypiReader(svc.ctx, svc.catalog, svc.pypi.proxy, parts_min_files=1)
     svc.ctx.pages.clear()
     roomy.project_page(target, "small", "json")
     assert len(roomy._parts) == 1

@@ -1,15 +1,28 @@
-"""`packhouse repo ...`: create, list, grant, revoke."""
+"""`packhouse repo ...`: create, update, list, grant, revoke."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from packhouse.cli.common import ConfigOption, DataOption, console, open_services
-from packhouse.services.repos import create_repository, set_bases, set_permission
+from packhouse.auth.redact import redact_url
+from packhouse.cli.common import ConfigOption, DataOption, console, fail, open_services
+from packhouse.db.repository_store import Repository
+from packhouse.errors import PackhouseError
+from packhouse.services.repos import (
+    RepoSettings,
+    create_repository,
+    set_bases,
+    set_permission,
+    update_repository,
+)
 from packhouse.types import Action, Format, RepoKind
+from packhouse.units import parse_duration, parse_moment
 
 app = typer.Typer(
     help="Create and list repositories, and grant access to them.",
@@ -21,62 +34,306 @@ app = typer.Typer(
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="pypi or conda.")]
 
 
+def _names(values: list[str] | None) -> list[str] | None:
+    """Names given as repeated options and/or comma-separated lists."""
+    if values is None:
+        return None
+    return [n.strip() for v in values for n in v.split(",") if n.strip()]
+
+
+def _secret(file: Path | None, env: str | None) -> str | None:
+    """The upstream password or token, from a file or an environment variable (never from
+    the command line, where it would be seen in the process list and shell history)."""
+    if file is not None and env is not None:
+        fail("give the upstream secret once: --upstream-password-file or --upstream-password-env")
+    if file is not None:
+        try:
+            text = file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read the upstream secret from {file}: {exc.__class__.__name__}")
+        if not text:
+            fail(f"the upstream secret file {file} is empty")
+        return text
+    if env is not None:
+        value = os.environ.get(env, "").strip()
+        if not value:
+            fail(f"the environment variable {env} is not set or empty")
+        return value
+    return None
+
+
+def _settings(
+    *,
+    bases: list[str] | None,
+    description: str | None,
+    upstream: str | None,
+    upstream_user: str | None,
+    password_file: Path | None,
+    password_env: str | None,
+    ttl: str | None,
+    offline: bool | None,
+    allow_upstream: list[str] | None,
+    min_age: str | None,
+    exclude_newer: str | None,
+    cooldown_exempt: list[str] | None,
+) -> RepoSettings:
+    clear: set[str] = set()
+
+    def cleared(value: str | None, field: str) -> str | None:
+        if value is not None and value.strip().lower() in ("none", "off", ""):
+            clear.add(field)
+            return None
+        return value
+
+    ttl, min_age, exclude_newer = (
+        cleared(ttl, "ttl"),
+        cleared(min_age, "min_age"),
+        cleared(exclude_newer, "exclude_newer"),
+    )
+    try:
+        return RepoSettings(
+            bases=_names(bases),
+            description=description,
+            upstream_url=upstream,
+            upstream_user=upstream_user,
+            upstream_password=_secret(password_file, password_env),
+            ttl=int(parse_duration(ttl).total_seconds()) if ttl is not None else None,
+            offline=offline,
+            allow_upstream=_names(allow_upstream),
+            min_age=int(parse_duration(min_age).total_seconds()) if min_age is not None else None,
+            exclude_newer=parse_moment(exclude_newer) if exclude_newer is not None else None,
+            cooldown_exempt=_names(cooldown_exempt),
+            clear=frozenset(clear),
+        )
+    except PackhouseError as exc:
+        fail(exc.message, 2)
+
+
+BasesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--bases",
+        "--base",
+        help="Base repositories in order: a,b or repeated. Reading this reads them too.",
+    ),
+]
+UpstreamOption = Annotated[
+    str | None,
+    typer.Option(
+        "--upstream",
+        help="Make a proxy of this index or channel: https://pypi.org/simple/ or"
+        " https://conda.anaconda.org/conda-forge.",
+    ),
+]
+UpstreamUserOption = Annotated[
+    str | None, typer.Option("--upstream-user", help="User name for the upstream.")
+]
+PasswordFileOption = Annotated[
+    Path | None,
+    typer.Option("--upstream-password-file", help="A file holding the upstream password/token."),
+]
+PasswordEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--upstream-password-env", help="An environment variable holding the upstream secret."
+    ),
+]
+TtlOption = Annotated[
+    str | None,
+    typer.Option("--ttl", help="Trust fetched index pages this long (10m, 1h; none: the setting)."),
+]
+OfflineOption = Annotated[
+    bool | None,
+    typer.Option("--offline/--online", help="Serve only what is cached.", show_default=False),
+]
+AllowUpstreamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-upstream",
+        help="Names hosted here that upstreams may still add files to (a,b). Empty to clear.",
+    ),
+]
+MinAgeOption = Annotated[
+    str | None,
+    typer.Option("--min-age", help="Hide upstream files younger than this (3d, 12h; none)."),
+]
+ExcludeNewerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--exclude-newer", help="Hide upstream files newer than this date (2026-06-30; none)."
+    ),
+]
+ExemptOption = Annotated[
+    list[str] | None,
+    typer.Option("--cooldown-exempt", help="Names the cooldown does not apply to (a,b)."),
+]
+
+
 @app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="Lowercase letters, digits, '.', '_', '-'.")],
     fmt: FormatOption = Format.PYPI,
-    base: Annotated[
-        list[str] | None, typer.Option("--base", help="A base repository; repeat for more.")
-    ] = None,
+    bases: BasesOption = None,
+    upstream: UpstreamOption = None,
+    upstream_user: UpstreamUserOption = None,
+    upstream_password_file: PasswordFileOption = None,
+    upstream_password_env: PasswordEnvOption = None,
+    ttl: TtlOption = None,
+    offline: OfflineOption = None,
+    allow_upstream: AllowUpstreamOption = None,
+    min_age: MinAgeOption = None,
+    exclude_newer: ExcludeNewerOption = None,
+    cooldown_exempt: ExemptOption = None,
     public: Annotated[bool, typer.Option(help="Let anyone read it, without credentials.")] = False,
     description: Annotated[str, typer.Option(help="A line about what it holds.")] = "",
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Create a hosted repository (private unless --public).
+    """Create a hosted repository, or a proxy with --upstream (private unless --public).
 
     Examples:
 
       packhouse repo create team --format pypi
 
-      packhouse repo create forge --format conda --public
+      packhouse repo create pypi-org --upstream https://pypi.org/simple/ --min-age 3d
 
-      packhouse repo create all --format pypi --base team --base main
+      packhouse repo create all --format pypi --bases team,pypi-org
+
+      packhouse repo create forge --format conda --upstream https://conda.anaconda.org/conda-forge
     """
+    settings = _settings(
+        bases=None,
+        description=None,
+        upstream=None,
+        upstream_user=upstream_user,
+        password_file=upstream_password_file,
+        password_env=upstream_password_env,
+        ttl=ttl,
+        offline=offline,
+        allow_upstream=allow_upstream,
+        min_age=min_age,
+        exclude_newer=exclude_newer,
+        cooldown_exempt=cooldown_exempt,
+    )
     with open_services(data, config) as svc:
         repo = create_repository(
             svc.ctx,
             actor="cli",
             name=name,
             fmt=fmt,
-            kind=RepoKind.HOSTED,
-            bases=base or (),
+            kind=RepoKind.PROXY if upstream else RepoKind.HOSTED,
+            bases=_names(bases) or (),
             public=public,
             description=description,
+            upstream_url=upstream,
+            settings=settings,
         )
         url = svc.ctx.settings.base_url
         where = (
             f"{url}/pypi/{repo.name}/simple/" if fmt is Format.PYPI else f"{url}/conda/{repo.name}/"
         )
-        console.print(f"created {fmt} repository [bold]{repo.name}[/] at {where}", highlight=False)
+        what = f"proxy of {redact_url(upstream)}" if upstream else "repository"
+        console.print(f"created {fmt} {what} [bold]{repo.name}[/] at {where}", highlight=False)
+
+
+@app.command("update")
+def update(
+    name: str,
+    fmt: FormatOption = Format.PYPI,
+    bases: BasesOption = None,
+    upstream: UpstreamOption = None,
+    upstream_user: UpstreamUserOption = None,
+    upstream_password_file: PasswordFileOption = None,
+    upstream_password_env: PasswordEnvOption = None,
+    no_upstream_auth: Annotated[
+        bool, typer.Option("--no-upstream-auth", help="Forget the upstream credentials.")
+    ] = False,
+    ttl: TtlOption = None,
+    offline: OfflineOption = None,
+    allow_upstream: AllowUpstreamOption = None,
+    min_age: MinAgeOption = None,
+    exclude_newer: ExcludeNewerOption = None,
+    cooldown_exempt: ExemptOption = None,
+    description: Annotated[str | None, typer.Option(help="A line about what it holds.")] = None,
+    data: DataOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Change a repository's bases, upstream, cooldown or allow list.
+
+    Examples:
+
+      packhouse repo update all --bases team,pypi-org
+
+      packhouse repo update all --allow-upstream requests,urllib3
+
+      packhouse repo update pypi-org --min-age 7d --cooldown-exempt certifi
+
+      packhouse repo update pypi-org --exclude-newer 2026-06-30
+
+      packhouse repo update pypi-org --min-age none --ttl 10m
+    """
+    settings = _settings(
+        bases=bases,
+        description=description,
+        upstream=upstream,
+        upstream_user=upstream_user,
+        password_file=upstream_password_file,
+        password_env=upstream_password_env,
+        ttl=ttl,
+        offline=offline,
+        allow_upstream=allow_upstream,
+        min_age=min_age,
+        exclude_newer=exclude_newer,
+        cooldown_exempt=cooldown_exempt,
+    )
+    if no_upstream_auth:
+        settings = replace(settings, clear=settings.clear | {"upstream_auth"})
+    with open_services(data, config) as svc:
+        repo = update_repository(svc.ctx, actor="cli", fmt=fmt, name=name, settings=settings)
+        console.print(f"updated {repo.qualified_name}", highlight=False)
+        for line in describe(repo):
+            console.print(f"  {line}", highlight=False)
+
+
+def describe(repo: Repository) -> list[str]:
+    """A repository's settings, one a line, without the upstream secret."""
+    lines = [f"kind: {repo.kind}"]
+    if repo.bases:
+        lines.append(f"bases: {', '.join(repo.bases)}")
+    if repo.upstream_url:
+        auth = " (with credentials)" if repo.proxy.password else ""
+        lines.append(f"upstream: {redact_url(repo.upstream_url)}{auth}")
+        if repo.proxy.ttl is not None:
+            lines.append(f"ttl: {repo.proxy.ttl}s")
+        if repo.proxy.offline:
+            lines.append("offline: yes")
+    if repo.allow_upstream:
+        lines.append(f"allow upstream: {', '.join(repo.allow_upstream)}")
+    if repo.cooldown.min_age is not None:
+        lines.append(f"min age: {repo.cooldown.min_age}s")
+    if repo.cooldown.exclude_newer is not None:
+        lines.append(f"exclude newer: {repo.cooldown.exclude_newer.isoformat()}")
+    if repo.cooldown.exempt:
+        lines.append(f"cooldown exempt: {', '.join(repo.cooldown.exempt)}")
+    return lines
 
 
 @app.command("bases")
-def bases(
+def bases_command(
     name: str,
     base: Annotated[list[str], typer.Option("--base", help="Base repositories, in order.")],
     fmt: FormatOption = Format.PYPI,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Set the ordered bases a repository reads through.
+    """Set the ordered bases a repository reads through (also: repo update --bases).
 
     Example:
 
       packhouse repo bases all --base team --base main
     """
     with open_services(data, config) as svc:
-        set_bases(svc.ctx, actor="cli", fmt=fmt, name=name, bases=base)
+        set_bases(svc.ctx, actor="cli", fmt=fmt, name=name, bases=_names(base) or [])
         console.print(f"{name} now reads through: {', '.join(base)}")
 
 
@@ -89,13 +346,13 @@ def list_repos(data: DataOption = None, config: ConfigOption = None) -> None:
       packhouse repo list
     """
     with open_services(data, config) as svc:
-        table = Table("format", "name", "kind", "bases", "public", "last serial")
+        table = Table("format", "name", "kind", "bases / upstream", "public", "last serial")
         for r in svc.catalog.all():
             table.add_row(
                 r.format,
                 r.name,
                 r.kind,
-                ", ".join(r.bases),
+                redact_url(r.upstream_url) if r.upstream_url else ", ".join(r.bases),
                 "yes" if svc.access.is_public(r.id) else "no",
                 str(r.last_serial),
             )

@@ -65,6 +65,9 @@ def serve(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every upstream request at INFO; proxies log what matters themselves
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
     services = Services.of(ctx)
     app = create_app(settings, services)
     if server == "granian":

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
-from packhouse.db.schema import artifacts, projects
+from packhouse.db.schema import artifacts, projects, upstream_files, upstream_pages
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ class NewArtifact:
     metadata_sha256: str | None = None
     metadata: dict[str, Any] | None = None
     record: bytes | None = None
+    yanked: bool = False  # an upload never is; a promoted file keeps its source's state
+    yanked_reason: str | None = None
 
 
 _columns = [*artifacts.c, projects.c.name.label("project")]
@@ -130,7 +132,8 @@ def add(conn: Connection, repo_id: int, project_id: int, new: NewArtifact, seria
             metadata_sha256=new.metadata_sha256,
             metadata=new.metadata,
             record=new.record,
-            yanked=False,
+            yanked=new.yanked,
+            yanked_reason=new.yanked_reason if new.yanked else None,
             deleted=False,
             serial=serial,
         )
@@ -162,7 +165,18 @@ def sha256_in_use(conn: Connection, sha256: str) -> bool:
         .where((artifacts.c.sha256 == sha256) | (artifacts.c.metadata_sha256 == sha256))
         .limit(1)
     ).first()
-    return row is not None
+    if row is not None:
+        return True
+    # a proxy's cached file or index document
+    cached = (
+        conn.execute(
+            select(upstream_files.c.sha256).where(upstream_files.c.sha256 == sha256).limit(1)
+        ).first()
+        or conn.execute(
+            select(upstream_pages.c.key).where(upstream_pages.c.blob_sha256 == sha256).limit(1)
+        ).first()
+    )
+    return cached is not None
 
 
 def referenced_sha256s(conn: Connection) -> set[str]:
@@ -176,6 +190,13 @@ def referenced_sha256s(conn: Connection) -> set[str]:
         found.add(row.sha256)
         if row.metadata_sha256:
             found.add(row.metadata_sha256)
+    found.update(r.sha256 for r in conn.execute(select(upstream_files.c.sha256)))
+    found.update(
+        r.blob_sha256
+        for r in conn.execute(
+            select(upstream_pages.c.blob_sha256).where(upstream_pages.c.blob_sha256.is_not(None))
+        )
+    )
     return found
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -24,11 +25,21 @@ class Page:
     etag: str  # quoted, strong
     last_serial: int
     zst: bytes | None = None  # the body compressed with zstd, where the format has one
+    # Made from a proxy's cached copy because its upstream could not be asked (RFC 7234's
+    # `Warning: 110 - "Response is Stale"` goes with it).
+    stale: bool = False
 
     @classmethod
-    def of(cls, body: bytes, content_type: str, last_serial: int, zst: bytes | None = None) -> Page:
+    def of(
+        cls,
+        body: bytes,
+        content_type: str,
+        last_serial: int,
+        zst: bytes | None = None,
+        stale: bool = False,
+    ) -> Page:
         etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-        return cls(body, content_type, etag, last_serial, zst)
+        return cls(body, content_type, etag, last_serial, zst, stale)
 
 
 @dataclass
@@ -37,6 +48,7 @@ class _Entry:
     stamp: Hashable
     checked_at: int
     size: int
+    expires: float | None = None  # monotonic time; pages made from upstreams expire
 
 
 ENTRY_OVERHEAD = 512  # bytes counted for each entry besides its bodies and key
@@ -60,7 +72,11 @@ class PageCache:
     def fresh(self, key: Hashable, serial: int) -> Page | None:
         """The cached page if it was validated at exactly this serial (the fast path)."""
         entry = self._entries.get(key)
-        if entry is not None and entry.checked_at == serial:
+        if (
+            entry is not None
+            and entry.checked_at == serial
+            and (entry.expires is None or entry.expires > time.monotonic())
+        ):
             return entry.page
         return None
 
@@ -70,19 +86,25 @@ class PageCache:
         serial: int,
         stamp: Callable[[], Hashable],
         render: Callable[[], Page],
+        expires: Callable[[], float | None] = lambda: None,
     ) -> Page:
+        """The page, rendered again only when its stamp changed. `expires` (asked after
+        the stamp) bounds how long the entry may be served without asking the stamp
+        again, for pages that depend on more than the journal (an upstream's)."""
         page = self.fresh(key, serial)
         if page is not None:
             return page
         current = stamp()
+        until = expires()
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry.stamp == current:
                 entry.checked_at = serial
+                entry.expires = until
                 self._entries.move_to_end(key)
                 return entry.page
         page = render()
-        self._put(key, _Entry(page, current, serial, entry_size(key, page)))
+        self._put(key, _Entry(page, current, serial, entry_size(key, page), until))
         return page
 
     def _put(self, key: Hashable, entry: _Entry) -> None:

@@ -16,7 +16,8 @@ parts away and reads everything again. Parts are kept in an LRU bounded by `part
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,11 +26,12 @@ from sqlalchemy import Connection, select
 
 from packhouse.db import artifact_store, repository_store
 from packhouse.db.artifact_store import Artifact
-from packhouse.db.repository_store import Repository
+from packhouse.db.repository_store import Project, Repository
 from packhouse.db.schema import artifacts
 from packhouse.errors import ArtifactNotFound, ProjectNotFound
 from packhouse.formats.pypi import jsonapi, simple
 from packhouse.formats.pypi.metadata import CoreMetadata
+from packhouse.formats.pypi.remote import RemoteFile
 from packhouse.services.catalog import Catalog
 from packhouse.services.context import Context
 from packhouse.services.pages import Page
@@ -45,8 +47,13 @@ from packhouse.services.pypi_parts import (
     version_key,
     version_order,
 )
+from packhouse.services.pypi_proxy import PypiProxy, project_of
+from packhouse.services.sources import Cooldowns, proxies_of, resolve
+from packhouse.services.upstream_cache import StoredFile
+from packhouse.types import Format, RepoKind
 
 JSON_TYPE = "application/json"
+INDEX_REFRESH = 30.0  # seconds a project list of an order with proxies is served unchecked
 
 
 @dataclass(frozen=True)
@@ -60,12 +67,14 @@ class PypiReader:
         self,
         ctx: Context,
         catalog: Catalog,
+        proxy: PypiProxy,
         *,
         parts_min_files: int = 200,
         parts_max_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self._ctx = ctx
         self._catalog = catalog
+        self.proxy = proxy
         # Projects with at least this many live files keep their rendered parts (see the
         # module docstring); smaller ones render whole in a few milliseconds.
         self.parts_min_files = parts_min_files
@@ -99,6 +108,8 @@ class PypiReader:
         name = canonicalize_name(project)
         serial = self._ctx.db.watcher.current()
         order = self._catalog.order(repo, serial)
+        if proxies_of(order):
+            return self._proxied_project_page(repo, order, name, kind, serial)
         ids = tuple(r.id for r in order)
 
         def stamp() -> tuple[object, ...]:
@@ -112,6 +123,63 @@ class PypiReader:
             return Page.of(body, content_type, last_serial)
 
         return self._ctx.pages.get(("pypi-project", repo.id, name, kind), serial, stamp, render)
+
+    def _proxied_project_page(
+        self,
+        repo: Repository,
+        order: Sequence[Repository],
+        name: str,
+        kind: Literal["html", "json"],
+        serial: int,
+    ) -> Page:
+        """A project page of an order with proxies: the confusion rule first (a hosted name
+        asks no upstream), then each allowed proxy's files through the cooldowns. The page
+        expires with the proxies' answers, so the fast path asks again after their ttl."""
+        ids = tuple(r.id for r in order)
+        found: dict[str, Any] = {}
+
+        def stamp() -> tuple[object, ...]:
+            with self._ctx.db.read() as conn:
+                serials = repository_store.project_serials(conn, ids, name)
+            resolution = resolve(order, name, serials)
+            now = self._ctx.clock()
+            proxied = []
+            for proxy in resolution.proxies:
+                answer = self.proxy.project(proxy, name)
+                cutoff = Cooldowns.of(order, proxy).cutoff(name, now)
+                shown = self.proxy.visible(answer.files, cutoff) if answer.found else []
+                proxied.append((proxy, answer, shown))
+            found.update(resolution=resolution, proxied=proxied)
+            return (
+                ids,
+                tuple(sorted(serials.items())),
+                tuple((p.id, a.digest, a.stale, len(shown)) for p, a, shown in proxied),
+            )
+
+        def expires() -> float | None:
+            return min((a.expires for _, a, _ in found["proxied"]), default=None)
+
+        def render() -> Page:
+            resolution = found["resolution"]
+            with self._ctx.db.read() as conn:
+                read = self._read_project(conn, resolution.hosted, name)
+            stale = False
+            for proxy, answer, shown in found["proxied"]:
+                stale = stale or answer.stale
+                if shown:
+                    read.append((Project(0, proxy.id, name, name, 0), shown))
+            files, versions, last_serial = _page_files(read)
+            if not files:
+                raise ProjectNotFound(f"there is no project {name!r} in {repo.name!r}")
+            page = simple.ProjectPage(
+                name=name, files=files, versions=versions, last_serial=last_serial
+            )
+            body = simple.project_json(page) if kind == "json" else simple.project_html(page)
+            content_type = simple.JSON_V1 if kind == "json" else simple.TEXT_HTML
+            return Page.of(body, content_type, last_serial, stale=stale)
+
+        key = ("pypi-project", repo.id, name, kind)
+        return self._ctx.pages.get(key, serial, stamp, render, expires)
 
     def _project_body(
         self,
@@ -203,12 +271,22 @@ class PypiReader:
         order = self._catalog.order(repo, serial)
         ids = tuple(r.id for r in order)
 
+        proxy_ids = [r.id for r in proxies_of(order)]
+
         def stamp() -> tuple[object, ...]:
             with self._ctx.db.read() as conn:
-                return (ids, tuple(sorted(repository_store.repo_serials(conn, ids).items())))
+                serials = tuple(sorted(repository_store.repo_serials(conn, ids).items()))
+            cached = self.proxy.cache.pages_stamp(proxy_ids) if proxy_ids else ()
+            return (ids, serials, cached)
+
+        def expires() -> float | None:
+            # what proxies have cached changes without the journal moving
+            return time.monotonic() + INDEX_REFRESH if proxy_ids else None
 
         def render() -> Page:
-            names: set[str] = set()
+            # A proxy's list is what it has cached: the upstream's list of every project is
+            # never fetched.
+            names: set[str] = self.proxy.cache.page_names(proxy_ids, "project/")
             last_serial = 0
             with self._ctx.db.read() as conn:
                 for r, s in repository_store.repo_serials(conn, ids).items():
@@ -219,7 +297,7 @@ class PypiReader:
                 return Page.of(simple.index_json(index), simple.JSON_V1, last_serial)
             return Page.of(simple.index_html(index), simple.TEXT_HTML, last_serial)
 
-        return self._ctx.pages.get(("pypi-index", repo.id, kind), serial, stamp, render)
+        return self._ctx.pages.get(("pypi-index", repo.id, kind), serial, stamp, render, expires)
 
     # -- PyPI's JSON API ------------------------------------------------------------------
 
@@ -267,6 +345,54 @@ class PypiReader:
             r for r in self._catalog.all() if any(a.repository_id == r.id for a in found)
         )
         return FoundFile(found[0], holders)
+
+    def find_proxied(self, sha256: str, filename: str, metadata: bool) -> ProxiedFile | None:
+        """A file with these bytes and this name that a PyPI proxy's cached page lists
+        (the `.metadata` file of it, for `metadata`), or None."""
+        name = project_of(filename)
+        if name is None:
+            return None
+        for repo in self._catalog.all(Format.PYPI):
+            if repo.kind is not RepoKind.PROXY:
+                continue
+            for file in self.proxy.cached_project(repo, name):
+                if file.filename != filename or file.sha256 != sha256:
+                    continue
+                if metadata and not isinstance(file.core_metadata, str):
+                    raise ArtifactNotFound(f"{filename!r} has no metadata file")
+                fetch = _proxied_fetch(self.proxy, repo, file, name, metadata)
+                return ProxiedFile((repo,), fetch)
+        return None
+
+
+@dataclass(frozen=True)
+class ProxiedFile:
+    """A file a proxy's cached page lists, maybe not fetched yet: `fetch` returns its
+    stored copy (fetching it once from the upstream and checking its sha256)."""
+
+    holders: tuple[Repository, ...]
+    fetch: Callable[[], StoredFile]
+
+
+def _proxied_fetch(
+    proxy: PypiProxy, repo: Repository, file: RemoteFile, name: str, metadata: bool
+) -> Callable[[], StoredFile]:
+    def fetch() -> StoredFile:
+        if metadata:
+            assert isinstance(file.core_metadata, str)
+            return proxy.cache.fetch_file(
+                repo,
+                url=file.url + ".metadata",
+                sha256=file.core_metadata,
+                filename=file.filename + ".metadata",
+                project=name,
+            )
+        assert file.sha256 is not None
+        return proxy.cache.fetch_file(
+            repo, url=file.url, sha256=file.sha256, filename=file.filename, project=name
+        )
+
+    return fetch
 
 
 def _page_files(read: ProjectRead) -> tuple[list[simple.SimpleFile], list[str], int]:

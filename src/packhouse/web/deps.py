@@ -124,7 +124,16 @@ def _page_headers(
     page: Page, max_age: int, public: bool, vary: str, content_type: str | None
 ) -> RawHeaders:
     """`content_type` None: a 304's headers (no Content-Length, no Content-Type)."""
-    key = (page.etag, page.last_serial, len(page.body), max_age, public, vary, content_type)
+    key = (
+        page.etag,
+        page.last_serial,
+        len(page.body),
+        max_age,
+        public,
+        vary,
+        content_type,
+        page.stale,
+    )
     found = _page_headers_cache.get(key)
     if found is not None:
         return found
@@ -135,6 +144,8 @@ def _page_headers(
         (b"vary", (vary if public else f"{vary}, Authorization").encode("latin-1")),
         (b"referrer-policy", b"no-referrer"),
     ]
+    if page.stale:
+        raw.append((b"warning", b'110 - "Response is Stale"'))
     if content_type is not None:
         if content_type.startswith("text/") and "charset=" not in content_type.lower():
             content_type += "; charset=utf-8"

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from packhouse.errors import ArtifactNotFound, AuthenticationRequired, PermissionDenied
 from packhouse.services.access import Principal
-from packhouse.services.pypi_reads import FoundFile
+from packhouse.services.pypi_reads import FoundFile, ProxiedFile
 from packhouse.types import Action, Sha256
 from packhouse.web.deps import principal, services
 from packhouse.wiring import Services
@@ -35,7 +35,7 @@ def content_type_of(filename: str) -> str:
     return "application/octet-stream"
 
 
-def check_file_access(svc: Services, who: Principal, found: FoundFile) -> bool:
+def check_file_access(svc: Services, who: Principal, found: FoundFile | ProxiedFile) -> bool:
     """Raise unless `who` may read a repository that holds the file or reads through one.
     Returns whether anonymous callers could read it too (for Cache-Control)."""
     readers = {r.id: r for holder in found.holders for r in svc.catalog.readers_of(holder)}
@@ -56,6 +56,11 @@ async def serve_file(request: Request) -> Response:
     try:
         found = await run_in_threadpool(svc.pypi.find_file, sha256, artifact_name)
     except ArtifactNotFound:
+        proxied = await run_in_threadpool(svc.pypi.find_proxied, sha256, artifact_name, metadata)
+        if proxied is not None:
+            public = check_file_access(svc, who, proxied)
+            stored = await run_in_threadpool(proxied.fetch)
+            return await blob_response(svc, request, stored.sha256, filename, public)
         # Without credentials, "no such file" would tell a stranger which hashes are
         # stored; they get the same 401 as for a private file that exists.
         if who.anonymous:

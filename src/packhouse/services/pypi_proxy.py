@@ -1,0 +1,276 @@
+"""PyPI proxy sources: an upstream simple index read through its cache.
+
+A project's upstream page is fetched on first request (PEP 691 JSON asked for first, HTML
+accepted), parsed, and kept in `upstream_pages` as our own JSON list of its files. For
+`ttl` seconds it is served as it is; then it is revalidated with If-None-Match /
+If-Modified-Since. When the upstream fails or times out, the cached copy is served marked
+stale (and the upstream is not asked again for `STALE_RETRY` seconds); with nothing cached
+the error is raised (502, or 504 for a timeout). Offline proxies serve only what is cached.
+
+Files are fetched on their first download and checked against the sha256 the page gave
+(services/upstream_cache.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from packhouse.auth.redact import redact_url
+from packhouse.db.repository_store import Repository
+from packhouse.errors import TooLarge, UpstreamError
+from packhouse.formats.pypi import remote
+from packhouse.formats.pypi.remote import RemoteFile
+from packhouse.formats.pypi.simple import SimpleFile
+from packhouse.services.upstream_cache import StoredPage, UpstreamCache, digest_of
+
+log = logging.getLogger("packhouse.proxy")
+
+STALE_RETRY = 30.0  # seconds a failed upstream is left alone while the cached copy is served
+_PARSED_MAX = 512  # parsed pages kept in memory (the rows hold them too)
+
+
+@dataclass(frozen=True)
+class ProxyPage:
+    """A project as one proxy knows it now."""
+
+    files: tuple[RemoteFile, ...]  # empty when the upstream does not have it
+    found: bool
+    digest: str
+    stale: bool  # served from the cache because the upstream could not be asked
+    expires: float  # monotonic time until which this answer holds
+
+
+def page_key(name: str) -> str:
+    return f"project/{name}"
+
+
+def version_of(filename: str) -> str | None:
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[1])
+        return str(parse_sdist_filename(filename)[1])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+
+
+def project_of(filename: str) -> str | None:
+    try:
+        if filename.endswith(".whl"):
+            return canonicalize_name(parse_wheel_filename(filename)[0])
+        return canonicalize_name(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+
+
+def simple_file(file: RemoteFile) -> SimpleFile:
+    """How a proxied file is shown: served by us at /files/<sha256>/<filename> (files
+    without a sha256 are not kept in the cache: they could not be checked)."""
+    assert file.sha256 is not None
+    metadata = file.core_metadata if isinstance(file.core_metadata, str) else None
+    return SimpleFile(
+        filename=file.filename,
+        url=f"../../../../files/{file.sha256}/{file.filename}",
+        sha256=file.sha256,
+        requires_python=file.requires_python,
+        yanked=file.yanked,
+        metadata_sha256=metadata,
+        size=file.size or 0,
+        upload_time=file.upload_time,
+    )
+
+
+class PypiProxy:
+    def __init__(self, cache: UpstreamCache) -> None:
+        self.cache = cache
+        self._parsed: OrderedDict[tuple[int, str, str], tuple[RemoteFile, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def stats(self) -> Any:
+        return self.cache.stats
+
+    def project(self, proxy: Repository, name: str) -> ProxyPage:
+        """The proxy's files of `name` (canonical), fetching or revalidating as due."""
+        cache = self.cache
+        key = page_key(name)
+        stored = cache.read_page(proxy.id, key)
+        answer = self._fresh(proxy, name, stored)
+        if answer is not None:
+            cache.stats.hits += 1
+            return answer
+        with cache.one_at_a_time(("pypi", proxy.id, key)):
+            stored = cache.read_page(proxy.id, key)
+            answer = self._fresh(proxy, name, stored)
+            if answer is not None:
+                cache.stats.hits += 1
+                return answer
+            return self._refresh(proxy, name, stored)
+
+    def _fresh(self, proxy: Repository, name: str, stored: StoredPage | None) -> ProxyPage | None:
+        """The cached answer if it may be served without asking the upstream."""
+        cache = self.cache
+        if stored is None:
+            if cache.offline(proxy):
+                return ProxyPage((), False, "offline", False, time.monotonic() + STALE_RETRY)
+            return None
+        now = cache.ctx.clock()
+        ttl = cache.ttl(proxy)
+        age = (now - stored.checked_at).total_seconds()
+        until = cache.backoff.get(("pypi", proxy.id, name), 0.0)
+        if cache.offline(proxy) or age < ttl:
+            return self._answer(proxy, name, stored, False, time.monotonic() + max(ttl - age, 1))
+        if until > time.monotonic():
+            return self._answer(proxy, name, stored, True, until)
+        return None
+
+    def _refresh(self, proxy: Repository, name: str, stored: StoredPage | None) -> ProxyPage:
+        cache = self.cache
+        assert proxy.upstream_url is not None
+        url = proxy.upstream_url.rstrip("/") + f"/{name}/"
+        headers = {"Accept": remote.ACCEPT}
+        if stored is not None and stored.status == 200:
+            if stored.etag:
+                headers["If-None-Match"] = stored.etag
+            if stored.last_modified:
+                headers["If-Modified-Since"] = stored.last_modified
+        now = cache.ctx.clock()
+        ttl = cache.ttl(proxy)
+        try:
+            response = cache.client.get(
+                url,
+                headers=headers,
+                auth=proxy.proxy.auth,
+                max_bytes=cache.ctx.settings.upstream_max_page_bytes,
+            )
+            if response.status == 304 and stored is not None:
+                cache.touch_page(proxy.id, page_key(name), now)
+                cache.stats.hits += 1
+                return self._answer(proxy, name, stored, False, time.monotonic() + max(ttl, 1))
+            if response.status in (404, 410):
+                page = StoredPage(404, None, None, None, b"[]", None, 0, "404", now, now)
+            elif response.status == 200:
+                files = remote.parse_project_page(
+                    response.body,
+                    response.headers.get("content-type", ""),
+                    response.url,
+                    name,
+                )
+                body = orjson.dumps([_to_json(f) for f in files.files if f.sha256])
+                page = StoredPage(
+                    200,
+                    response.headers.get("etag"),
+                    response.headers.get("last-modified"),
+                    response.headers.get("content-type"),
+                    body,
+                    None,
+                    len(body),
+                    digest_of(body),
+                    now,
+                    now,
+                )
+            else:
+                raise UpstreamError(
+                    f"the upstream of {proxy.qualified_name} answered {response.status} for"
+                    f" {redact_url(url)}"
+                )
+        except (UpstreamError, TooLarge) as error:
+            cache.stats.errors += 1
+            log.warning("upstream of %s failed: %s", proxy.qualified_name, error)
+            if stored is None:
+                if isinstance(error, TooLarge):
+                    raise UpstreamError(
+                        f"the upstream page {redact_url(url)} of {proxy.qualified_name} is"
+                        f" larger than upstream_max_page_bytes: {error}"
+                    ) from None
+                raise
+            until = time.monotonic() + STALE_RETRY
+            cache.backoff[("pypi", proxy.id, name)] = until
+            cache.stats.stale += 1
+            return self._answer(proxy, name, stored, True, until)
+        cache.backoff.pop(("pypi", proxy.id, name), None)
+        cache.stats.misses += 1
+        cache.write_page(proxy.id, page_key(name), page)
+        return self._answer(proxy, name, page, False, time.monotonic() + max(ttl, 1))
+
+    def _answer(
+        self, proxy: Repository, name: str, stored: StoredPage, stale: bool, expires: float
+    ) -> ProxyPage:
+        if stored.status != 200:
+            return ProxyPage((), False, stored.digest, stale, expires)
+        return ProxyPage(self._files(proxy.id, name, stored), True, stored.digest, stale, expires)
+
+    def _files(self, proxy_id: int, name: str, stored: StoredPage) -> tuple[RemoteFile, ...]:
+        key = (proxy_id, name, stored.digest)
+        with self._lock:
+            found = self._parsed.get(key)
+            if found is not None:
+                self._parsed.move_to_end(key)
+                return found
+        files = tuple(_from_json(d) for d in orjson.loads(stored.body or b"[]"))
+        with self._lock:
+            self._parsed[key] = files
+            while len(self._parsed) > _PARSED_MAX:
+                self._parsed.popitem(last=False)
+        return files
+
+    def cached_project(self, proxy: Repository, name: str) -> tuple[RemoteFile, ...]:
+        """What the cache holds of `name`, without asking the upstream (for downloads)."""
+        stored = self.cache.read_page(proxy.id, page_key(name))
+        if stored is None or stored.status != 200:
+            return ()
+        return self._files(proxy.id, name, stored)
+
+    def visible(
+        self, files: tuple[RemoteFile, ...], cutoff: datetime | None
+    ) -> list[tuple[str, SimpleFile]]:
+        """(version, file) of the files a cutoff lets through, as a page shows them."""
+        shown: list[tuple[str, SimpleFile]] = []
+        for f in files:
+            if cutoff is not None and (f.upload_time is None or f.upload_time > cutoff):
+                continue
+            version = version_of(f.filename)
+            if version is not None:
+                shown.append((version, simple_file(f)))
+        return shown
+
+
+def _to_json(f: RemoteFile) -> dict[str, Any]:
+    return {
+        "filename": f.filename,
+        "url": f.url,
+        "sha256": f.sha256,
+        "requires_python": f.requires_python,
+        "yanked": f.yanked,
+        "upload_time": f.upload_time.isoformat() if f.upload_time else None,
+        "size": f.size,
+        "core_metadata": f.core_metadata,
+    }
+
+
+def _from_json(d: dict[str, Any]) -> RemoteFile:
+    when = d.get("upload_time")
+    return RemoteFile(
+        filename=d["filename"],
+        url=d["url"],
+        sha256=d["sha256"],
+        requires_python=d.get("requires_python"),
+        yanked=d.get("yanked"),
+        upload_time=datetime.fromisoformat(when) if when else None,
+        size=d.get("size"),
+        core_metadata=d.get("core_metadata", False),
+    )
