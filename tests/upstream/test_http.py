@@ -28,6 +28,7 @@ from packhouse.errors import (
 from packhouse.upstream import netpolicy
 from packhouse.upstream.http import UpstreamClient
 from packhouse.upstream.netpolicy import NetworkPolicy
+from packhouse.web.errors import status_of
 
 Handler = Callable[[http.server.BaseHTTPRequestHandler], None]
 
@@ -391,3 +392,11 @@ def test_connect_timeout_is_an_upstream_timeout(
     monkeypatch.setattr(httpcore.SyncBackend, "connect_tcp", never)
     with pytest.raises(UpstreamTimeout, match=r"timed out \(connect\)"):
         client.get("http://127.0.0.1:9/", max_bytes=100)
+
+
+def test_upstream_errors_are_answered_502_and_504() -> None:
+    assert status_of(UpstreamError("x")) == 502
+    assert status_of(UpstreamRefused("x")) == 502
+    assert status_of(UpstreamTooLarge("x")) == 502  # a TooLarge, but the upstream's fault
+    assert status_of(UpstreamTimeout("x")) == 504
+    assert status_of(TooLarge("x")) == 413
