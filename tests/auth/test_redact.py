@@ -23,6 +23,12 @@ def test_url_token_segments_are_masked_only_at_the_start_of_a_path() -> None:
         "/t/***/conda/main/noarch/repodata.json"
     )
     assert redact_path("/pypi/main/simple/t/") == "/pypi/main/simple/t/"
+    # where conda itself puts the segment; a channel named `t` keeps its subdir
+    assert redact_path(f"/conda/t/{NEW_SECRET}/main/noarch/") == "/conda/t/***/main/noarch/"
+    assert redact_path("/conda/t/ph-short/main/") == "/conda/t/***/main/"
+    assert redact_path("/conda/t/noarch/repodata.json") == "/conda/t/noarch/repodata.json"
+    text = redact_text("GET http://h:1/conda/t/ph-short/main/noarch and /conda/t/noarch")
+    assert text == "GET http://h:1/conda/t/***/main/noarch and /conda/t/noarch"
 
 
 def test_passwords_in_urls_are_masked() -> None:

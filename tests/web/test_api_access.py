@@ -189,3 +189,28 @@ def test_conda_channel_with_a_token_in_the_url(client: TestClient, svc: Services
     assert repodata.headers["referrer-policy"] == "no-referrer"
     assert client.get(f"/t/{secret}/pypi/main/simple/").status_code == 403  # conda only
     assert client.get("/t/ph_not-a-token/conda/main/noarch/repodata.json").status_code == 401
+
+
+def test_conda_channel_with_the_token_where_conda_itself_puts_it(
+    client: TestClient, svc: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """conda reads `/t/<token>/conda/main` as location `host/conda`, channel `main`, and asks
+    for `/conda/t/<token>/main/...`; a channel named `t` keeps its own paths."""
+    create_repository(svc.ctx, actor="t", name="main", fmt=Format.CONDA)
+    create_repository(svc.ctx, actor="t", name="t", fmt=Format.CONDA, public=True)
+    secret = token_for(svc, "root", ["conda/main"], Action.READ)
+    with caplog.at_level(logging.INFO):
+        moved = client.get(f"/conda/t/{secret}/main/noarch/repodata.json")
+        assert moved.status_code == 200
+        assert moved.json()["info"]["subdir"] == "noarch"
+        assert client.head(f"/conda/t/{secret}/main/linux-64/repodata.json").status_code == 200
+        malformed = client.get("/conda/t/ph-not-a-token/main/noarch/repodata.json")
+        assert malformed.status_code == 401
+        assert "malformed" in malformed.text
+    assert "/conda/t/***/main/noarch/repodata.json" in caplog.text
+    assert secret not in caplog.text
+    assert secret[3:] not in caplog.text
+    named_t = client.get("/conda/t/noarch/repodata.json")
+    assert named_t.status_code == 200
+    assert named_t.json()["info"]["subdir"] == "noarch"
+    assert client.get("/conda/t/noarch/", auth=BOB).status_code == 200

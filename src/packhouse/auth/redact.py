@@ -10,9 +10,13 @@ from __future__ import annotations
 import re
 
 MASK = "***"
-_TOKEN_SEGMENT = re.compile(r"^/t/[^/?#]+")
+# `/t/<token>` starting a path, or after `/conda` when it starts like a token (conda builds
+# `/conda/t/<token>/<repo>/` from `/t/<token>/conda/<repo>/`; a channel may be named `t`)
+_TOKEN_SEGMENT = re.compile(r"^(?P<head>(?:/conda(?=/t/ph[-_]))?)/t/[^/?#]+")
 # in free text, a `/t/<token>` that starts a path: after a host, a quote, a space or the start
-_TOKEN_SEGMENT_IN_TEXT = re.compile(r"(?P<head>^|[\s\"'(=]|://[^/\s]+)/t/[^/?#\s\"']+")
+_TOKEN_SEGMENT_IN_TEXT = re.compile(
+    r"(?P<head>(?:^|[\s\"'(=]|://[^/\s]+)(?:/conda(?=/t/ph[-_]))?)/t/[^/?#\s\"']+"
+)
 _TOKEN = re.compile(r"ph_[A-Za-z0-9_-]{8,}")
 # `ph-` also starts ordinary words ("graph-x", "ph-utils"): not after a name character, and
 # 16 or more letters and digits (a token has 43; a word of 16 without a hyphen is rare)
@@ -25,9 +29,9 @@ _AUTH_HEADER = re.compile(
 
 def redact_path(path: str) -> str:
     """A URL path fit for logs: the token of a `/t/<token>/` segment is masked."""
-    if not path.startswith("/t/"):
+    if not path.startswith(("/t/", "/conda/t/")):
         return path
-    return _TOKEN_SEGMENT.sub(f"/t/{MASK}", path)
+    return _TOKEN_SEGMENT.sub(rf"\g<head>/t/{MASK}", path)
 
 
 def redact_url(url: str) -> str:
