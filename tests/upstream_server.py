@@ -11,7 +11,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -63,10 +63,8 @@ class StaticUpstream:
                 for key, value in doc.headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                try:
+                with suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(doc.body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
