@@ -133,7 +133,7 @@ class PypiProxy:
         age = (now - stored.checked_at).total_seconds()
         until = cache.backoff.get(("pypi", proxy.id, name), 0.0)
         if cache.offline(proxy) or age < ttl:
-            return self._answer(proxy, name, stored, False, time.monotonic() + max(ttl - age, 1))
+            return self._answer(proxy, name, stored, False, time.monotonic() + max(ttl - age, 0))
         if until > time.monotonic():
             return self._answer(proxy, name, stored, True, until)
         return None
@@ -160,7 +160,7 @@ class PypiProxy:
             if response.status == 304 and stored is not None:
                 cache.touch_page(proxy.id, page_key(name), now)
                 cache.stats.hits += 1
-                return self._answer(proxy, name, stored, False, time.monotonic() + max(ttl, 1))
+                return self._answer(proxy, name, stored, False, time.monotonic() + ttl)
             if response.status in (404, 410):
                 page = StoredPage(404, None, None, None, b"[]", None, 0, "404", now, now)
             elif response.status == 200:
@@ -205,7 +205,7 @@ class PypiProxy:
         cache.backoff.pop(("pypi", proxy.id, name), None)
         cache.stats.misses += 1
         cache.write_page(proxy.id, page_key(name), page)
-        return self._answer(proxy, name, page, False, time.monotonic() + max(ttl, 1))
+        return self._answer(proxy, name, page, False, time.monotonic() + ttl)
 
     def _answer(
         self, proxy: Repository, name: str, stored: StoredPage, stale: bool, expires: float

@@ -114,9 +114,11 @@ class UpstreamCache:
             try:
                 yield
             finally:
+                # forgotten once released; a caller still waiting on it, or one who makes a
+                # new lock, re-checks the cache first and finds what this one stored
                 with self._guard:
-                    if not lock.locked() or self._locks.get(key) is lock:
-                        self._locks.pop(key, None)
+                    if self._locks.get(key) is lock:
+                        del self._locks[key]
 
     # -- index documents ------------------------------------------------------------------
 
