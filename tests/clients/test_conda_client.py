@@ -90,12 +90,18 @@ def test_a_private_channel_with_a_token_in_the_path(
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
-def test_a_private_channel_with_a_password_in_the_url(
-    conda: Conda, hosted: RunningServer, tmp_path: Path, solver: str
+@pytest.mark.parametrize("credential", ["password", "token"])
+def test_a_private_channel_with_basic_credentials_in_the_url(
+    conda: Conda, hosted: RunningServer, tmp_path: Path, solver: str, credential: str
 ) -> None:
-    prefix, result = create(conda, tmp_path, basic_url(hosted), solver, "dependent=1")
+    if credential == "password":
+        user, secret = "admin", hosted.admin_password
+    else:
+        user, secret = "__token__", new_token(hosted)
+    channel = f"http://{user}:{secret}@{hosted.host}/conda/main"
+    prefix, result = create(conda, tmp_path, channel, solver, "dependent=1")
     assert installed(prefix) == {"dependent-1.0-0", "dependency-1.0-0"}
-    assert hosted.admin_password not in result.stdout + result.stderr
+    assert secret not in result.stdout + result.stderr
 
 
 def test_a_private_channel_refuses_conda_without_credentials(

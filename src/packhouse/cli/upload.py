@@ -56,7 +56,7 @@ PasswordOption = Annotated[
 TokenOption = Annotated[
     str | None,
     typer.Option(
-        "--token", envvar="PACKHOUSE_TOKEN", help="An API token (ph_...).", show_default=False
+        "--token", envvar="PACKHOUSE_TOKEN", help="An API token (ph-...).", show_default=False
     ),
 ]
 RepoOption = Annotated[str, typer.Option("--repo", "-r", help="Repository (channel) name.")]
@@ -170,7 +170,7 @@ def upload(
 
       packhouse upload --repo main dist/*
 
-      PACKHOUSE_TOKEN=ph_... packhouse upload --repo main --url https://pkgs.example.com \\
+      PACKHOUSE_TOKEN=ph-... packhouse upload --repo main --url https://pkgs.example.com \\
           linux-64/*.conda noarch/*.conda
     """
     headers = _auth(user, password, token)
