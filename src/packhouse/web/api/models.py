@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool
 
 from packhouse.auth.redact import redact_url
 from packhouse.db.journal_store import JournalEntry
 from packhouse.db.repository_store import Repository
 from packhouse.db.token_store import Token
 from packhouse.db.user_store import Grant, Group, User
+from packhouse.services.repos import RepoSettings
 from packhouse.types import Action, Format
 from packhouse.web.api.params import (
     DESCRIPTION_LENGTH,
@@ -139,6 +140,9 @@ class RepositoryOut(BaseModel):
     upstream_url: str | None
     last_serial: int
     url: str
+    upstream: UpstreamOut | None = None
+    allow_upstream: list[str] = []
+    cooldown: CooldownOut | None = None
 
     @classmethod
     def of(cls, repo: Repository, public: bool, base_url: str) -> RepositoryOut:
@@ -156,15 +160,94 @@ class RepositoryOut(BaseModel):
             upstream_url=redact_url(repo.upstream_url) if repo.upstream_url else None,
             last_serial=repo.last_serial,
             url=base_url + path,
+            upstream=UpstreamOut(
+                user=repo.proxy.user,
+                has_secret=repo.proxy.password is not None,
+                ttl=repo.proxy.ttl,
+                offline=repo.proxy.offline,
+            )
+            if repo.upstream_url
+            else None,
+            allow_upstream=list(repo.allow_upstream),
+            cooldown=CooldownOut(
+                min_age=repo.cooldown.min_age,
+                exclude_newer=repo.cooldown.exclude_newer,
+                exempt=list(repo.cooldown.exempt),
+            )
+            if repo.cooldown.active or repo.cooldown.exempt
+            else None,
         )
 
 
-class RepositoryCreate(InputModel):
+class UpstreamOut(BaseModel):
+    """How a proxy reaches its upstream; the secret itself is never returned."""
+
+    user: str | None
+    has_secret: bool
+    ttl: int | None = Field(description="Seconds; null: the server's upstream_ttl setting.")
+    offline: bool
+
+
+class CooldownOut(BaseModel):
+    min_age: int | None = Field(description="Seconds.")
+    exclude_newer: datetime | None
+    exempt: list[str]
+
+
+Seconds = Annotated[int, Field(ge=0, le=3650 * 86400)]
+NameList = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=1000)]
+
+
+class RepositorySettingsIn(InputModel):
+    """Settings a repository may change. Omitted fields stay as they are; `clear` resets
+    upstream_auth, ttl, min_age or exclude_newer."""
+
+    description: str | None = Field(default=None, max_length=DESCRIPTION_LENGTH)
+    bases: list[RepoEntry] | None = Field(default=None, max_length=MAX_ENTRIES)
+    upstream_url: str | None = Field(default=None, max_length=2000)
+    upstream_user: str | None = Field(default=None, max_length=200)
+    upstream_password: SecretStr | None = Field(
+        default=None, description="The upstream's password or token; never shown again."
+    )
+    ttl: Seconds | None = None
+    offline: StrictBool | None = None
+    allow_upstream: NameList | None = None
+    min_age: Seconds | None = Field(default=None, description="Seconds; hide younger files.")
+    exclude_newer: datetime | None = None
+    cooldown_exempt: NameList | None = None
+    clear: list[Literal["upstream_auth", "ttl", "min_age", "exclude_newer"]] = []
+
+    def settings(self) -> RepoSettings:
+        return RepoSettings(
+            bases=self.bases,
+            description=self.description,
+            upstream_url=self.upstream_url,
+            upstream_user=self.upstream_user,
+            upstream_password=(
+                self.upstream_password.get_secret_value() if self.upstream_password else None
+            ),
+            ttl=self.ttl,
+            offline=self.offline,
+            allow_upstream=self.allow_upstream,
+            min_age=self.min_age,
+            exclude_newer=(
+                self.exclude_newer.replace(tzinfo=UTC)
+                if self.exclude_newer and self.exclude_newer.tzinfo is None
+                else self.exclude_newer
+            ),
+            cooldown_exempt=self.cooldown_exempt,
+            clear=frozenset(self.clear),
+        )
+
+
+class RepositoryCreate(RepositorySettingsIn):
     name: RepoEntry = Field(examples=["team"])
     format: Format = Format.PYPI
     public: StrictBool = Field(default=False, description="Let anonymous callers read it.")
-    description: str = Field(default="", max_length=DESCRIPTION_LENGTH)
-    bases: list[RepoEntry] = Field(default=[], max_length=MAX_ENTRIES)
+    description: str | None = Field(default="", max_length=DESCRIPTION_LENGTH)
+    kind: Literal["hosted", "proxy"] = Field(
+        default="hosted", description="proxy: a caching mirror of upstream_url."
+    )
 
 
 class PermissionOut(BaseModel):

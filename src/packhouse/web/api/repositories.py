@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from fastapi import APIRouter, status
 
 from packhouse.db import user_store
-from packhouse.services.repos import create_repository, set_permission
+from packhouse.errors import PermissionDenied
+from packhouse.services.repos import create_repository, set_permission, update_repository
 from packhouse.types import Action, Format, RepoKind
 from packhouse.web.api.deps import AdminDep, PrincipalDep, ServicesDep
-from packhouse.web.api.models import PermissionOut, PermissionSet, RepositoryCreate, RepositoryOut
+from packhouse.web.api.models import (
+    PermissionOut,
+    PermissionSet,
+    RepositoryCreate,
+    RepositoryOut,
+    RepositorySettingsIn,
+)
 from packhouse.web.api.params import PrincipalPath, RepoPath
 
 router = APIRouter(tags=["repositories"])
@@ -29,20 +37,41 @@ def list_repositories(svc: ServicesDep, who: PrincipalDep) -> list[RepositoryOut
 @router.post(
     "/repositories",
     status_code=status.HTTP_201_CREATED,
-    summary="Create a hosted repository (administrators); private unless public is true",
+    summary="Create a hosted repository or a proxy (administrators); private unless public",
 )
 def create(body: RepositoryCreate, svc: ServicesDep, who: AdminDep) -> RepositoryOut:
+    settings = body.settings()
     repo = create_repository(
         svc.ctx,
         actor=who.name,
         name=body.name,
         fmt=body.format,
-        kind=RepoKind.HOSTED,
-        bases=body.bases,
+        kind=RepoKind(body.kind),
+        bases=body.bases or (),
         public=body.public,
-        description=body.description,
+        description=body.description or "",
+        upstream_url=body.upstream_url,
+        settings=replace(settings, bases=None, description=None, upstream_url=None),
     )
     return RepositoryOut.of(repo, body.public, svc.ctx.settings.base_url)
+
+
+@router.patch(
+    "/repositories/{fmt}/{name}",
+    summary="Change bases, upstream, cooldown or allow list (repository admins)",
+)
+def update(
+    fmt: Format,
+    name: RepoPath,
+    body: RepositorySettingsIn,
+    svc: ServicesDep,
+    who: PrincipalDep,
+) -> RepositoryOut:
+    svc.access.check(who, svc.catalog.get(fmt, name), Action.ADMIN)
+    if body.upstream_url is not None and not who.full_admin:
+        raise PermissionDenied("only administrators may point a proxy at another upstream")
+    repo = update_repository(svc.ctx, actor=who.name, fmt=fmt, name=name, settings=body.settings())
+    return RepositoryOut.of(repo, svc.access.is_public(repo.id), svc.ctx.settings.base_url)
 
 
 @router.get("/repositories/{fmt}/{name}", summary="One repository (needs read)")
