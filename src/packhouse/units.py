@@ -56,3 +56,18 @@ def parse_moment(text: str) -> datetime:
             " time such as 2026-06-30T12:00:00Z"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def aware(when: datetime) -> datetime:
+    """A time read back from the database, in UTC (SQLite gives it without a zone)."""
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def show_size(n: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"

@@ -249,3 +249,37 @@ def test_a_json_page_from_the_proxy_keeps_the_upstream_facts(company: RunningSer
     assert metadata.status_code == 200
     assert b"Name: six" in metadata.content
     assert json.dumps(page)  # serialisable, nothing odd
+
+
+def metric(server: RunningServer, kind: str, outcome: str) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    line = f'packhouse_proxy_cache_total{{kind="{kind}",outcome="{outcome}"}} '
+    return float(next(x for x in text.splitlines() if x.startswith(line)).split()[-1])
+
+
+def test_metrics_count_the_cache_and_prune_forgets_what_is_fetched_again(
+    company: RunningServer,
+) -> None:
+    with company.client() as client:
+        files = client.get("/pypi/all/simple/six/", headers=SIMPLE_JSON).json()["files"]
+        wheel = next(f for f in files if f["filename"].endswith(".whl"))
+        assert client.get(file_path(wheel)).status_code == 200
+        hits = metric(company, "file", "hit")
+        misses = metric(company, "file", "miss")
+        assert misses >= 1
+        assert metric(company, "index", "miss") >= 1
+
+        dry = company.run_cli("cache", "prune", "--max-size", "0", "--dry-run").stdout
+        assert "would forget" in dry
+        assert client.get(file_path(wheel)).status_code == 200
+        assert metric(company, "file", "hit") == hits + 1
+
+        done = company.run_cli("cache", "prune", "--max-size", "0").stdout
+        assert "forgot" in done
+        assert "0 files (0 B) kept" in done
+        again = client.get(file_path(wheel))
+        assert again.status_code == 200
+        assert metric(company, "file", "miss") == misses + 1
+    refused = company.run_cli("cache", "prune", "--max-size", "lots", check=False)
+    assert refused.returncode == 2
+    assert "cannot read the size" in refused.stderr

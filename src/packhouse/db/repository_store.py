@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 from packhouse.db.schema import projects, repositories, repository_bases
 from packhouse.errors import AlreadyExists, RepositoryNotFound
 from packhouse.types import Format, RepoKind, RepoName
+from packhouse.units import aware
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,8 @@ class Cooldown:
         if self.min_age is not None:
             limits.append(now - timedelta(seconds=self.min_age))
         if self.exclude_newer is not None:
-            limits.append(_aware(self.exclude_newer))
+            limits.append(aware(self.exclude_newer))
         return min(limits) if limits else None
-
-
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -120,7 +117,7 @@ def _from_row(conn: Connection, r: Row[Any]) -> Repository:
         ),
         cooldown=Cooldown(
             min_age=r.min_age,
-            exclude_newer=_aware(r.exclude_newer) if r.exclude_newer else None,
+            exclude_newer=aware(r.exclude_newer) if r.exclude_newer else None,
             exempt=tuple(r.cooldown_exempt or ()),
         ),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,8 +27,11 @@ from packhouse.errors import NotFound, UpstreamError
 from packhouse.services.context import Context
 from packhouse.storage.base import IncomingFile
 from packhouse.types import Sha256
+from packhouse.units import aware
 from packhouse.upstream.http import UpstreamClient
 from packhouse.upstream.netpolicy import NetworkPolicy
+
+USE_RESOLUTION = 3600.0  # seconds: how fresh a cached file's last_used_at is kept
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class UpstreamCache:
         # When a refresh failed, the cached copy is served without asking again until then
         # (monotonic seconds), so a down upstream costs one timeout, not one per request.
         self.backoff: dict[tuple[object, ...], float] = {}
+        self._used: dict[tuple[int, str], float] = {}
 
     def close(self) -> None:
         self.client.close()
@@ -140,8 +145,8 @@ class UpstreamCache:
             blob_sha256=Sha256(row.blob_sha256) if row.blob_sha256 else None,
             size=row.size,
             digest=row.digest,
-            fetched_at=_aware(row.fetched_at),
-            checked_at=_aware(row.checked_at),
+            fetched_at=aware(row.fetched_at),
+            checked_at=aware(row.checked_at),
         )
 
     def write_page(self, repository_id: int, key: str, page: StoredPage) -> None:
@@ -273,8 +278,29 @@ class UpstreamCache:
     def _cached_file(self, proxy: Repository, filename: str, sha256: str) -> StoredFile | None:
         found = self.file_in(proxy.id, filename)
         if found is not None and found.sha256 == sha256 and self.ctx.blobs.exists(found.sha256):
+            self._note_use(found)
             return found
         return None
+
+    def _note_use(self, file: StoredFile) -> None:
+        """Keep `last_used_at` (what `cache prune` goes by) right to the hour, writing at
+        most once an hour per file."""
+        key = (file.repository_id, file.filename)
+        now = time.monotonic()
+        if now - self._used.get(key, -USE_RESOLUTION) < USE_RESOLUTION:
+            return
+        self._used[key] = now
+        if len(self._used) > 100_000:
+            self._used.clear()
+        with self.ctx.db.write() as conn:
+            conn.execute(
+                update(upstream_files)
+                .where(
+                    upstream_files.c.repository_id == file.repository_id,
+                    upstream_files.c.filename == file.filename,
+                )
+                .values(last_used_at=self.ctx.clock())
+            )
 
     def _download(
         self,
@@ -328,9 +354,3 @@ def _stored_file(row: Any) -> StoredFile:
         sha256=Sha256(row.sha256),
         size=row.size,
     )
-
-
-def _aware(when: datetime) -> datetime:
-    from datetime import UTC
-
-    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,6 +33,24 @@ class ServiceCollector(Collector):
         yield GaugeMetricFamily(
             "packhouse_page_cache_entries", "Rendered pages kept", value=len(ctx.pages)
         )
+        stats = self._services.upstreams.stats
+        counts = CounterMetricFamily(
+            "packhouse_proxy_cache",
+            "Proxy cache outcomes: index documents and files served from the cache (hit),"
+            " fetched from the upstream (miss), served stale because the upstream failed,"
+            " and upstream errors",
+            labels=["kind", "outcome"],
+        )
+        for kind, outcome, value in (
+            ("index", "hit", stats.hits),
+            ("index", "miss", stats.misses),
+            ("index", "stale", stats.stale),
+            ("any", "upstream_error", stats.errors),
+            ("file", "hit", stats.file_hits),
+            ("file", "miss", stats.file_misses),
+        ):
+            counts.add_metric([kind, outcome], value)
+        yield counts
 
 
 async def healthz(request: Request) -> Response:
