@@ -53,3 +53,16 @@ def test_base_url_never_names_a_wildcard_address() -> None:
         load_settings(public_url="https://pkgs.example.com/", port=81).base_url
         == "https://pkgs.example.com"
     )
+
+
+def test_upstream_networks_are_checked_when_settings_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PACKHOUSE_UPSTREAM_ALLOWED_NETWORKS", '["10.0.0.0/8", "fd00::/8"]')
+    assert load_settings().upstream_allowed_networks == ["10.0.0.0/8", "fd00::/8"]
+    monkeypatch.setenv("PACKHOUSE_UPSTREAM_ALLOWED_NETWORKS", '["10.0.0.0/33"]')
+    with pytest.raises(InvalidInput, match="is not a network"):
+        load_settings()
+    monkeypatch.setenv("PACKHOUSE_UPSTREAM_ALLOWED_NETWORKS", "10.0.0.0/8")
+    with pytest.raises(InvalidInput, match="lists in the environment are JSON"):
+        load_settings()

@@ -7,12 +7,14 @@ Nested fields use `__` in the environment: `PACKHOUSE_S3__BUCKET=blobs`.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from packhouse.errors import InvalidInput
 
@@ -69,6 +71,18 @@ class Settings(BaseSettings):
     # fall in one of these networks (CIDRs), e.g. ["10.0.0.0/8"] for an internal mirror.
     upstream_allowed_networks: list[str] = Field(default_factory=list)
 
+    @field_validator("upstream_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{text[:60]!r} is not a network: use CIDRs such as 10.0.0.0/8 or fd00::/8"
+                ) from None
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -114,13 +128,22 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         from_env = Settings()
+    except SettingsError as exc:
+        raise InvalidInput(
+            f"invalid settings: {exc}; lists in the environment are JSON, for example"
+            """ PACKHOUSE_UPSTREAM_ALLOWED_NETWORKS='["10.0.0.0/8"]'"""
+        ) from None
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid settings: {_problems(exc)}") from None
+    try:
         merged = _deep_merge(file_values, from_env.model_dump(exclude_unset=True), given)
         return Settings.model_validate(merged) if merged else from_env
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise InvalidInput(f"invalid settings: {problems}") from None
+        raise InvalidInput(f"invalid settings: {_problems(exc)}") from None
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 def _deep_merge(*layers: dict[str, Any]) -> dict[str, Any]:
