@@ -346,22 +346,37 @@ class PypiReader:
         )
         return FoundFile(found[0], holders)
 
-    def find_proxied(self, sha256: str, filename: str, metadata: bool) -> ProxiedFile | None:
-        """A file with these bytes and this name that a PyPI proxy's cached page lists
-        (the `.metadata` file of it, for `metadata`), or None."""
+    def find_proxied(
+        self,
+        sha256: str,
+        filename: str,
+        metadata: bool,
+        may_read: Callable[[Repository], bool],
+    ) -> ProxiedFile | None:
+        """A file with these bytes and this name that a PyPI proxy the caller may read
+        (through any repository, `may_read`) lists (the `.metadata` file of it, for
+        `metadata`), or None. The proxy's cached page is asked first; where it has none
+        (pruned since a page listing the file was served) the upstream is asked again."""
         name = project_of(filename)
         if name is None:
             return None
-        for repo in self._catalog.all(Format.PYPI):
-            if repo.kind is not RepoKind.PROXY:
-                continue
-            for file in self.proxy.cached_project(repo, name):
-                if file.filename != filename or file.sha256 != sha256:
-                    continue
-                if metadata and not isinstance(file.core_metadata, str):
-                    raise ArtifactNotFound(f"{filename!r} has no metadata file")
-                fetch = _proxied_fetch(self.proxy, repo, file, name, metadata)
-                return ProxiedFile((repo,), fetch)
+        proxies = [
+            r for r in self._catalog.all(Format.PYPI) if r.kind is RepoKind.PROXY and may_read(r)
+        ]
+        for fresh in (False, True):
+            for repo in proxies:
+                if fresh:
+                    answer = self.proxy.project(repo, name)
+                    files = answer.files
+                else:
+                    files = self.proxy.cached_project(repo, name)
+                for file in files:
+                    if file.filename != filename or file.sha256 != sha256:
+                        continue
+                    if metadata and not isinstance(file.core_metadata, str):
+                        raise ArtifactNotFound(f"{filename!r} has no metadata file")
+                    fetch = _proxied_fetch(self.proxy, repo, file, name, metadata)
+                    return ProxiedFile((repo,), fetch)
         return None
 
 

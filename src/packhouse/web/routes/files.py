@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from packhouse.db.repository_store import Repository
 from packhouse.errors import ArtifactNotFound, AuthenticationRequired, PermissionDenied
 from packhouse.services.access import Principal
 from packhouse.services.pypi_reads import FoundFile, ProxiedFile
@@ -46,6 +48,10 @@ def check_file_access(svc: Services, who: Principal, found: FoundFile | ProxiedF
     raise PermissionDenied(f"{who.name!r} may not read this file")
 
 
+def _may_read(svc: Services, who: Principal, holder: Repository) -> bool:
+    return any(svc.access.can(who, r, Action.READ) for r in svc.catalog.readers_of(holder))
+
+
 async def serve_file(request: Request) -> Response:
     svc = services(request)
     sha256: str = request.path_params["sha256"]
@@ -56,7 +62,9 @@ async def serve_file(request: Request) -> Response:
     try:
         found = await run_in_threadpool(svc.pypi.find_file, sha256, artifact_name)
     except ArtifactNotFound:
-        proxied = await run_in_threadpool(svc.pypi.find_proxied, sha256, artifact_name, metadata)
+        proxied = await run_in_threadpool(
+            svc.pypi.find_proxied, sha256, artifact_name, metadata, partial(_may_read, svc, who)
+        )
         if proxied is not None:
             public = check_file_access(svc, who, proxied)
             stored = await run_in_threadpool(proxied.fetch)
