@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from packhouse.cli import admin, group, journal, repo, serve, token, upload, user
+from packhouse.cli import admin, cache, group, journal, promote, repo, serve, token, upload, user
 
 app = typer.Typer(
     name="packhouse",
@@ -26,6 +26,8 @@ app.command("delete")(admin.delete)
 app.add_typer(admin.db_app, name="db")
 app.command("fsck")(admin.fsck)
 app.command("upload")(upload.upload)
+app.add_typer(cache.app, name="cache")
+app.command("promote")(promote.promote)
 
 
 def _add_optional_groups() -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from packhouse.db import artifact_store, journal_store, repository_store
@@ -58,20 +59,7 @@ def commit(ctx: Context, repo: Repository, actor: str, pending: PendingArtifact)
             if again is not None:
                 return again
             _put(ctx, pending, only_missing=True)
-            serial = journal_store.append(
-                conn,
-                actor=actor,
-                action="upload",
-                repository=repo.qualified_name,
-                project=pending.project,
-                filename=new.filename,
-                detail={"version": new.version, "sha256": new.sha256, **pending.detail},
-            )
-            project = repository_store.ensure_project(
-                conn, repo.id, pending.project, pending.display_name, serial
-            )
-            artifact_store.add(conn, repo.id, project.id, new, serial)
-            repository_store.touch(conn, repo.id, serial)
+            add_row(conn, repo, actor, pending, action="upload")
     except IntegrityError:
         # The unique (repository, filename) caught a concurrent upload of the same name.
         winner = existing(ctx, repo, new.filename)
@@ -79,6 +67,30 @@ def commit(ctx: Context, repo: Repository, actor: str, pending: PendingArtifact)
             raise
         return winner
     return None
+
+
+def add_row(
+    conn: Connection, repo: Repository, actor: str, pending: PendingArtifact, *, action: str
+) -> int:
+    """Journal the artifact and add its row, inside an open write transaction whose blobs
+    are already stored; returns its serial. `commit` uses it for one upload; a caller that
+    adds several artifacts at once (promotion) calls it for each in one transaction."""
+    new = pending.new
+    serial = journal_store.append(
+        conn,
+        actor=actor,
+        action=action,
+        repository=repo.qualified_name,
+        project=pending.project,
+        filename=new.filename,
+        detail={"version": new.version, "sha256": new.sha256, **pending.detail},
+    )
+    project = repository_store.ensure_project(
+        conn, repo.id, pending.project, pending.display_name, serial
+    )
+    artifact_store.add(conn, repo.id, project.id, new, serial)
+    repository_store.touch(conn, repo.id, serial)
+    return serial
 
 
 def _put(ctx: Context, pending: PendingArtifact, *, only_missing: bool) -> None:
