@@ -363,6 +363,12 @@ class PypiReader:
         proxies = [
             r for r in self._catalog.all(Format.PYPI) if r.kind is RepoKind.PROXY and may_read(r)
         ]
+        if not metadata:
+            kept = {f.repository_id: f for f in self.proxy.cache.find_file(sha256, filename)}
+            for repo in proxies:
+                stored = kept.get(repo.id)
+                if stored is not None and self.proxy.cache.still_stored(stored):
+                    return ProxiedFile((repo,), _kept(stored))
         for fresh in (False, True):
             for repo in proxies:
                 if fresh:
@@ -387,6 +393,10 @@ class ProxiedFile:
 
     holders: tuple[Repository, ...]
     fetch: Callable[[], StoredFile]
+
+
+def _kept(stored: StoredFile) -> Callable[[], StoredFile]:
+    return lambda: stored
 
 
 def _proxied_fetch(

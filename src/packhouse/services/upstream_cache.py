@@ -260,7 +260,6 @@ class UpstreamCache:
         gave before it is kept. A mismatch keeps nothing and raises UpstreamError."""
         cached = self._cached_file(proxy, filename, sha256)
         if cached is not None:
-            self.stats.file_hits += 1
             return cached
         if self.offline(proxy):
             raise NotFound(
@@ -269,7 +268,6 @@ class UpstreamCache:
         with self.one_at_a_time(("file", proxy.id, filename)):
             cached = self._cached_file(proxy, filename, sha256)
             if cached is not None:
-                self.stats.file_hits += 1
                 return cached
             self.stats.file_misses += 1
             stored = self._download(proxy, url, sha256, filename, project, subdir)
@@ -277,10 +275,17 @@ class UpstreamCache:
 
     def _cached_file(self, proxy: Repository, filename: str, sha256: str) -> StoredFile | None:
         found = self.file_in(proxy.id, filename)
-        if found is not None and found.sha256 == sha256 and self.ctx.blobs.exists(found.sha256):
-            self._note_use(found)
+        if found is not None and found.sha256 == sha256 and self.still_stored(found):
             return found
         return None
+
+    def still_stored(self, file: StoredFile) -> bool:
+        """Whether a cached file's bytes are there (noting the use, for `cache prune`)."""
+        if not self.ctx.blobs.exists(file.sha256):
+            return False
+        self.stats.file_hits += 1
+        self._note_use(file)
+        return True
 
     def _note_use(self, file: StoredFile) -> None:
         """Keep `last_used_at` (what `cache prune` goes by) right to the hour, writing at
