@@ -50,7 +50,7 @@ class Services:
         catalog = Catalog(ctx)
         upstreams = UpstreamCache(ctx)
         pypi = PypiReader(ctx, catalog, PypiProxy(upstreams))
-        return cls(ctx, catalog, AccessService(ctx), pypi, CondaReader(ctx), upstreams)
+        return cls(ctx, catalog, AccessService(ctx), pypi, CondaReader(ctx, catalog), upstreams)
 
     def close(self) -> None:
         self.upstreams.close()

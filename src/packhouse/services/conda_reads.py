@@ -1,4 +1,4 @@
-"""Reading hosted conda channels: live repodata, CEP 16 shards, channeldata, packages.
+"""Reading conda channels: live repodata, CEP 16 shards, channeldata, packages.
 
 Each (channel, subdir) keeps an immutable `SubdirView` in memory: every live record's JSON
 (serialised once at upload) and every tombstone, brought up to date by one query for the
@@ -11,13 +11,17 @@ whose serial moved.
 Only a subdir that holds (or held) an artifact, or has a patch, gets a view and cached pages;
 any other valid subdir name is answered with an empty page rendered per request, so requests
 for made-up subdirs keep nothing in memory.
+
+A channel with bases, or a proxy, is read through its resolution order (own records, bases
+depth-first, proxies last, the confusion rule per name and subdir: services/conda_order.py);
+its pages are made by the same renderer from the order's merge, keyed by every member's
+stamp.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,19 +33,29 @@ from packhouse.db.repository_store import Repository
 from packhouse.errors import ArtifactNotFound
 from packhouse.formats.conda.channeldata import ChannelEntry, build_channeldata
 from packhouse.formats.conda.html import channel_index_html, subdir_index_html
-from packhouse.formats.conda.names import subdir_problems
+from packhouse.formats.conda.names import parse_filename, subdir_problems
 from packhouse.formats.conda.patches import patch_records
 from packhouse.formats.conda.records import dumps
 from packhouse.formats.conda.repodata import (
     assemble_repodata,
     compress_bz2,
     compress_zst,
-    current_repodata,
     run_exports_json,
 )
-from packhouse.formats.conda.shards import Shard, build_shard, build_shards_index
+from packhouse.formats.conda.shards import build_shards_index
+from packhouse.services.catalog import Catalog
+from packhouse.services.conda_order import (
+    Merged,
+    NameRecords,
+    ShardKeeper,
+    SubdirSource,
+    answering,
+    merge,
+    merged_current,
+)
 from packhouse.services.context import Context
 from packhouse.services.pages import Page
+from packhouse.types import RepoKind
 
 __all__ = ["INDEX_FILES", "SHARDS_BASE_URL", "CondaReader", "SubdirView", "valid_subdir"]
 
@@ -49,7 +63,7 @@ JSON_TYPE = "application/json"
 BINARY_TYPE = "application/octet-stream"
 ZST_LEVEL = 6  # fast enough to re-make a 20,000-record page per upload; see docs/benchmarks.md
 SHARDS_BASE_URL = "./shards/"
-RETIRED_SHARDS = 4096  # superseded shards still served, for clients holding an older index
+SHARDS_INDEX = "repodata_shards.msgpack.zst"
 
 # Index files of a subdir, each with how it is made.
 INDEX_FILES = frozenset(
@@ -115,10 +129,23 @@ class SubdirView:
 
 
 @dataclass(frozen=True)
-class _Sections:
+class Sections:
     packages: dict[str, bytes]
     packages_conda: dict[str, bytes]
     removed: list[str]
+
+
+@dataclass(frozen=True)
+class SubdirContent:
+    """What a subdir's pages are made from: one hosted view, or an order's merge."""
+
+    subdir: str
+    last_serial: int
+    sections: Callable[[bool], Sections]  # patched, or as uploaded
+    entries: Callable[[], Iterable[tuple[str, bytes, bytes]]]  # (filename, record, extra)
+    instructions: Mapping[str, Any]
+    shard_digests: Callable[[], dict[str, bytes]]
+    stale: bool = False
 
 
 class _SubdirState:
@@ -126,9 +153,58 @@ class _SubdirState:
         self.lock = threading.Lock()
         self.view = SubdirView(subdir)
         self.checked_at = -1
-        self.patched: tuple[tuple[int, int], _Sections] | None = None
-        self.shards: dict[str, tuple[tuple[int, int], Shard]] = {}
-        self.by_hex: OrderedDict[str, bytes] = OrderedDict()
+        self.patched: tuple[tuple[int, int], Sections] | None = None
+        self.shards = ShardKeeper()
+
+
+class _OrderState:
+    """An order's merge of one subdir (patched and as uploaded) and its shards."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.merged: dict[bool, tuple[Hashable, Merged]] = {}
+        self.shards = ShardKeeper()
+
+
+class HostedSubdir:
+    """A hosted repository's subdir as a source of an order (services/conda_order.py)."""
+
+    def __init__(self, repo: Repository, view: SubdirView, sections: Sections) -> None:
+        self.repo = repo
+        self.view = view
+        self._sections = sections
+        self._removed = frozenset(sections.removed)
+
+    @property
+    def stamp(self) -> Hashable:
+        return self.view.version
+
+    @property
+    def stale(self) -> bool:
+        return False
+
+    def names(self) -> Iterable[str]:
+        return self.view.by_name.keys()
+
+    def holds(self, name: str) -> bool:
+        return name in self.view.by_name
+
+    def records(self, name: str) -> NameRecords:
+        return _name_records(self._sections, self.view.by_name.get(name, ()), self._removed)
+
+    def name_stamp(self, name: str) -> Hashable:
+        return (self.view.name_serials.get(name, 0), self.view.patch_serial)
+
+
+def _name_records(
+    sections: Sections, filenames: Iterable[str], removed: frozenset[str]
+) -> NameRecords:
+    listed = list(filenames)
+    return NameRecords(
+        {f: sections.packages[f] for f in listed if f in sections.packages},
+        {f: sections.packages_conda[f] for f in listed if f in sections.packages_conda},
+        frozenset(f for f in listed if f in removed),
+    )
 
 
 def _apply(view: SubdirView, changes: list[artifact_store.CondaChange]) -> SubdirView:
@@ -166,12 +242,14 @@ def _split(records: Mapping[str, bytes]) -> tuple[dict[str, bytes], dict[str, by
 
 
 class CondaReader:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, catalog: Catalog) -> None:
         self._ctx = ctx
+        self._catalog = catalog
         # Only subdirs that hold (or held) an artifact or have a patch get state; any other
         # valid name is answered from an empty view, so requests for made-up subdirs keep
         # nothing in memory.
         self._states: dict[tuple[int, str], _SubdirState] = {}
+        self._orders: dict[tuple[int, str], _OrderState] = {}
         self._known: dict[int, tuple[int, frozenset[str]]] = {}  # repo id -> (serial, subdirs)
         self._lock = threading.Lock()
 
@@ -185,10 +263,8 @@ class CondaReader:
                 state = self._states.setdefault(key, _SubdirState(subdir))
         return state
 
-    def _holds(self, repo: Repository, subdir: str, serial: int) -> bool:
-        """Whether the subdir has artifacts (live or deleted) or a patch, as of `serial`."""
-        if (repo.id, subdir) in self._states:
-            return True
+    def _subdirs(self, repo: Repository, serial: int) -> frozenset[str]:
+        """The subdirs that have artifacts (live or deleted) or a patch, as of `serial`."""
         known = self._known.get(repo.id)
         if known is None or known[0] != serial:
             with self._ctx.db.read() as conn:
@@ -196,7 +272,10 @@ class CondaReader:
                 subdirs |= set(conda_patch_store.subdirs(conn, repo.id))
             known = (serial, frozenset(subdirs))
             self._known[repo.id] = known
-        return subdir in known[1]
+        return known[1]
+
+    def _holds(self, repo: Repository, subdir: str, serial: int) -> bool:
+        return (repo.id, subdir) in self._states or subdir in self._subdirs(repo, serial)
 
     def view(self, repo: Repository, subdir: str, serial: int | None = None) -> SubdirView:
         """The subdir brought up to date with the database (one query when it moved)."""
@@ -226,79 +305,194 @@ class CondaReader:
             state.checked_at = serial
             return view
 
-    def _sections(self, repo: Repository, view: SubdirView, patched: bool) -> _Sections:
+    def _sections(self, repo: Repository, view: SubdirView, patched: bool) -> Sections:
         live = {fn: entry.record for fn, entry in view.live.items()}
         packages, packages_conda = _split(live)
         removed = sorted(view.tombstones)
         if not patched or not view.instructions:
-            return _Sections(packages, packages_conda, removed)
+            return Sections(packages, packages_conda, removed)
         state = self._state(repo, view.subdir)
         cached = state.patched
         if cached is not None and cached[0] == view.version:
             return cached[1]
         result = patch_records(packages, packages_conda, view.instructions)
-        sections = _Sections(
+        sections = Sections(
             result.packages, result.packages_conda, sorted({*removed, *result.removed})
         )
         state.patched = (view.version, sections)
         return sections
 
+    def _content(self, repo: Repository, view: SubdirView) -> SubdirContent:
+        return SubdirContent(
+            subdir=view.subdir,
+            last_serial=view.last_serial,
+            sections=lambda patched: self._sections(repo, view, patched),
+            entries=lambda: ((fn, e.record, e.extra) for fn, e in view.live.items()),
+            instructions=view.instructions,
+            shard_digests=lambda: self._shards(repo, view),
+        )
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def _order(self, repo: Repository, serial: int) -> tuple[Repository, ...] | None:
+        """The resolution order of a repository read through one (None: a hosted
+        repository without bases, read from its own view)."""
+        order: tuple[Repository, ...] = self._catalog.order(repo, serial)
+        if len(order) == 1 and repo.kind is not RepoKind.PROXY:
+            return None
+        return order
+
+    def _order_holds(self, order: Sequence[Repository], subdir: str, serial: int) -> bool:
+        return any(self._holds(m, subdir, serial) for m in order if m.kind is not RepoKind.PROXY)
+
+    def _sources(
+        self, order: Sequence[Repository], subdir: str, serial: int, patched: bool
+    ) -> list[SubdirSource]:
+        sources: list[SubdirSource] = []
+        for member in order:
+            if member.kind is RepoKind.PROXY or not self._holds(member, subdir, serial):
+                continue
+            view = self.view(member, subdir, serial)
+            sources.append(HostedSubdir(member, view, self._sections(member, view, patched)))
+        return sources
+
+    def _order_state(self, repo: Repository, subdir: str) -> _OrderState:
+        key = (repo.id, subdir)
+        state = self._orders.get(key)
+        if state is None:
+            with self._lock:
+                state = self._orders.setdefault(key, _OrderState())
+        return state
+
+    def _merged(
+        self, repo: Repository, order: Sequence[Repository], subdir: str, serial: int, patched: bool
+    ) -> tuple[Merged, list[SubdirSource]]:
+        sources = self._sources(order, subdir, serial, patched)
+        stamp = tuple((s.repo.id, s.stamp) for s in sources)
+        state = self._order_state(repo, subdir)
+        with state.lock:
+            kept = state.merged.get(patched)
+            if kept is None or kept[0] != stamp:
+                kept = (stamp, merge(order, sources))
+                state.merged[patched] = kept
+        return kept[1], sources
+
+    def _order_stamp(self, order: Sequence[Repository], subdir: str, serial: int) -> Hashable:
+        return tuple(
+            (m.id, self.view(m, subdir, serial).version)
+            for m in order
+            if m.kind is not RepoKind.PROXY and self._holds(m, subdir, serial)
+        )
+
+    def _order_content(
+        self, repo: Repository, order: Sequence[Repository], subdir: str, serial: int
+    ) -> SubdirContent:
+        def sections(patched: bool) -> Sections:
+            merged, _ = self._merged(repo, order, subdir, serial, patched)
+            return Sections(*merged.sections())
+
+        def entries() -> Iterable[tuple[str, bytes, bytes]]:
+            merged, sources = self._merged(repo, order, subdir, serial, False)
+            views = [s.view for s in sources if isinstance(s, HostedSubdir)]
+            packages, packages_conda, _ = merged.sections()
+            for filename, record in (*packages.items(), *packages_conda.items()):
+                entry = next((v.live[filename] for v in views if filename in v.live), None)
+                if entry is not None:
+                    yield filename, record, entry.extra
+
+        def digests() -> dict[str, bytes]:
+            merged, _ = self._merged(repo, order, subdir, serial, True)
+            state = self._order_state(repo, subdir)
+            return state.shards.digests(merged.name_stamps, merged.by_name.__getitem__)
+
+        views = [self.view(m, subdir, serial) for m in order if m.kind is not RepoKind.PROXY]
+        return SubdirContent(
+            subdir=subdir,
+            last_serial=max((v.last_serial for v in views), default=0),
+            sections=sections,
+            entries=entries,
+            instructions=self.view(repo, subdir, serial).instructions,
+            shard_digests=digests,
+        )
+
     # -- pages ----------------------------------------------------------------------------
 
     def cached_page(self, repo: Repository, subdir: str, kind: str) -> Page | None:
         serial = self._ctx.db.watcher.current()
-        return self._ctx.pages.fresh(("conda", repo.id, subdir, kind), serial)
+        prefix = "conda" if self._order(repo, serial) is None else "conda-order"
+        return self._ctx.pages.fresh((prefix, repo.id, subdir, kind), serial)
 
     def page(self, repo: Repository, subdir: str, kind: str) -> Page:
         """One of INDEX_FILES for a subdir (validated by the caller)."""
         serial = self._ctx.db.watcher.current()
+        order = self._order(repo, serial)
+        if order is not None:
+            return self._order_page(repo, order, subdir, kind, serial)
         if not self._holds(repo, subdir, serial):
             # Empty: rendered for the request (cheap), neither cached nor remembered.
-            return self._render(repo, SubdirView(subdir), kind)
+            return self._render(repo, self._content(repo, SubdirView(subdir)), kind)
 
         def stamp() -> tuple[int, int]:
             return self.view(repo, subdir, serial).version
 
         def render() -> Page:
-            return self._render(repo, self.view(repo, subdir, serial), kind)
+            return self._render(repo, self._content(repo, self.view(repo, subdir, serial)), kind)
 
         return self._ctx.pages.get(("conda", repo.id, subdir, kind), serial, stamp, render)
 
-    def _render(self, repo: Repository, view: SubdirView, kind: str) -> Page:
-        subdir, last = view.subdir, view.last_serial
-        if kind.endswith(".zst") and kind != "repodata_shards.msgpack.zst":
+    def _order_page(
+        self, repo: Repository, order: Sequence[Repository], subdir: str, kind: str, serial: int
+    ) -> Page:
+        if not self._order_holds(order, subdir, serial):
+            return self._render(repo, self._content(repo, SubdirView(subdir)), kind)
+
+        def stamp() -> Hashable:
+            return self._order_stamp(order, subdir, serial)
+
+        def render() -> Page:
+            return self._render(repo, self._order_content(repo, order, subdir, serial), kind)
+
+        key = ("conda-order", repo.id, subdir, kind)
+        return self._ctx.pages.get(key, serial, stamp, render)
+
+    def _render(self, repo: Repository, content: SubdirContent, kind: str) -> Page:
+        subdir, last, stale = content.subdir, content.last_serial, content.stale
+        if kind.endswith(".zst") and kind != SHARDS_INDEX:
             base = self.page(repo, subdir, kind.removesuffix(".zst"))
             data = base.zst if base.zst is not None else compress_zst(base.body, ZST_LEVEL)
-            return Page.of(data, BINARY_TYPE, base.last_serial)
+            return Page.of(data, BINARY_TYPE, base.last_serial, stale=base.stale)
         if kind == "repodata.json.bz2":
             base = self.page(repo, subdir, "repodata.json")
-            return Page.of(compress_bz2(base.body), "application/x-bzip2", base.last_serial)
+            body = compress_bz2(base.body)
+            return Page.of(body, "application/x-bzip2", base.last_serial, stale=base.stale)
         if kind in ("repodata.json", "repodata_from_packages.json"):
-            s = self._sections(repo, view, patched=kind == "repodata.json")
+            s = content.sections(kind == "repodata.json")
             body = assemble_repodata(subdir, s.packages, s.packages_conda, s.removed)
-            return Page.of(body, JSON_TYPE, last, compress_zst(body, ZST_LEVEL))
+            return Page.of(body, JSON_TYPE, last, compress_zst(body, ZST_LEVEL), stale)
         if kind == "current_repodata.json":
-            full = self.page(repo, subdir, "repodata.json")
-            body = current_repodata(subdir, orjson.loads(full.body))
-            return Page.of(body, JSON_TYPE, last)
+            s = content.sections(True)
+            body = merged_current(subdir, s.packages, s.packages_conda, s.removed)
+            return Page.of(body, JSON_TYPE, last, stale=stale)
         if kind == "run_exports.json":
             exports: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
-            for filename, entry in view.live.items():
-                value = orjson.loads(entry.extra).get("run_exports") or {}
+            for filename, _, extra in content.entries():
+                value = orjson.loads(extra).get("run_exports") or {}
                 exports[filename.endswith(".conda")][filename] = value
-            return Page.of(run_exports_json(subdir, *exports), JSON_TYPE, last)
+            return Page.of(run_exports_json(subdir, *exports), JSON_TYPE, last, stale=stale)
         if kind == "patch_instructions.json":
-            body = dumps(view.instructions) if view.instructions else b"{}"
+            body = dumps(content.instructions) if content.instructions else b"{}"
             return Page.of(body, JSON_TYPE, last)
         if kind == "index.html":
-            listed = [*_LISTED, "patch_instructions.json"] if view.instructions else list(_LISTED)
-            packages = {fn: orjson.loads(entry.record) for fn, entry in view.live.items()}
+            listed = list(_LISTED)
+            if content.instructions:
+                listed.append("patch_instructions.json")
+            packages = {fn: orjson.loads(record) for fn, record, _ in content.entries()}
             html = subdir_index_html(f"{repo.name}/{subdir}", packages, listed)
-            return Page.of(html.encode(), HTML_TYPE, last)
-        if kind == "repodata_shards.msgpack.zst":
-            digests = self._shards(repo, view)
+            return Page.of(html.encode(), HTML_TYPE, last, stale=stale)
+        if kind == SHARDS_INDEX:
+            digests = content.shard_digests()
             index = build_shards_index(subdir, digests, shards_base_url=SHARDS_BASE_URL)
-            return Page.of(index, BINARY_TYPE, last)
+            return Page.of(index, BINARY_TYPE, last, stale=stale)
         raise ArtifactNotFound(f"there is no {kind!r} in a conda subdir")
 
     # -- CEP 16 shards --------------------------------------------------------------------
@@ -307,82 +501,71 @@ class CondaReader:
         """{name: shard digest}, rebuilding only the shards whose name (or patch) moved."""
         if not view.by_name:
             return {}
-        state = self._state(repo, view.subdir)
         sections = self._sections(repo, view, patched=True)
-        removed = set(sections.removed)
-        digests: dict[str, bytes] = {}
-        with state.lock:
-            for name, filenames in view.by_name.items():
-                stamp = (view.name_serials.get(name, 0), view.patch_serial)
-                cached = state.shards.get(name)
-                if cached is None or cached[0] != stamp:
-                    shard = build_shard(
-                        name,
-                        {f: sections.packages[f] for f in filenames if f in sections.packages},
-                        {
-                            f: sections.packages_conda[f]
-                            for f in filenames
-                            if f in sections.packages_conda
-                        },
-                        [f for f in filenames if f in removed],
-                    )
-                    state.shards[name] = (stamp, shard)
-                    state.by_hex[shard.digest.hex()] = shard.data
-                    state.by_hex.move_to_end(shard.digest.hex())
-                    cached = state.shards[name]
-                digests[name] = cached[1].digest
-            live = {shard.digest.hex() for _, shard in state.shards.values()}
-            excess = len(state.by_hex) - len(live) - RETIRED_SHARDS
-            for hex_digest in list(state.by_hex):
-                if excess <= 0:
-                    break
-                if hex_digest not in live:
-                    del state.by_hex[hex_digest]
-                    excess -= 1
-        return digests
+        removed = frozenset(sections.removed)
+        stamps = {n: (view.name_serials.get(n, 0), view.patch_serial) for n in view.by_name}
+        return self._state(repo, view.subdir).shards.digests(
+            stamps, lambda name: _name_records(sections, view.by_name[name], removed)
+        )
 
     def shard(self, repo: Repository, subdir: str, hex_digest: str) -> bytes:
         """A shard by the hex sha256 of its bytes (current or recently superseded)."""
-        if not self._holds(repo, subdir, self._ctx.db.watcher.current()):
-            raise ArtifactNotFound(f"there is no shard {hex_digest} in {repo.name}/{subdir}")
-        state = self._state(repo, subdir)
-        data = state.by_hex.get(hex_digest)
+        serial = self._ctx.db.watcher.current()
+        order = self._order(repo, serial)
+        missing = ArtifactNotFound(f"there is no shard {hex_digest} in {repo.name}/{subdir}")
+        if order is None:
+            if not self._holds(repo, subdir, serial):
+                raise missing
+            keeper = self._state(repo, subdir).shards
+        else:
+            if not self._order_holds(order, subdir, serial):
+                raise missing
+            keeper = self._order_state(repo, subdir).shards
+        data = keeper.get(hex_digest)
         if data is None:
-            self.page(repo, subdir, "repodata_shards.msgpack.zst")  # builds the shards
-            self._shards(repo, self.view(repo, subdir))
-            data = state.by_hex.get(hex_digest)
+            self.page(repo, subdir, SHARDS_INDEX)  # builds the shards
+            data = keeper.get(hex_digest)
         if data is None:
-            raise ArtifactNotFound(f"there is no shard {hex_digest} in {repo.name}/{subdir}")
+            raise missing
         return data
 
     # -- channeldata.json -----------------------------------------------------------------
 
     def channeldata(self, repo: Repository) -> Page:
         serial = self._ctx.db.watcher.current()
+        order = self._order(repo, serial) or (repo,)
+        hosted = [m for m in order if m.kind is not RepoKind.PROXY]
 
-        def stamp() -> int:
+        def stamp() -> Hashable:
             with self._ctx.db.read() as conn:
-                return repository_store.repo_serials(conn, [repo.id]).get(repo.id, 0)
+                serials = repository_store.repo_serials(conn, [m.id for m in hosted])
+            return tuple(sorted(serials.items()))
 
         def render() -> Page:
-            with self._ctx.db.read() as conn:
-                subdirs = set(artifact_store.conda_subdirs(conn, repo.id))
-                subdirs |= set(conda_patch_store.subdirs(conn, repo.id))
-            subdirs = {s for s in subdirs if valid_subdir(s)} | {"noarch"}
+            subdirs: set[str] = {"noarch"}
+            for member in hosted:
+                subdirs |= {s for s in self._subdirs(member, serial) if valid_subdir(s)}
             entries: list[ChannelEntry] = []
             last = 0
             for subdir in sorted(subdirs):
-                view = self.view(repo, subdir, serial)
-                last = max(last, view.last_serial)
-                sections = self._sections(repo, view, patched=True)
-                for section in (sections.packages, sections.packages_conda):
-                    for filename, record in section.items():
-                        extra = orjson.loads(view.live[filename].extra)
-                        entries.append(ChannelEntry(subdir, filename, orjson.loads(record), extra))
+                content = self._subdir_content(repo, subdir, serial)
+                last = max(last, content.last_serial)
+                s = content.sections(True)
+                patched = {**s.packages, **s.packages_conda}
+                for filename, _, extra in content.entries():
+                    if filename in patched:
+                        record = orjson.loads(patched[filename])
+                        entries.append(ChannelEntry(subdir, filename, record, orjson.loads(extra)))
             used = {e.subdir for e in entries} | {"noarch"}
             return Page.of(build_channeldata(entries, used), JSON_TYPE, last)
 
         return self._ctx.pages.get(("conda-channeldata", repo.id), serial, stamp, render)
+
+    def _subdir_content(self, repo: Repository, subdir: str, serial: int) -> SubdirContent:
+        order = self._order(repo, serial)
+        if order is None:
+            return self._content(repo, self.view(repo, subdir, serial))
+        return self._order_content(repo, order, subdir, serial)
 
     def channel_index(self, repo: Repository) -> Page:
         """The channel's index.html: its subdirs and packages, from channeldata.json."""
@@ -399,8 +582,30 @@ class CondaReader:
     # -- packages -------------------------------------------------------------------------
 
     def find_package(self, repo: Repository, subdir: str, filename: str) -> Artifact:
+        """The package a read of `repo` serves under this name: its own, or the first of
+        the order's members that answer for the package name (the confusion rule)."""
+        missing = ArtifactNotFound(f"there is no package {filename!r} in {repo.name}/{subdir}")
+        serial = self._ctx.db.watcher.current()
+        order = self._order(repo, serial)
+        if order is None:
+            return self._hosted_package(repo, subdir, filename) or _raise(missing)
+        parsed = parse_filename(filename)
+        if parsed is None:
+            raise missing
+        sources = self._sources(order, subdir, serial, patched=False)
+        for source in answering(order, sources, parsed.name):
+            found = self._hosted_package(source.repo, subdir, filename)
+            if found is not None:
+                return found
+        raise missing
+
+    def _hosted_package(self, repo: Repository, subdir: str, filename: str) -> Artifact | None:
         with self._ctx.db.read() as conn:
             found = artifact_store.by_filename(conn, repo.id, filename)
         if found is None or found.deleted or found.subdir != subdir:
-            raise ArtifactNotFound(f"there is no package {filename!r} in {repo.name}/{subdir}")
+            return None
         return found
+
+
+def _raise(error: Exception) -> Any:
+    raise error

@@ -5,7 +5,7 @@ proxies last. Every read, PyPI or conda, pages or files, asks `resolve` which me
 answer for one name, and reads only those:
 
 - hosted members that hold the name (a project, or a conda package name in a subdir), in
-  order; the first to hold a filename wins;
+  order; the first to hold a filename wins (`first_wins`);
 - proxies, only when no hosted member of the order holds the name, or the name is on the
   `allow_upstream` list of a non-proxy repository of the order (the dependency-confusion
   rule: a private name can never be shadowed or completed from an upstream, and the
@@ -14,13 +14,16 @@ answer for one name, and reads only those:
 
 Hosted sources read the database (services/pypi_reads.py, services/conda_reads.py); proxy
 sources read an upstream through their cache (services/pypi_proxy.py, services/conda_proxy.py).
+For conda the rule holds per package name and subdir: the holders passed to `resolve` are
+the hosted members holding the name in the subdir being read (services/conda_order.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from packhouse.db.repository_store import Cooldown, Repository
 from packhouse.types import RepoKind
@@ -63,6 +66,19 @@ def resolve(order: Sequence[Repository], name: str, holders: Iterable[int]) -> R
     if hosted and not allowed_upstream(order, name):
         return Resolution(hosted, (), proxies)
     return Resolution(hosted, proxies, ())
+
+
+T = TypeVar("T")
+
+
+def first_wins(parts: Iterable[Mapping[str, T]]) -> dict[str, T]:
+    """Files by filename across the members that answer, in order: the first member to
+    hold a filename wins (a conda package name's records across an order)."""
+    merged: dict[str, T] = {}
+    for part in parts:
+        for key, value in part.items():
+            merged.setdefault(key, value)
+    return merged
 
 
 @dataclass(frozen=True)
