@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from packhouse.formats.conda.records import CHANNELDATA_ABOUT_KEYS, dumps
-from packhouse.formats.conda.version import VersionOrder
+from packhouse.formats.conda.version import version_key
 
 __all__ = [
     "CHANNELDATA_VERSION",
@@ -75,7 +75,7 @@ def channeldata_package(entries: Iterable[ChannelEntry]) -> dict[str, Any]:
         ):
             groups[group_key] = entry
     keyed = [
-        (VersionOrder(str(e.record["version"])), int(e.record.get("timestamp") or 0), i, e)
+        (version_key(str(e.record["version"])), int(e.record.get("timestamp") or 0), i, e)
         for i, e in enumerate(groups.values())
     ]
     keyed.sort(key=lambda item: (item[0], item[1], item[2]))

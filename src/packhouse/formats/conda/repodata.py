@@ -15,7 +15,7 @@ from typing import Any
 import zstandard
 
 from packhouse.formats.conda.records import dumps
-from packhouse.formats.conda.version import VersionOrder
+from packhouse.formats.conda.version import version_key
 
 __all__ = [
     "REPODATA_VERSION",
@@ -112,11 +112,11 @@ def current_repodata(subdir: str, repodata: Mapping[str, Any]) -> bytes:
     """
     packages: Mapping[str, dict[str, Any]] = repodata.get("packages", {})
     packages_conda: Mapping[str, dict[str, Any]] = repodata.get("packages.conda", {})
-    by_name: dict[str, list[tuple[VersionOrder, str, dict[str, Any]]]] = {}
+    by_name: dict[str, list[tuple[Any, str, dict[str, Any]]]] = {}
     for section in (packages, packages_conda):
         for filename, record in section.items():
             by_name.setdefault(record["name"], []).append(
-                (VersionOrder(str(record["version"])), filename, record)
+                (version_key(str(record["version"])), filename, record)
             )
     keep: set[str] = set()
     for group in by_name.values():
