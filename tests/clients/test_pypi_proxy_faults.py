@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -160,6 +161,50 @@ def test_a_file_whose_hash_disagrees_is_a_502_and_nothing_is_kept(proxy: Running
     stored = [p.read_bytes() for p in blobs.rglob("*") if p.is_file()]
     assert b"not the wheel the page promised" not in stored
     assert not list((proxy.data / "tmp").glob("incoming-*"))
+
+
+BIG = 9 * 1024 * 1024  # above what is checked before sending: passed on as it arrives
+
+
+def test_a_big_file_is_passed_on_as_it_arrives_and_kept_once_checked(
+    proxy: RunningServer, public: StaticUpstream
+) -> None:
+    data = os.urandom(BIG)
+    name = "bulky-1.0-py3-none-any.whl"
+    public.documents["/simple/bulky/"] = page("bulky", (name, data, "/files/bulky.whl"))
+    public.documents["/files/bulky.whl"] = Document(data)
+    wheel = file_path(get(proxy, "/pypi/steady/simple/bulky/").json()["files"][0])
+    with proxy.client() as client, client.stream("GET", wheel) as response:
+        assert response.status_code == 200
+        assert response.headers["content-length"] == str(BIG)
+        got = b"".join(response.iter_bytes())
+    assert got == data
+    again = get(proxy, wheel)
+    assert again.content == data
+    assert len(public.asked("/files/bulky.whl")) == 1
+
+
+def test_a_big_file_whose_hash_disagrees_is_cut_short_and_nothing_is_kept(
+    proxy: RunningServer, public: StaticUpstream
+) -> None:
+    promised, sent = os.urandom(BIG), os.urandom(BIG)
+    name = "liar-1.0-py3-none-any.whl"
+    public.documents["/simple/liar/"] = page("liar", (name, promised, "/files/liar.whl"))
+    public.documents["/files/liar.whl"] = Document(sent)
+    wheel = file_path(get(proxy, "/pypi/steady/simple/liar/").json()["files"][0])
+    with proxy.client() as client:
+        with pytest.raises(httpx.HTTPError):  # the client sees a broken download
+            with client.stream("GET", wheel) as response:
+                b"".join(response.iter_bytes())
+        # nothing was kept: the next request fetches again and fails the same way
+        with pytest.raises(httpx.HTTPError), client.stream("GET", wheel) as response:
+            b"".join(response.iter_bytes())
+    assert len(public.asked("/files/liar.whl")) == 2
+    sha = hashlib.sha256(sent).hexdigest()
+    assert not (proxy.data / "blobs" / sha[:2] / sha[2:4] / sha).exists()
+    assert not [p for p in (proxy.data / "blobs").rglob(f"*{sha}*")]
+    assert not list((proxy.data / "tmp").glob("incoming-*"))
+    assert "does not match the sha256" in proxy.log_text()
 
 
 def test_an_oversize_upstream_page_is_refused(proxy: RunningServer) -> None:

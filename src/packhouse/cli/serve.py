@@ -17,6 +17,7 @@ from packhouse.config import Settings
 from packhouse.errors import PackhouseError
 from packhouse.services.bootstrap import first_start
 from packhouse.web.app import create_app
+from packhouse.web.errors import cut_short_quietly
 from packhouse.wiring import Services, build_context
 
 
@@ -71,11 +72,11 @@ def serve(
     services = Services.of(ctx)
     app = create_app(settings, services)
     if server == "granian":
-        _run_granian(app, settings)
+        _run_granian(cut_short_quietly(app), settings)
         services.close()
         return
     uvicorn.run(
-        app,
+        cut_short_quietly(app),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

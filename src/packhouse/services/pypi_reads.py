@@ -49,7 +49,7 @@ from packhouse.services.pypi_parts import (
 )
 from packhouse.services.pypi_proxy import PypiProxy, project_of
 from packhouse.services.sources import Cooldowns, proxies_of, resolve
-from packhouse.services.upstream_cache import StoredFile
+from packhouse.services.upstream_cache import Download, StoredFile
 from packhouse.types import Format, RepoKind
 
 JSON_TYPE = "application/json"
@@ -388,24 +388,29 @@ class PypiReader:
 
 @dataclass(frozen=True)
 class ProxiedFile:
-    """A file a proxy's cached page lists, maybe not fetched yet: `fetch` returns its
-    stored copy (fetching it once from the upstream and checking its sha256)."""
+    """A file a proxy lists, maybe not fetched yet: `start` gives its stored copy, or the
+    download from the upstream just begun (checked against its sha256 once read)."""
 
     holders: tuple[Repository, ...]
-    fetch: Callable[[], StoredFile]
+    start: Callable[[], StoredFile | Download]
+
+    def fetch(self) -> StoredFile:
+        """The stored copy, fetching it whole first if need be."""
+        started = self.start()
+        return started if isinstance(started, StoredFile) else started.finish()
 
 
-def _kept(stored: StoredFile) -> Callable[[], StoredFile]:
+def _kept(stored: StoredFile) -> Callable[[], StoredFile | Download]:
     return lambda: stored
 
 
 def _proxied_fetch(
     proxy: PypiProxy, repo: Repository, file: RemoteFile, name: str, metadata: bool
-) -> Callable[[], StoredFile]:
-    def fetch() -> StoredFile:
+) -> Callable[[], StoredFile | Download]:
+    def start() -> StoredFile | Download:
         if metadata:
             assert isinstance(file.core_metadata, str)
-            return proxy.cache.fetch_file(
+            return proxy.cache.start_file(
                 repo,
                 url=file.url + ".metadata",
                 sha256=file.core_metadata,
@@ -413,11 +418,11 @@ def _proxied_fetch(
                 project=name,
             )
         assert file.sha256 is not None
-        return proxy.cache.fetch_file(
+        return proxy.cache.start_file(
             repo, url=file.url, sha256=file.sha256, filename=file.filename, project=name
         )
 
-    return fetch
+    return start
 
 
 def _page_files(read: ProjectRead) -> tuple[list[simple.SimpleFile], list[str], int]:

@@ -8,11 +8,12 @@ the journal serial (that would throw away every cached page of every repository)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,15 +24,18 @@ from sqlalchemy import Connection, delete, insert, select, update
 from packhouse.auth.redact import redact_url
 from packhouse.db.repository_store import Repository
 from packhouse.db.schema import upstream_files, upstream_pages
-from packhouse.errors import NotFound, UpstreamError
+from packhouse.errors import NotFound, TooLarge, UpstreamError, UpstreamTooLarge
 from packhouse.services.context import Context
 from packhouse.storage.base import IncomingFile
 from packhouse.types import Sha256
 from packhouse.units import aware
-from packhouse.upstream.http import UpstreamClient
+from packhouse.upstream.http import UpstreamClient, UpstreamStream
 from packhouse.upstream.netpolicy import NetworkPolicy
 
 USE_RESOLUTION = 3600.0  # seconds: how fresh a cached file's last_used_at is kept
+# Files up to this size are fetched whole and checked before the first byte is sent on;
+# bigger ones (and those of unknown size) are sent on as they arrive.
+CHECK_BEFORE_SENDING = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -113,17 +117,33 @@ class UpstreamCache:
     @contextmanager
     def one_at_a_time(self, key: tuple[object, ...]) -> Iterator[None]:
         """Hold the lock of `key`; a second caller waits and then finds the cache filled."""
+        release = self._hold(key)
+        try:
+            yield
+        finally:
+            release()
+
+    def _hold(self, key: tuple[object, ...]) -> Callable[[], None]:
+        """Take the lock of `key` (waiting for whoever holds it); returns its release, which
+        may be called from another thread and more than once."""
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            try:
-                yield
-            finally:
-                # forgotten once released; a caller still waiting on it, or one who makes a
-                # new lock, re-checks the cache first and finds what this one stored
-                with self._guard:
-                    if self._locks.get(key) is lock:
-                        del self._locks[key]
+        lock.acquire()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            # forgotten once released; a caller still waiting on it, or one who makes a new
+            # lock, re-checks the cache first and finds what this one stored
+            with self._guard:
+                if self._locks.get(key) is lock:
+                    del self._locks[key]
+            lock.release()
+
+        return release
 
     # -- index documents ------------------------------------------------------------------
 
@@ -258,6 +278,25 @@ class UpstreamCache:
         """The file, from the cache or fetched once from the upstream (concurrent requests
         for it wait for that one fetch), checked against the sha256 the upstream's index
         gave before it is kept. A mismatch keeps nothing and raises UpstreamError."""
+        started = self.start_file(
+            proxy, url=url, sha256=sha256, filename=filename, project=project, subdir=subdir
+        )
+        return started if isinstance(started, StoredFile) else started.finish()
+
+    def start_file(
+        self,
+        proxy: Repository,
+        *,
+        url: str,
+        sha256: str,
+        filename: str,
+        project: str,
+        subdir: str | None = None,
+    ) -> StoredFile | Download:
+        """The cached file, or a Download just started (the upstream answered 200), whose
+        bytes the caller passes on as they arrive (small files are fetched and checked
+        first, and come back stored). Concurrent callers for the same file wait until that
+        download is over and then find it cached."""
         cached = self._cached_file(proxy, filename, sha256)
         if cached is not None:
             return cached
@@ -265,13 +304,22 @@ class UpstreamCache:
             raise NotFound(
                 f"{filename!r} is not cached in {proxy.qualified_name}, which is offline"
             )
-        with self.one_at_a_time(("file", proxy.id, filename)):
+        release = self._hold(("file", proxy.id, filename))
+        try:
             cached = self._cached_file(proxy, filename, sha256)
             if cached is not None:
+                release()
                 return cached
             self.stats.file_misses += 1
-            stored = self._download(proxy, url, sha256, filename, project, subdir)
-        return stored
+            expected = StoredFile(proxy.id, filename, project, subdir, Sha256(sha256), 0)
+            download = self._open_download(proxy, url, expected, release)
+        except BaseException:
+            release()
+            raise
+        if download.size is None or download.size > CHECK_BEFORE_SENDING:
+            return download
+        # small enough to check before the first byte goes out, so a mismatch is a clean 502
+        return download.finish()
 
     def _cached_file(self, proxy: Repository, filename: str, sha256: str) -> StoredFile | None:
         found = self.file_in(proxy.id, filename)
@@ -307,47 +355,111 @@ class UpstreamCache:
                 .values(last_used_at=self.ctx.clock())
             )
 
-    def _download(
-        self,
-        proxy: Repository,
-        url: str,
-        sha256: str,
-        filename: str,
-        project: str,
-        subdir: str | None,
-    ) -> StoredFile:
+    def _open_download(
+        self, proxy: Repository, url: str, expected: StoredFile, release: Callable[[], None]
+    ) -> Download:
         assert proxy.upstream_url is not None
         auth = proxy.proxy.auth if same_origin(url, proxy.upstream_url) else None
-        shown = redact_url(url)
         limit = self.ctx.settings.upstream_max_file_bytes
+        label = f"upstream file {expected.filename!r}"
+        with ExitStack() as stack:
+            incoming = stack.enter_context(IncomingFile(self.ctx.tmp_dir, limit, label))
+            try:
+                response = stack.enter_context(self.client.stream(url, auth=auth))
+            except UpstreamError:
+                self.stats.errors += 1
+                raise
+            if response.status != 200:
+                self.stats.errors += 1
+                raise UpstreamError(
+                    f"the upstream of {proxy.qualified_name} answered {response.status}"
+                    f" for {redact_url(url)}"
+                )
+            return Download(self, proxy, expected, response, incoming, stack.pop_all(), release)
+        raise AssertionError("unreachable")  # pragma: no cover - the with either returns or raises
+
+
+class Download:
+    """A file coming from the upstream for the first time. `chunks` yields its bytes as
+    they arrive while writing them to a temporary file; after the last one the whole is
+    checked against the sha256 the upstream's index gave and kept (`stored`), or, on a
+    mismatch, thrown away with UpstreamError. The file's one-fetch lock is held until the
+    download ends or `close` is called (a client that went away); then nothing is kept."""
+
+    def __init__(
+        self,
+        cache: UpstreamCache,
+        proxy: Repository,
+        expected: StoredFile,
+        response: UpstreamStream,
+        incoming: IncomingFile,
+        resources: ExitStack,
+        release: Callable[[], None],
+    ) -> None:
+        self._cache = cache
+        self._proxy = proxy
+        self._expected = expected
+        self._response = response
+        self._incoming = incoming
+        self._resources = resources
+        self._release = release
+        self.stored: StoredFile | None = None
+        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+        length = response.headers.get("content-length", "")
+        self.size = int(length) if length.isdigit() and not encoded else None
+
+    def chunks(self) -> Iterator[bytes]:
+        """The bytes as they arrive, but for the last chunk, which comes only once the whole
+        is checked: a client is never sent a complete file that did not match."""
         try:
-            with (
-                IncomingFile(self.ctx.tmp_dir, limit, f"upstream file {filename!r}") as incoming,
-                self.client.stream(url, auth=auth) as response,
-            ):
-                if response.status != 200:
-                    raise UpstreamError(
-                        f"the upstream of {proxy.qualified_name} answered {response.status}"
-                        f" for {shown}"
-                    )
-                for chunk in response.iter_bytes(1024 * 1024):
-                    incoming.write(chunk)
-                incoming.finish()
-                got = incoming.digests.sha256
-                if got != sha256:
-                    raise UpstreamError(
-                        f"{filename!r} from the upstream of {proxy.qualified_name} does not"
-                        f" match the sha256 its index gives (expected {sha256}, got {got});"
-                        " nothing was kept"
-                    )
-                self.ctx.blobs.put_file(got, incoming.path)
-                stored = StoredFile(proxy.id, filename, project, subdir, got, incoming.digests.size)
+            held = b""
+            for chunk in self._response.iter_bytes(1024 * 1024):
+                try:
+                    self._incoming.write(chunk)
+                except TooLarge as exc:
+                    raise UpstreamTooLarge(str(exc)) from None
+                if held:
+                    yield held
+                held = chunk
+            self._keep()
+            if held:
+                yield held
         except UpstreamError:
-            self.stats.errors += 1
+            self._cache.stats.errors += 1
             raise
-        with self.ctx.db.write() as conn:
-            self.add_file(conn, stored, self.ctx.clock())
-        return stored
+        finally:
+            self.close()
+
+    def finish(self) -> StoredFile:
+        """Read the rest, check it and keep it; the stored file."""
+        for _ in self.chunks():
+            pass
+        assert self.stored is not None
+        return self.stored
+
+    def _keep(self) -> None:
+        incoming, expected, cache = self._incoming, self._expected, self._cache
+        incoming.finish()
+        got = incoming.digests.sha256
+        if got != expected.sha256:
+            raise UpstreamError(
+                f"{expected.filename!r} from the upstream of {self._proxy.qualified_name} does"
+                f" not match the sha256 its index gives (expected {expected.sha256}, got"
+                f" {got}); nothing was kept"
+            )
+        cache.ctx.blobs.put_file(got, incoming.path)
+        stored = dataclasses.replace(expected, size=incoming.digests.size)
+        with cache.ctx.db.write() as conn:
+            cache.add_file(conn, stored, cache.ctx.clock())
+        self.stored = stored
+
+    def close(self) -> None:
+        """End the download (a no-op once over): the upstream connection and the temporary
+        file are closed, and whoever waits for this file may fetch it."""
+        try:
+            self._resources.close()
+        finally:
+            self._release()
 
 
 def _stored_file(row: Any) -> StoredFile:

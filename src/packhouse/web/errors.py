@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from packhouse import errors
 from packhouse.auth.redact import redact_path
@@ -14,6 +16,24 @@ from packhouse.web.accesslog import printable
 log = logging.getLogger("packhouse.web")
 
 REALM = 'Basic realm="packhouse", charset="UTF-8"'
+
+
+class ResponseCutShort(Exception):
+    """Raised inside a response body that is already being sent, to have the server break
+    the connection so the client sees a failed transfer. Whoever raises it logs why."""
+
+
+def cut_short_quietly(app: ASGIApp) -> ASGIApp:
+    """The app, ending a response cut short without the HTTP server's traceback (the
+    reason is logged where it was raised). The body is left incomplete, so the server
+    closes the connection and the client sees a failed transfer."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        with contextlib.suppress(ResponseCutShort):
+            await app(scope, receive, send)
+
+    return wrapped
+
 
 _STATUS: list[tuple[type[errors.PackhouseError], int]] = [
     (errors.UpstreamTimeout, 504),
@@ -69,6 +89,8 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ResponseCutShort):
+        return Response(status_code=500)  # never sent: the response had started
     log.exception(
         "unexpected error on %s %s", request.method, printable(redact_path(request.url.path))
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -11,14 +12,23 @@ from starlette.responses import FileResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from packhouse.db.repository_store import Repository
-from packhouse.errors import ArtifactNotFound, AuthenticationRequired, PermissionDenied
+from packhouse.errors import (
+    ArtifactNotFound,
+    AuthenticationRequired,
+    PermissionDenied,
+    UpstreamError,
+)
 from packhouse.services.access import Principal
 from packhouse.services.pypi_reads import FoundFile, ProxiedFile
+from packhouse.services.upstream_cache import Download, StoredFile
 from packhouse.types import Action, Sha256
 from packhouse.web.deps import principal, services
+from packhouse.web.errors import ResponseCutShort
 from packhouse.wiring import Services
 
 IMMUTABLE = "max-age=31536000, immutable"
+
+log = logging.getLogger("packhouse.web")
 
 _CONTENT_TYPES = {
     ".whl": "application/zip",
@@ -67,8 +77,13 @@ async def serve_file(request: Request) -> Response:
         )
         if proxied is not None:
             public = check_file_access(svc, who, proxied)
-            stored = await run_in_threadpool(proxied.fetch)
-            return await blob_response(svc, request, stored.sha256, filename, public)
+            if request.method == "HEAD":
+                stored = await run_in_threadpool(proxied.fetch)
+                return await blob_response(svc, request, stored.sha256, filename, public)
+            started = await run_in_threadpool(proxied.start)
+            if isinstance(started, StoredFile):
+                return await blob_response(svc, request, started.sha256, filename, public)
+            return _passing_on(started, Sha256(sha256), filename, public)
         # Without credentials, "no such file" would tell a stranger which hashes are
         # stored; they get the same 401 as for a private file that exists.
         if who.anonymous:
@@ -83,14 +98,44 @@ async def serve_file(request: Request) -> Response:
     return await blob_response(svc, request, Sha256(blob), filename, public)
 
 
-async def blob_response(
-    svc: Services, request: Request, sha256: Sha256, filename: str, public: bool
-) -> Response:
-    headers = {
+def _passing_on(download: Download, sha256: Sha256, filename: str, public: bool) -> Response:
+    """A file's first download from the upstream, sent on as it arrives while it is stored.
+    If its bytes turn out not to match the sha256 the upstream's index gave, nothing is kept
+    and the response is cut short, so the client sees a failed download, never a bad one."""
+    headers = _file_headers(sha256, public)
+    if download.size is not None:
+        headers["Content-Length"] = str(download.size)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        parts = download.chunks()
+        try:
+            while True:
+                chunk = await run_in_threadpool(next, parts, None)
+                if chunk is None:
+                    return
+                yield chunk
+        except UpstreamError as exc:
+            log.warning("%s; the response to the client was cut short", exc.message)
+            raise ResponseCutShort from None
+        finally:
+            # the client went away or the download failed: let the next request fetch it
+            download.close()
+
+    return StreamingResponse(chunks(), headers=headers, media_type=content_type_of(filename))
+
+
+def _file_headers(sha256: Sha256, public: bool) -> dict[str, str]:
+    return {
         "ETag": f'"{sha256}"',
         "Cache-Control": f"{'public' if public else 'private'}, {IMMUTABLE}",
         "Referrer-Policy": "no-referrer",
     }
+
+
+async def blob_response(
+    svc: Services, request: Request, sha256: Sha256, filename: str, public: bool
+) -> Response:
+    headers = _file_headers(sha256, public)
     if request.headers.get("if-none-match", "").strip() in (f'"{sha256}"', "*"):
         return Response(status_code=304, headers=headers)
     path = svc.ctx.blobs.local_path(sha256)
