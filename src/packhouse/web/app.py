@@ -20,7 +20,7 @@ from packhouse.web.accesslog import AccessLog, RequestMetrics, install_log_redac
 from packhouse.web.api import PREFIX as API_PREFIX
 from packhouse.web.api import create_api
 from packhouse.web.errors import handle_domain_error, handle_unexpected
-from packhouse.web.routes import conda, files, ops, pypi
+from packhouse.web.routes import conda, conda_upload_apis, files, ops, pypi
 from packhouse.web.routes.ops import ServiceCollector
 from packhouse.web.security import NoReferrer, UrlToken
 from packhouse.wiring import Services, build_context
@@ -67,6 +67,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             *pypi.routes,
             *conda.routes,
             *files.routes,
+            *conda_upload_apis.routes,  # before the API mount: one of them is under /api/v1
             Mount(API_PREFIX, app=api),
         ],
         middleware=middleware,

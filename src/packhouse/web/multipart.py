@@ -24,6 +24,8 @@ class ParsedForm:
     fields: dict[str, str] = field(default_factory=dict)
     filename: str | None = None
     file: IncomingFile | None = None
+    # the file part's own headers, names lowercased (prefix.dev's API sends x-file-sha256)
+    file_headers: dict[str, str] = field(default_factory=dict)
 
     def discard(self) -> None:
         if self.file is not None:
@@ -78,6 +80,9 @@ class _State:
                 raise InvalidUpload(f"the form has more than one '{self.file_field}' file")
             assert raw_filename is not None
             self.form.filename = raw_filename.decode("utf-8", "replace")
+            self.form.file_headers = {
+                k.decode("latin-1"): v.decode("latin-1") for k, v in self.headers.items()
+            }
             self.sink = IncomingFile(self.tmp_dir, self.max_file_bytes, "uploaded file")
             self.form.file = self.sink
         else:
