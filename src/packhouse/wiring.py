@@ -8,6 +8,8 @@ from packhouse.config import Settings
 from packhouse.db.engine import Database
 from packhouse.services.access import AccessService
 from packhouse.services.catalog import Catalog
+from packhouse.services.conda_proxied import ProxiedPages
+from packhouse.services.conda_proxy import CondaProxy
 from packhouse.services.conda_reads import CondaReader
 from packhouse.services.context import Context
 from packhouse.services.pypi_proxy import PypiProxy
@@ -50,7 +52,8 @@ class Services:
         catalog = Catalog(ctx)
         upstreams = UpstreamCache(ctx)
         pypi = PypiReader(ctx, catalog, PypiProxy(upstreams))
-        return cls(ctx, catalog, AccessService(ctx), pypi, CondaReader(ctx, catalog), upstreams)
+        conda = CondaReader(ctx, catalog, ProxiedPages(ctx, CondaProxy(upstreams)))
+        return cls(ctx, catalog, AccessService(ctx), pypi, conda, upstreams)
 
     def close(self) -> None:
         self.upstreams.close()

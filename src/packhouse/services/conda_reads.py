@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import orjson
@@ -49,12 +50,14 @@ from packhouse.services.conda_order import (
     NameRecords,
     ShardKeeper,
     SubdirSource,
-    answering,
     merge,
     merged_current,
 )
+from packhouse.services.conda_proxied import STREAMED, AnyPage, ProxiedPages
+from packhouse.services.conda_proxy import ProxiedPackage, proxy_sources
 from packhouse.services.context import Context
 from packhouse.services.pages import Page
+from packhouse.services.sources import proxies_of, resolve
 from packhouse.types import RepoKind
 
 __all__ = ["INDEX_FILES", "SHARDS_BASE_URL", "CondaReader", "SubdirView", "valid_subdir"]
@@ -65,16 +68,10 @@ ZST_LEVEL = 6  # fast enough to re-make a 20,000-record page per upload; see doc
 SHARDS_BASE_URL = "./shards/"
 SHARDS_INDEX = "repodata_shards.msgpack.zst"
 
-# Index files of a subdir, each with how it is made.
-INDEX_FILES = frozenset(
+# Index files of a subdir: the repodata forms (STREAMED: from files for orders with
+# proxies) and the rest.
+INDEX_FILES = STREAMED | frozenset(
     {
-        "repodata.json",
-        "repodata.json.zst",
-        "repodata.json.bz2",
-        "repodata_from_packages.json",
-        "repodata_from_packages.json.zst",
-        "current_repodata.json",
-        "current_repodata.json.zst",
         "run_exports.json",
         "run_exports.json.zst",
         "repodata_shards.msgpack.zst",
@@ -242,9 +239,10 @@ def _split(records: Mapping[str, bytes]) -> tuple[dict[str, bytes], dict[str, by
 
 
 class CondaReader:
-    def __init__(self, ctx: Context, catalog: Catalog) -> None:
+    def __init__(self, ctx: Context, catalog: Catalog, proxied: ProxiedPages) -> None:
         self._ctx = ctx
         self._catalog = catalog
+        self.proxied = proxied
         # Only subdirs that hold (or held) an artifact or have a patch get state; any other
         # valid name is answered from an empty view, so requests for made-up subdirs keep
         # nothing in memory.
@@ -417,15 +415,29 @@ class CondaReader:
 
     # -- pages ----------------------------------------------------------------------------
 
-    def cached_page(self, repo: Repository, subdir: str, kind: str) -> Page | None:
-        serial = self._ctx.db.watcher.current()
-        prefix = "conda" if self._order(repo, serial) is None else "conda-order"
-        return self._ctx.pages.fresh((prefix, repo.id, subdir, kind), serial)
-
-    def page(self, repo: Repository, subdir: str, kind: str) -> Page:
-        """One of INDEX_FILES for a subdir (validated by the caller)."""
+    def cached_page(self, repo: Repository, subdir: str, kind: str) -> AnyPage | None:
         serial = self._ctx.db.watcher.current()
         order = self._order(repo, serial)
+        if order is not None and _streamed(order, kind):
+            return self.proxied.fresh(repo, subdir, kind, serial)
+        prefix = "conda" if order is None else "conda-order"
+        return self._ctx.pages.fresh((prefix, repo.id, subdir, kind), serial)
+
+    def page(self, repo: Repository, subdir: str, kind: str) -> AnyPage:
+        """One of INDEX_FILES for a subdir (validated by the caller). Orders with proxies
+        give their repodata as a FilePage (services/conda_proxied.py)."""
+        serial = self._ctx.db.watcher.current()
+        order = self._order(repo, serial)
+        if order is not None and _streamed(order, kind):
+            return self.proxied.page(
+                repo,
+                order,
+                subdir,
+                kind,
+                serial,
+                lambda patched: self._sources(order, subdir, serial, patched),
+                self._order_last_serial(order, subdir, serial),
+            )
         if order is not None:
             return self._order_page(repo, order, subdir, kind, serial)
         if not self._holds(repo, subdir, serial):
@@ -439,6 +451,16 @@ class CondaReader:
             return self._render(repo, self._content(repo, self.view(repo, subdir, serial)), kind)
 
         return self._ctx.pages.get(("conda", repo.id, subdir, kind), serial, stamp, render)
+
+    def _page(self, repo: Repository, subdir: str, kind: str) -> Page:
+        """A page made in memory (never one of an order with proxies' streamed ones)."""
+        page = self.page(repo, subdir, kind)
+        assert isinstance(page, Page)
+        return page
+
+    def _order_last_serial(self, order: Sequence[Repository], subdir: str, serial: int) -> int:
+        hosted = [m for m in order if m.kind is not RepoKind.PROXY]
+        return max((self.view(m, subdir, serial).last_serial for m in hosted), default=0)
 
     def _order_page(
         self, repo: Repository, order: Sequence[Repository], subdir: str, kind: str, serial: int
@@ -458,11 +480,11 @@ class CondaReader:
     def _render(self, repo: Repository, content: SubdirContent, kind: str) -> Page:
         subdir, last, stale = content.subdir, content.last_serial, content.stale
         if kind.endswith(".zst") and kind != SHARDS_INDEX:
-            base = self.page(repo, subdir, kind.removesuffix(".zst"))
+            base = self._page(repo, subdir, kind.removesuffix(".zst"))
             data = base.zst if base.zst is not None else compress_zst(base.body, ZST_LEVEL)
             return Page.of(data, BINARY_TYPE, base.last_serial, stale=base.stale)
         if kind == "repodata.json.bz2":
-            base = self.page(repo, subdir, "repodata.json")
+            base = self._page(repo, subdir, "repodata.json")
             body = compress_bz2(base.body)
             return Page.of(body, "application/x-bzip2", base.last_serial, stale=base.stale)
         if kind in ("repodata.json", "repodata_from_packages.json"):
@@ -517,13 +539,16 @@ class CondaReader:
             if not self._holds(repo, subdir, serial):
                 raise missing
             keeper = self._state(repo, subdir).shards
+        elif proxies_of(order):
+            hosted = self._sources(order, subdir, serial, patched=True)
+            return self.proxied.shard(repo, order, subdir, hex_digest, hosted)
         else:
             if not self._order_holds(order, subdir, serial):
                 raise missing
             keeper = self._order_state(repo, subdir).shards
         data = keeper.get(hex_digest)
         if data is None:
-            self.page(repo, subdir, SHARDS_INDEX)  # builds the shards
+            self._page(repo, subdir, SHARDS_INDEX)  # builds the shards
             data = keeper.get(hex_digest)
         if data is None:
             raise missing
@@ -581,9 +606,12 @@ class CondaReader:
 
     # -- packages -------------------------------------------------------------------------
 
-    def find_package(self, repo: Repository, subdir: str, filename: str) -> Artifact:
+    def find_package(
+        self, repo: Repository, subdir: str, filename: str
+    ) -> Artifact | ProxiedPackage:
         """The package a read of `repo` serves under this name: its own, or the first of
-        the order's members that answer for the package name (the confusion rule)."""
+        the order's members that answer for the package name (the confusion rule: a
+        proxy is asked only when no hosted member holds the name, or it is allowed)."""
         missing = ArtifactNotFound(f"there is no package {filename!r} in {repo.name}/{subdir}")
         serial = self._ctx.db.watcher.current()
         order = self._order(repo, serial)
@@ -592,11 +620,25 @@ class CondaReader:
         parsed = parse_filename(filename)
         if parsed is None:
             raise missing
-        sources = self._sources(order, subdir, serial, patched=False)
-        for source in answering(order, sources, parsed.name):
-            found = self._hosted_package(source.repo, subdir, filename)
+        hosted = self._sources(order, subdir, serial, patched=False)
+        holders = [s.repo.id for s in hosted if s.holds(parsed.name)]
+        resolution = resolve(order, parsed.name, holders)
+        for member in resolution.hosted:
+            found = self._hosted_package(member, subdir, filename)
             if found is not None:
                 return found
+        allowed = {r.id for r in resolution.proxies}
+        proxy = self.proxied.proxy
+        now = self._ctx.clock()
+        for source in proxy_sources(proxy, order, subdir, now, lambda r: r.id in allowed):
+            try:
+                lines = source.lines(parsed.name)
+            finally:
+                source.close()
+            line = next((x for x in lines if x.filename == filename), None)
+            if line is not None:
+                fetch = partial(proxy.fetch_package, source.repo, source.found, parsed.name, line)
+                return ProxiedPackage(source.repo, fetch)
         raise missing
 
     def _hosted_package(self, repo: Repository, subdir: str, filename: str) -> Artifact | None:
@@ -605,6 +647,11 @@ class CondaReader:
         if found is None or found.deleted or found.subdir != subdir:
             return None
         return found
+
+
+def _streamed(order: Sequence[Repository], kind: str) -> bool:
+    """Whether a page of `order` is made by services/conda_proxied.py (it has proxies)."""
+    return (kind in STREAMED or kind == SHARDS_INDEX) and bool(proxies_of(order))
 
 
 def _raise(error: Exception) -> Any:

@@ -14,11 +14,13 @@ import re
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from packhouse.db.repository_store import Repository
 from packhouse.errors import ArtifactNotFound, InvalidUpload, TooLarge
+from packhouse.services.conda_proxied import FilePage
+from packhouse.services.conda_proxy import ProxiedPackage
 from packhouse.services.conda_reads import BINARY_TYPE, INDEX_FILES, valid_subdir
 from packhouse.services.conda_uploads import (
     CondaUploadOutcome,
@@ -66,9 +68,15 @@ REVALIDATE = "no-cache"
 
 
 def _index_response(
-    request: Request, page: Page, public: bool, immutable: bool, revalidate: bool = False
+    request: Request,
+    page: Page | FilePage,
+    public: bool,
+    immutable: bool,
+    revalidate: bool = False,
 ) -> Response:
     svc = services(request)
+    if isinstance(page, FilePage):
+        return _file_page_response(request, page, public)
     response = page_response(
         request, page, max_age=svc.ctx.settings.index_max_age, public=public, vary="Accept"
     )
@@ -76,6 +84,25 @@ def _index_response(
         policy = IMMUTABLE if immutable else REVALIDATE
         response.headers["Cache-Control"] = f"{'public' if public else 'private'}, {policy}"
     return response
+
+
+def _file_page_response(request: Request, page: FilePage, public: bool) -> Response:
+    """A page kept in a file (the repodata of an order with proxies), sent from the file,
+    with the headers of any other index page."""
+    headers = {
+        "ETag": page.etag,
+        "X-PyPI-Last-Serial": str(page.last_serial),
+        "Cache-Control": f"{'public' if public else 'private'}, {REVALIDATE}",
+        "Vary": "Accept" if public else "Accept, Authorization",
+        "Referrer-Policy": "no-referrer",
+    }
+    if page.stale:
+        headers["Warning"] = '110 - "Response is Stale"'
+    wanted = request.headers.get("if-none-match", "")
+    tags = [t.strip().removeprefix("W/") for t in wanted.split(",")] if wanted else []
+    if page.etag in tags or "*" in tags:
+        return Response(status_code=304, headers=headers)
+    return FileResponse(page.path, headers=headers, media_type=page.content_type)
 
 
 async def channeldata(request: Request) -> Response:
@@ -123,8 +150,11 @@ async def subdir_file(request: Request) -> Response:
     shard = _SHARD.match(filename)
     if shard:  # the static layout keeps shards beside the packages
         return await _shard(request, repo, subdir, shard.group(1), public)
-    artifact = await run_in_threadpool(svc.conda.find_package, repo, subdir, filename)
-    return await blob_response(svc, request, Sha256(artifact.sha256), filename, public)
+    found = await run_in_threadpool(svc.conda.find_package, repo, subdir, filename)
+    if isinstance(found, ProxiedPackage):
+        stored = await run_in_threadpool(found.fetch)
+        return await blob_response(svc, request, stored.sha256, filename, public)
+    return await blob_response(svc, request, Sha256(found.sha256), filename, public)
 
 
 async def shard_file(request: Request) -> Response:

@@ -1,0 +1,424 @@
+"""Pages of a conda order with proxies: rendered once per change into files, never whole in
+memory.
+
+A proxy's subdir may hold hundreds of thousands of records. Its repodata.json (and `.zst`,
+`.bz2`, current_repodata.json) is written name by name to a file, merging the order's
+members as services/conda_order.py does, and served from that file; only the names of the
+subdir and one name's records are in memory at a time. The CEP 16 shard index is small and
+kept in memory; a shard is built again from its name's records when asked for (the digest of
+every name's shard is kept, and the bytes of the most recent ones).
+
+Files are kept per (repository, subdir) with the stamp they were made at: every member's
+stamp (a hosted view's serials, a proxy's records file and how many records each cooldown
+lets through). They expire with the proxies' answers (their ttl), or within a minute while a
+cooldown applies, so the stamp is asked again.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+import zstandard
+
+from packhouse.db.repository_store import Repository
+from packhouse.errors import ArtifactNotFound
+from packhouse.formats.conda.records import dumps
+from packhouse.formats.conda.shards import build_shard, build_shards_index
+from packhouse.services.conda_order import (
+    NameRecords,
+    SubdirSource,
+    answering,
+    merge_name,
+    merged_current,
+)
+from packhouse.services.conda_proxy import CondaProxy, ProxySubdir, proxy_sources
+from packhouse.services.context import Context
+from packhouse.services.pages import Page
+
+JSON_TYPE = "application/json"
+BINARY_TYPE = "application/octet-stream"
+ZST_LEVEL = 6
+COOLDOWN_RECHECK = 60.0  # seconds a page made under a cooldown is served unchecked
+SHARD_BYTES_KEPT = 32 << 20  # bytes of recently built shards kept
+STREAMED = frozenset(
+    {
+        "repodata.json",
+        "repodata.json.zst",
+        "repodata.json.bz2",
+        "repodata_from_packages.json",
+        "repodata_from_packages.json.zst",
+        "current_repodata.json",
+        "current_repodata.json.zst",
+    }
+)
+SHARDS_INDEX = "repodata_shards.msgpack.zst"
+_TYPES = {".json": JSON_TYPE, ".zst": BINARY_TYPE, ".bz2": "application/x-bzip2"}
+
+
+@dataclass(frozen=True)
+class FilePage:
+    """A rendered page kept in a file (too big to keep in memory)."""
+
+    path: Path
+    content_type: str
+    etag: str  # quoted, strong
+    last_serial: int
+    size: int
+    stale: bool = False
+
+    def read(self) -> bytes:
+        """The whole body (tests and small pages only: the server sends the file)."""
+        return self.path.read_bytes()
+
+
+AnyPage = Page | FilePage
+
+
+@dataclass
+class _Entry:
+    stamp: Hashable
+    checked_at: int
+    expires: float
+    stale: bool
+    last_serial: int
+    pages: dict[str, AnyPage] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _Digests:
+    """The shard digest of every name of one (repository, subdir), by name stamp."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_name: dict[str, tuple[Hashable, bytes]] = {}
+        self.names_of: dict[str, str] = {}  # hex digest -> name (current and superseded)
+        self.bytes: OrderedDict[str, bytes] = OrderedDict()
+        self.kept = 0
+
+    def keep(self, hex_digest: str, data: bytes) -> None:
+        self.bytes[hex_digest] = data
+        self.kept += len(data)
+        while self.kept > SHARD_BYTES_KEPT and self.bytes:
+            _, old = self.bytes.popitem(last=False)
+            self.kept -= len(old)
+
+
+class ProxiedPages:
+    def __init__(self, ctx: Context, proxy: CondaProxy) -> None:
+        self._ctx = ctx
+        self.proxy = proxy
+        self._entries: dict[tuple[int, str], _Entry] = {}
+        self._digests: dict[tuple[int, str], _Digests] = {}
+        self._lock = threading.Lock()
+        self._dir = ctx.settings.data / "cache" / "conda-pages"
+        self._doomed: list[tuple[float, Path]] = []
+
+    # -- sources --------------------------------------------------------------------------
+
+    @contextmanager
+    def sources(
+        self,
+        order: Sequence[Repository],
+        subdir: str,
+        hosted: Sequence[SubdirSource],
+        now: datetime | None = None,
+    ) -> Iterator[list[SubdirSource]]:
+        """The order's members for `subdir`: the hosted ones given, then the proxies
+        (fetched or revalidated as due), closed after use."""
+        proxies = proxy_sources(self.proxy, order, subdir, now or self._ctx.clock())
+        try:
+            yield [*hosted, *proxies]
+        finally:
+            for source in proxies:
+                source.close()
+
+    # -- pages ----------------------------------------------------------------------------
+
+    def fresh(self, repo: Repository, subdir: str, kind: str, serial: int) -> AnyPage | None:
+        entry = self._entries.get((repo.id, subdir))
+        if entry is None or entry.checked_at != serial or entry.expires <= time.monotonic():
+            return None
+        return entry.pages.get(kind)
+
+    def page(
+        self,
+        repo: Repository,
+        order: Sequence[Repository],
+        subdir: str,
+        kind: str,
+        serial: int,
+        hosted: Callable[[bool], Sequence[SubdirSource]],
+        last_serial: int,
+    ) -> AnyPage:
+        """One of STREAMED, or the shard index, of an order with proxies."""
+        found = self.fresh(repo, subdir, kind, serial)
+        if found is not None:
+            return found
+        patched = not kind.startswith("repodata_from_packages")
+        with self.sources(order, subdir, hosted(patched)) as sources:
+            entry = self._entry(repo, order, subdir, serial, sources, last_serial)
+            with entry.lock:
+                made = entry.pages.get(kind)
+                if made is None:
+                    made = self._render(repo, order, subdir, kind, sources, entry)
+                    entry.pages[kind] = made
+                return made
+
+    def _entry(
+        self,
+        repo: Repository,
+        order: Sequence[Repository],
+        subdir: str,
+        serial: int,
+        sources: Sequence[SubdirSource],
+        last_serial: int,
+    ) -> _Entry:
+        # the order's settings too: its allow lists and cooldowns decide what is shown
+        rules = tuple((r.id, r.allow_upstream, r.cooldown) for r in order)
+        stamp = (rules, tuple((s.repo.id, s.stamp) for s in sources))
+        proxies = [s for s in sources if isinstance(s, ProxySubdir)]
+        expires = min((p.found.expires for p in proxies), default=time.monotonic() + 60)
+        if any(p.stamp[1] for p in proxies if isinstance(p.stamp, tuple)):
+            expires = min(expires, time.monotonic() + COOLDOWN_RECHECK)
+        stale = any(s.stale for s in sources)
+        key = (repo.id, subdir)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.stamp != (stamp, stale):
+                if entry is not None:
+                    self._retire(entry)
+                entry = _Entry((stamp, stale), serial, expires, stale, last_serial)
+                self._entries[key] = entry
+            entry.checked_at, entry.expires = serial, expires
+            return entry
+
+    def _retire(self, entry: _Entry) -> None:
+        """An entry's files are deleted a while after it is replaced (a response may still
+        be sending one)."""
+        now = time.monotonic()
+        self._doomed += [(now, p.path) for p in entry.pages.values() if isinstance(p, FilePage)]
+        keep = []
+        for when, path in self._doomed:
+            if now - when > 300:
+                path.unlink(missing_ok=True)
+            else:
+                keep.append((when, path))
+        self._doomed = keep
+
+    def _render(
+        self,
+        repo: Repository,
+        order: Sequence[Repository],
+        subdir: str,
+        kind: str,
+        sources: Sequence[SubdirSource],
+        entry: _Entry,
+    ) -> AnyPage:
+        if kind == SHARDS_INDEX:
+            digests = self._shard_digests(repo, order, subdir, sources)
+            index = build_shards_index(subdir, digests, shards_base_url="./shards/")
+            return Page.of(index, BINARY_TYPE, entry.last_serial, stale=entry.stale)
+        if kind.endswith(".zst"):
+            base = entry.pages.get(kind.removesuffix(".zst"))
+            if base is None:
+                base = self._render(repo, order, subdir, kind.removesuffix(".zst"), sources, entry)
+                entry.pages[kind.removesuffix(".zst")] = base
+            assert isinstance(base, FilePage)
+            return self._compressed(base, kind, zstd=True)
+        if kind == "repodata.json.bz2":
+            base = entry.pages.get("repodata.json")
+            if base is None:
+                base = self._render(repo, order, subdir, "repodata.json", sources, entry)
+                entry.pages["repodata.json"] = base
+            assert isinstance(base, FilePage)
+            return self._compressed(base, kind, zstd=False)
+        current = kind == "current_repodata.json"
+        with self._writing(kind, entry) as out:
+            _write_repodata(out, self._ctx.tmp_dir, order, subdir, sources, current)
+        return self._finished(out, kind, entry)
+
+    # -- writing files --------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, kind: str, entry: _Entry) -> Iterator[BinaryIO]:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        path = self._dir / f"{uuid.uuid4().hex}-{kind}"
+        try:
+            with path.open("wb") as out:
+                yield out
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+
+    def _finished(self, out: BinaryIO, kind: str, entry: _Entry) -> FilePage:
+        path = Path(out.name)
+        digest = hashlib.blake2b(digest_size=16)
+        with path.open("rb") as done:
+            while chunk := done.read(1 << 20):
+                digest.update(chunk)
+        content_type = _TYPES[Path(kind).suffix]
+        etag = f'"{digest.hexdigest()}"'
+        size = path.stat().st_size
+        return FilePage(path, content_type, etag, entry.last_serial, size, entry.stale)
+
+    def _compressed(self, base: FilePage, kind: str, *, zstd: bool) -> FilePage:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        path = self._dir / f"{uuid.uuid4().hex}-{kind}"
+        digest = hashlib.blake2b(digest_size=16)
+        try:
+            with base.path.open("rb") as src, path.open("wb") as out:
+                if zstd:
+                    compressor = zstandard.ZstdCompressor(level=ZST_LEVEL)
+                    with compressor.stream_writer(out, size=base.size, closefd=False) as writer:
+                        shutil.copyfileobj(src, writer, 1 << 20)
+                else:
+                    packer = bz2.BZ2Compressor()
+                    while chunk := src.read(1 << 20):
+                        out.write(packer.compress(chunk))
+                    out.write(packer.flush())
+            with path.open("rb") as done:
+                while chunk := done.read(1 << 20):
+                    digest.update(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        content_type = _TYPES[Path(kind).suffix]
+        size = path.stat().st_size
+        return FilePage(
+            path, content_type, f'"{digest.hexdigest()}"', base.last_serial, size, base.stale
+        )
+
+    # -- shards ---------------------------------------------------------------------------
+
+    def _shard_digests(
+        self,
+        repo: Repository,
+        order: Sequence[Repository],
+        subdir: str,
+        sources: Sequence[SubdirSource],
+    ) -> dict[str, bytes]:
+        keeper = self._keeper(repo, subdir)
+        digests: dict[str, bytes] = {}
+        with keeper.lock:
+            for name in sorted(set().union(*(set(s.names()) for s in sources))):
+                members = answering(order, sources, name)
+                stamp = tuple((m.repo.id, m.name_stamp(name)) for m in members)
+                kept = keeper.by_name.get(name)
+                if kept is None or kept[0] != stamp:
+                    records = merge_name([r for m in members if (r := m.records(name))])
+                    if not records:
+                        keeper.by_name.pop(name, None)
+                        continue
+                    shard = build_shard(
+                        name, records.packages, records.packages_conda, records.removed
+                    )
+                    kept = (stamp, shard.digest)
+                    keeper.by_name[name] = kept
+                    keeper.names_of[shard.digest.hex()] = name
+                digests[name] = kept[1]
+            if len(keeper.names_of) > 4 * len(keeper.by_name) + 4096:
+                live = {d.hex() for _, d in keeper.by_name.values()}
+                keeper.names_of = {h: n for h, n in keeper.names_of.items() if h in live}
+        return digests
+
+    def _keeper(self, repo: Repository, subdir: str) -> _Digests:
+        key = (repo.id, subdir)
+        with self._lock:
+            return self._digests.setdefault(key, _Digests())
+
+    def shard(
+        self,
+        repo: Repository,
+        order: Sequence[Repository],
+        subdir: str,
+        hex_digest: str,
+        hosted: Sequence[SubdirSource],
+    ) -> bytes:
+        """A shard by the hex sha256 of its bytes: built again from its name's records,
+        which must still give these bytes (or kept from a moment ago)."""
+        keeper = self._keeper(repo, subdir)
+        missing = ArtifactNotFound(f"there is no shard {hex_digest} in {repo.name}/{subdir}")
+        data = keeper.bytes.get(hex_digest)
+        if data is not None:
+            return data
+        name = keeper.names_of.get(hex_digest)
+        if name is None:
+            raise missing
+        with self.sources(order, subdir, hosted) as sources:
+            records = merge_name(
+                [r for m in answering(order, sources, name) if (r := m.records(name))]
+            )
+        if not records:
+            raise missing
+        shard = build_shard(name, records.packages, records.packages_conda, records.removed)
+        with keeper.lock:
+            keeper.names_of[shard.digest.hex()] = name
+            keeper.keep(shard.digest.hex(), shard.data)
+        if shard.digest.hex() != hex_digest:
+            raise missing
+        return shard.data
+
+
+# -- repodata, name by name ---------------------------------------------------------------------
+
+
+def _write_repodata(
+    out: BinaryIO,
+    tmp_dir: Path,
+    order: Sequence[Repository],
+    subdir: str,
+    sources: Sequence[SubdirSource],
+    current: bool,
+) -> None:
+    """repodata.json (or, `current`, current_repodata.json) of the order: `packages`
+    written straight to `out`, `packages.conda` to a scratch file appended after it."""
+    removed: set[str] = set()
+    scratch_path = tmp_dir / f"conda-page-{os.getpid()}-{uuid.uuid4().hex}"
+    out.write(b'{"info":' + dumps({"subdir": subdir}) + b',"packages":{')
+    first = [True, True]
+    try:
+        with scratch_path.open("w+b") as scratch:
+            for name in sorted(set().union(*(set(s.names()) for s in sources))):
+                members = answering(order, sources, name)
+                records = merge_name([r for m in members if (r := m.records(name))])
+                if current:
+                    records = _current(subdir, records)
+                for index, (section, target) in enumerate(
+                    ((records.packages, out), (records.packages_conda, scratch))
+                ):
+                    for filename in sorted(section):
+                        target.write(b"" if first[index] else b",")
+                        first[index] = False
+                        target.write(dumps(filename) + b":" + section[filename])
+                removed |= records.removed
+            out.write(b'},"packages.conda":{')
+            scratch.seek(0)
+            shutil.copyfileobj(scratch, out, 1 << 20)
+    finally:
+        scratch_path.unlink(missing_ok=True)
+    out.write(b'},"removed":' + dumps(sorted(removed)) + b',"repodata_version":1}')
+
+
+def _current(subdir: str, records: NameRecords) -> NameRecords:
+    """One name's records as current_repodata.json keeps them."""
+    if not records.packages and not records.packages_conda:
+        return NameRecords()
+    doc = orjson.loads(merged_current(subdir, records.packages, records.packages_conda, []))
+    return NameRecords(
+        {f: dumps(r) for f, r in doc["packages"].items()},
+        {f: dumps(r) for f, r in doc["packages.conda"].items()},
+    )

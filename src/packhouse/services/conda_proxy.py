@@ -1,0 +1,609 @@
+"""Conda proxy sources: an upstream channel's subdirs read through their cache.
+
+A subdir's `repodata.json` is fetched on first read (`.zst` asked for first, the plain JSON
+when the upstream has no `.zst`), streamed, never held whole: its records are checked one by
+one (formats/conda/remote.py) and written, grouped by package name and sorted, to a
+*records file* stored as a blob, one line per record (`filename TAB sha256 TAB time TAB
+record JSON`). The `upstream_pages` row `conda/<subdir>/repodata` points at that blob and
+holds the index of it: each name's byte range and record times, the upstream's `removed`
+filenames, and the ETag / Last-Modified of what was fetched. A reader keeps only that index
+in memory and reads one name's lines when it needs them.
+
+For `ttl` seconds the cached subdir is served as it is; then it is revalidated with
+If-None-Match / If-Modified-Since. When the upstream fails or times out the cached copy is
+served marked stale (and the upstream is left alone for `STALE_RETRY` seconds); with nothing
+cached the error is raised (502, or 504 for a timeout). Offline proxies serve only what is
+cached. One fetch at a time per subdir: concurrent readers wait for it.
+
+Where the upstream serves CEP 16 shards, its `repodata_shards.msgpack.zst` is cached the same
+way (row `conda/<subdir>/shards`) and shards are fetched one at a time when asked for,
+checked against the sha256 the index gives (rows `conda/<subdir>/shard/<hex>`; a shard's
+bytes never change, so it is never asked for again).
+
+Packages are fetched on their first download and checked against the record's sha256
+(services/upstream_cache.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from array import array
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urljoin
+
+import msgpack
+import zstandard
+
+from packhouse.auth.redact import redact_url
+from packhouse.db.repository_store import Repository
+from packhouse.errors import TooLarge, UpstreamError, UpstreamTooLarge
+from packhouse.formats.conda import remote
+from packhouse.formats.conda.names import name_problems, parse_filename
+from packhouse.formats.conda.remote import RemoteRecord, RepodataHead, Skipped
+from packhouse.services.conda_order import NameRecords
+from packhouse.services.sources import Cooldowns, proxies_of
+from packhouse.services.upstream_cache import StoredFile, StoredPage, UpstreamCache, same_origin
+from packhouse.types import Sha256
+from packhouse.upstream.http import UpstreamStream
+
+log = logging.getLogger("packhouse.proxy")
+
+STALE_RETRY = 30.0  # seconds a failed upstream is left alone while the cached copy is served
+INDEX_VERSION = 1  # of the records-file index kept in the row's body
+_KEPT = 64  # subdirs whose index is kept in memory
+_CHUNK = 1 << 20
+MAX_SHARD_BYTES = 64 << 20  # a shard decompressed (conda-forge's largest is a few MB)
+
+
+def repodata_key(subdir: str) -> str:
+    return f"conda/{subdir}/repodata"
+
+
+def shards_key(subdir: str) -> str:
+    return f"conda/{subdir}/shards"
+
+
+def shard_key(subdir: str, hex_digest: str) -> str:
+    return f"conda/{subdir}/shard/{hex_digest}"
+
+
+# -- the records file ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One record of the records file."""
+
+    filename: str
+    sha256: str
+    time_ms: int
+    record: bytes
+
+
+def encode_line(record: RemoteRecord) -> bytes:
+    head = f"{record.filename}\t{record.sha256}\t{record.time_ms}\t".encode()
+    return head + record.record + b"\n"
+
+
+def decode_lines(data: bytes) -> list[Line]:
+    lines: list[Line] = []
+    for raw in data.split(b"\n"):
+        if not raw:
+            continue
+        filename, sha256, ms, record = raw.split(b"\t", 3)
+        lines.append(Line(filename.decode(), sha256.decode(), int(ms), record))
+    return lines
+
+
+@dataclass
+class RemoteSubdir:
+    """One upstream subdir as cached: the index of its records file."""
+
+    proxy_id: int
+    subdir: str
+    found: bool  # False: the upstream has no such subdir (or nothing is cached, offline)
+    digest: str  # of the records file; changes whenever the content does
+    blob: Sha256 | None
+    spans: dict[str, tuple[int, int, str]]  # name -> (offset, length, digest of its lines)
+    times: dict[str, array[int]]  # name -> its records' times (ms, sorted; -1 unknown)
+    removed: dict[str, list[str]]
+    base_url: str  # absolute URL the packages are fetched from (ends with '/')
+    checked_at: datetime
+    stale: bool = False
+    expires: float = 0.0  # monotonic; until then this answer holds
+    all_times: array[int] = field(default_factory=lambda: array("q"))
+
+    def names(self) -> Iterable[str]:
+        return self.spans.keys() | self.removed.keys()
+
+
+def _empty(proxy: Repository, subdir: str, now: datetime, digest: str) -> RemoteSubdir:
+    base = _subdir_url(proxy, subdir)
+    return RemoteSubdir(proxy.id, subdir, False, digest, None, {}, {}, {}, base, now)
+
+
+def _subdir_url(proxy: Repository, subdir: str) -> str:
+    assert proxy.upstream_url is not None
+    return proxy.upstream_url.rstrip("/") + f"/{subdir}/"
+
+
+class _Deriver:
+    """Writes the records file of a repodata.json arriving in chunks: lines in arrival
+    order to a scratch file, then grouped by name, sorted by filename, into the file that
+    is kept. Holds one line at a time and a few integers per record."""
+
+    def __init__(self, tmp_dir: Path) -> None:
+        self.tmp_dir = tmp_dir
+        self.skipped = Skipped()
+        self.head = RepodataHead()
+        self._groups: dict[str, array[int]] = {}  # name -> offset, length, offset, ...
+
+    def derive(self, chunks: Iterable[bytes]) -> tuple[Path, dict[str, Any], Sha256]:
+        scratch = self.tmp_dir / f"conda-scratch-{os.getpid()}-{threading.get_ident()}"
+        try:
+            with scratch.open("w+b") as out:
+                offset = 0
+                for section, filename, value in remote.iter_repodata(chunks, self.head):
+                    checked, why = remote.check_record(section, filename, value)
+                    if checked is None:
+                        self.skipped.add(why or "?")
+                        continue
+                    line = encode_line(checked)
+                    out.write(line)
+                    self._groups.setdefault(checked.name, array("q")).extend((offset, len(line)))
+                    offset += len(line)
+                out.flush()
+                return self._sorted(out)
+        finally:
+            scratch.unlink(missing_ok=True)
+
+    def _sorted(self, scratch: BinaryIO) -> tuple[Path, dict[str, Any], Sha256]:
+        kept = self.tmp_dir / f"conda-records-{os.getpid()}-{threading.get_ident()}"
+        digest = hashlib.sha256()
+        names: dict[str, list[Any]] = {}
+        fd = scratch.fileno()
+        offset = 0
+        with kept.open("wb") as out:
+            for name in sorted(self._groups):
+                group = self._groups[name]
+                by_filename: dict[bytes, bytes] = {}
+                for i in range(0, len(group), 2):
+                    line = os.pread(fd, group[i + 1], group[i])
+                    by_filename[line.split(b"\t", 1)[0]] = line  # a repeated filename: last
+                data = b"".join(by_filename[f] for f in sorted(by_filename))
+                out.write(data)
+                digest.update(data)
+                times = sorted(int(line.split(b"\t", 3)[2]) for line in by_filename.values())
+                part = hashlib.blake2b(data, digest_size=12).hexdigest()
+                names[name] = [offset, len(data), times, part]
+                offset += len(data)
+        removed: dict[str, list[str]] = {}
+        for filename in self.head.removed:
+            parsed = parse_filename(filename)
+            if parsed is not None and not name_problems(parsed.name):
+                removed.setdefault(parsed.name, []).append(filename)
+        index = {"v": INDEX_VERSION, "names": names, "removed": removed}
+        return kept, index, Sha256(digest.hexdigest())
+
+
+def _load(
+    proxy: Repository, subdir: str, stored: StoredPage, index: dict[str, Any]
+) -> RemoteSubdir:
+    spans: dict[str, tuple[int, int, str]] = {}
+    times: dict[str, array[int]] = {}
+    everything = array("q")
+    for name, (offset, length, stamps, part) in index.get("names", {}).items():
+        spans[name] = (offset, length, part)
+        times[name] = array("q", stamps)
+        everything.extend(stamps)
+    base = urljoin(_subdir_url(proxy, subdir), index.get("base_url") or "./")
+    return RemoteSubdir(
+        proxy.id,
+        subdir,
+        stored.status == 200,
+        stored.digest,
+        stored.blob_sha256,
+        spans,
+        times,
+        dict(index.get("removed", {})),
+        base if base.endswith("/") else base + "/",
+        stored.checked_at,
+        all_times=array("q", sorted(everything)),
+    )
+
+
+# -- the proxy ------------------------------------------------------------------------------
+
+
+class CondaProxy:
+    def __init__(self, cache: UpstreamCache) -> None:
+        self.cache = cache
+        self._kept: OrderedDict[tuple[int, str], RemoteSubdir] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def stats(self) -> Any:
+        return self.cache.stats
+
+    # -- repodata -------------------------------------------------------------------------
+
+    def subdir(self, proxy: Repository, subdir: str) -> RemoteSubdir:
+        """The proxy's cached subdir, fetched or revalidated as due."""
+        key = (proxy.id, subdir)
+        kept = self._kept.get(key)
+        if kept is not None and kept.expires > time.monotonic():
+            return kept
+        cache = self.cache
+        with cache.one_at_a_time(("conda", proxy.id, subdir)):
+            kept = self._kept.get(key)
+            if kept is not None and kept.expires > time.monotonic():
+                return kept
+            stored = cache.read_page(proxy.id, repodata_key(subdir))
+            if stored is not None and (kept is None or kept.digest != stored.digest):
+                kept = self._from_row(proxy, subdir, stored)
+            elif stored is not None and kept is not None:
+                kept.checked_at = stored.checked_at  # another process may have revalidated
+            fresh = self._fresh(proxy, subdir, kept)
+            if fresh is not None:
+                cache.stats.hits += 1
+                return self._keep(fresh)
+            return self._keep(self._refresh(proxy, subdir, stored, kept))
+
+    def _keep(self, found: RemoteSubdir) -> RemoteSubdir:
+        with self._lock:
+            self._kept[(found.proxy_id, found.subdir)] = found
+            self._kept.move_to_end((found.proxy_id, found.subdir))
+            while len(self._kept) > _KEPT:
+                self._kept.popitem(last=False)
+        return found
+
+    def _from_row(self, proxy: Repository, subdir: str, stored: StoredPage) -> RemoteSubdir:
+        index = _index_of(stored)
+        if stored.status != 200 or stored.blob_sha256 is None:
+            return _empty(proxy, subdir, stored.checked_at, stored.digest)
+        if not self.cache.ctx.blobs.exists(stored.blob_sha256):  # pruned under us
+            return _empty(proxy, subdir, stored.checked_at, "missing")
+        return _load(proxy, subdir, stored, index)
+
+    def _fresh(
+        self, proxy: Repository, subdir: str, kept: RemoteSubdir | None
+    ) -> RemoteSubdir | None:
+        cache = self.cache
+        now = cache.ctx.clock()
+        if kept is None:
+            if cache.offline(proxy):
+                found = _empty(proxy, subdir, now, "offline")
+                found.expires = time.monotonic() + STALE_RETRY
+                return found
+            return None
+        ttl = cache.ttl(proxy)
+        age = (now - kept.checked_at).total_seconds()
+        if kept.digest == "missing":
+            return None
+        if cache.offline(proxy) or age < ttl:
+            kept.stale = False
+            kept.expires = time.monotonic() + max(ttl - age, 0)
+            return kept
+        until = cache.backoff.get(("conda", proxy.id, subdir), 0.0)
+        if until > time.monotonic():
+            kept.stale, kept.expires = True, until
+            return kept
+        return None
+
+    def _refresh(
+        self,
+        proxy: Repository,
+        subdir: str,
+        stored: StoredPage | None,
+        kept: RemoteSubdir | None,
+    ) -> RemoteSubdir:
+        cache = self.cache
+        now = cache.ctx.clock()
+        ttl = cache.ttl(proxy)
+        index = _index_of(stored) if stored is not None and kept is not None else {}
+        try:
+            fetched = self._fetch(proxy, subdir, stored if kept is not None else None, index)
+        except (UpstreamError, TooLarge) as error:
+            cache.stats.errors += 1
+            log.warning("upstream of %s failed: %s", proxy.qualified_name, error)
+            if kept is None or kept.digest in ("missing", "offline"):
+                raise
+            until = time.monotonic() + STALE_RETRY
+            cache.backoff[("conda", proxy.id, subdir)] = until
+            cache.stats.stale += 1
+            kept.stale, kept.expires = True, until
+            return kept
+        cache.backoff.pop(("conda", proxy.id, subdir), None)
+        if fetched is None:  # 304: what is kept is still right
+            assert kept is not None
+            cache.touch_page(proxy.id, repodata_key(subdir), now)
+            cache.stats.hits += 1
+            kept.checked_at, kept.stale, kept.expires = now, False, time.monotonic() + ttl
+            return kept
+        cache.stats.misses += 1
+        found = self._from_row(proxy, subdir, fetched)
+        found.expires = time.monotonic() + ttl
+        return found
+
+    def _fetch(
+        self, proxy: Repository, subdir: str, stored: StoredPage | None, index: dict[str, Any]
+    ) -> StoredPage | None:
+        """The new row (written), or None for a 304."""
+        cache = self.cache
+        base = _subdir_url(proxy, subdir)
+        variants = ["repodata.json.zst", "repodata.json"]
+        if index.get("zst") is False:
+            variants = ["repodata.json"]
+        no_zst = False
+        for variant in variants:
+            headers: dict[str, str] = {}
+            if stored is not None and stored.status == 200 and index.get("variant") == variant:
+                if stored.etag:
+                    headers["If-None-Match"] = stored.etag
+                if stored.last_modified:
+                    headers["If-Modified-Since"] = stored.last_modified
+            url = base + variant
+            with cache.client.stream(url, headers=headers, auth=proxy.proxy.auth) as response:
+                if response.status == 304 and headers:
+                    return None
+                if response.status in (404, 410):
+                    if variant.endswith(".zst"):
+                        no_zst = True
+                        continue
+                    return self._write_missing(proxy, subdir)
+                if response.status != 200:
+                    raise UpstreamError(
+                        f"the upstream of {proxy.qualified_name} answered {response.status}"
+                        f" for {redact_url(url)}"
+                    )
+                return self._derive(proxy, subdir, variant, response, no_zst)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _write_missing(self, proxy: Repository, subdir: str) -> StoredPage:
+        now = self.cache.ctx.clock()
+        page = StoredPage(404, None, None, None, b"", None, 0, "404", now, now)
+        self.cache.write_page(proxy.id, repodata_key(subdir), page)
+        return page
+
+    def _derive(
+        self,
+        proxy: Repository,
+        subdir: str,
+        variant: str,
+        response: UpstreamStream,
+        no_zst: bool,
+    ) -> StoredPage:
+        ctx = self.cache.ctx
+        url = redact_url(response.url)
+        limit = ctx.settings.upstream_max_index_bytes
+        chunks = _capped(response.iter_bytes(_CHUNK), limit, url)
+        if variant.endswith(".zst"):
+            chunks = _capped(_unzstd(chunks, url), limit, url + " (decompressed)")
+        deriver = _Deriver(ctx.tmp_dir)
+        try:
+            path, index, sha256 = deriver.derive(chunks)
+        except remote.RemoteError as exc:
+            raise UpstreamError(f"{url} of {proxy.qualified_name} is not repodata: {exc}") from None
+        try:
+            ctx.blobs.put_file(sha256, path)
+        finally:
+            path.unlink(missing_ok=True)
+        if deriver.skipped.count:
+            log.warning(
+                "%s of %s: %d records left out: %s",
+                url,
+                proxy.qualified_name,
+                deriver.skipped.count,
+                "; ".join(deriver.skipped.reasons),
+            )
+        base_url = deriver.head.info.get("base_url")
+        index.update(variant=variant, skipped=deriver.skipped.count, zst=not no_zst)
+        if isinstance(base_url, str) and deriver.head.repodata_version >= 2:
+            index["base_url"] = base_url
+        body = msgpack.packb(index, use_bin_type=True)
+        now = ctx.clock()
+        page = StoredPage(
+            200,
+            response.headers.get("etag"),
+            response.headers.get("last-modified"),
+            response.headers.get("content-type"),
+            body,
+            sha256,
+            len(body),
+            sha256,
+            now,
+            now,
+        )
+        self.cache.write_page(proxy.id, repodata_key(subdir), page)
+        return page
+
+    # -- reading records ------------------------------------------------------------------
+
+    def read_lines(
+        self, found: RemoteSubdir, name: str, handle: BinaryIO | None = None
+    ) -> list[Line]:
+        span = found.spans.get(name)
+        if span is None or found.blob is None:
+            return []
+        offset, length, _ = span
+        if handle is not None:
+            handle.seek(offset)
+            return decode_lines(handle.read(length))
+        with self.cache.ctx.blobs.open(found.blob, offset, offset + length) as part:
+            return decode_lines(part.read(length))
+
+    def open(self, found: RemoteSubdir) -> BinaryIO | None:
+        """The whole records file, for reading many names in one go."""
+        if found.blob is None:
+            return None
+        return self.cache.ctx.blobs.open(found.blob)
+
+    def package_url(self, found: RemoteSubdir, filename: str) -> str:
+        return found.base_url + filename
+
+    def fetch_package(
+        self, proxy: Repository, found: RemoteSubdir, name: str, line: Line
+    ) -> StoredFile:
+        url = self.package_url(found, line.filename)
+        if not same_origin(url, _subdir_url(proxy, found.subdir)):
+            log.info("%s fetches %s from %s", proxy.qualified_name, line.filename, redact_url(url))
+        return self.cache.fetch_file(
+            proxy,
+            url=url,
+            sha256=line.sha256,
+            filename=line.filename,
+            project=name,
+            subdir=found.subdir,
+        )
+
+
+def _index_of(stored: StoredPage | None) -> dict[str, Any]:
+    if stored is None or not stored.body:
+        return {}
+    try:
+        index = msgpack.unpackb(stored.body, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException):
+        return {}
+    return index if isinstance(index, dict) and index.get("v") == INDEX_VERSION else {}
+
+
+def _capped(chunks: Iterable[bytes], limit: int, url: str) -> Iterator[bytes]:
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise UpstreamTooLarge(
+                f"upstream {url} sent more than the {limit} bytes allowed"
+                " (upstream_max_index_bytes); raise it if this upstream is trusted"
+            )
+        yield chunk
+
+
+def _unzstd(chunks: Iterable[bytes], url: str) -> Iterator[bytes]:
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    try:
+        for chunk in chunks:
+            out = decompressor.decompress(chunk)
+            if out:
+                yield out
+    except zstandard.ZstdError as exc:
+        raise UpstreamError(f"upstream {url} is not valid zstd: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ProxiedPackage:
+    """A package a proxy's cached subdir lists: `fetch` returns its stored copy (fetched
+    once from the upstream and checked against the record's sha256)."""
+
+    proxy: Repository
+    fetch: Callable[[], StoredFile]
+
+
+# -- a proxy as a source of an order ----------------------------------------------------------
+
+
+class ProxySubdir:
+    """A proxy's cached subdir as a member of an order (services/conda_order.py), its
+    records passed through the cooldowns of the order. `close` it after use."""
+
+    def __init__(
+        self,
+        proxy: CondaProxy,
+        repo: Repository,
+        found: RemoteSubdir,
+        cooldowns: Cooldowns,
+        now: datetime,
+    ) -> None:
+        self._proxy = proxy
+        self.repo = repo
+        self.found = found
+        self._cooldowns = cooldowns
+        self._now = now
+        self._handle: BinaryIO | None = None
+        self._cutoffs: dict[str, int | None] = {}
+
+    @property
+    def stamp(self) -> Hashable:
+        """The records file, and how many of its records each cooldown lets through."""
+        counts = tuple(
+            bisect_right(self.found.all_times, int(c.timestamp() * 1000))
+            for rule in self._cooldowns.rules
+            if (c := rule.cutoff(self._now)) is not None
+        )
+        return (self.found.digest, counts)
+
+    @property
+    def stale(self) -> bool:
+        return self.found.stale
+
+    def names(self) -> Iterable[str]:
+        return self.found.names()
+
+    def holds(self, name: str) -> bool:
+        return name in self.found.spans
+
+    def cutoff_ms(self, name: str) -> int | None:
+        if name not in self._cutoffs:
+            cutoff = self._cooldowns.cutoff(name, self._now)
+            self._cutoffs[name] = None if cutoff is None else int(cutoff.timestamp() * 1000)
+        return self._cutoffs[name]
+
+    def admits(self, name: str, time_ms: int) -> bool:
+        cutoff = self.cutoff_ms(name)
+        return cutoff is None or 0 <= time_ms <= cutoff
+
+    def lines(self, name: str) -> list[Line]:
+        """The name's records a reader may see (the cooldowns applied)."""
+        if self._handle is None and self.found.blob is not None:
+            self._handle = self._proxy.open(self.found)
+        return [
+            line
+            for line in self._proxy.read_lines(self.found, name, self._handle)
+            if self.admits(name, line.time_ms)
+        ]
+
+    def records(self, name: str) -> NameRecords:
+        lines = self.lines(name) if name in self.found.spans else []
+        packages = {x.filename: x.record for x in lines if x.filename.endswith(".tar.bz2")}
+        packages_conda = {x.filename: x.record for x in lines if x.filename.endswith(".conda")}
+        return NameRecords(packages, packages_conda, frozenset(self.found.removed.get(name, ())))
+
+    def name_stamp(self, name: str) -> Hashable:
+        times = self.found.times.get(name)
+        cutoff = self.cutoff_ms(name)
+        if times is None:
+            return (self.found.digest, 0)
+        admitted = len(times) if cutoff is None else bisect_right(times, cutoff)
+        span = self.found.spans.get(name)
+        return (span[2] if span else self.found.digest, admitted)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+def proxy_sources(
+    proxy: CondaProxy,
+    order: Sequence[Repository],
+    subdir: str,
+    now: datetime,
+    wanted: Callable[[Repository], bool] = lambda _: True,
+) -> list[ProxySubdir]:
+    """The order's proxies as sources for `subdir` (fetching or revalidating as due)."""
+    sources = []
+    for member in proxies_of(order):
+        if wanted(member):
+            found = proxy.subdir(member, subdir)
+            sources.append(ProxySubdir(proxy, member, found, Cooldowns.of(order, member), now))
+    return sources
