@@ -284,3 +284,27 @@ def test_metrics_count_the_cache_and_prune_forgets_what_is_fetched_again(
     refused = company.run_cli("cache", "prune", "--max-size", "lots", check=False)
     assert refused.returncode == 2
     assert "cannot read the size" in refused.stderr
+
+
+def test_the_json_api_reads_through_the_proxy_and_keeps_the_confusion_rule(
+    company: RunningServer,
+) -> None:
+    with company.client() as client:
+        six = client.get("/pypi/all/pypi/six/json")
+        assert six.status_code == 200, six.text
+        doc = six.json()
+        assert doc["info"]["version"] == "1.16.0"
+        files = doc["releases"]["1.16.0"]
+        assert sorted(f["filename"] for f in files) == [
+            "six-1.16.0-py2.py3-none-any.whl",
+            "six-1.16.0.tar.gz",
+        ]
+        wheel = next(f for f in files if f["filename"].endswith(".whl"))
+        assert wheel["url"].startswith(f"{company.url}/files/{wheel['digests']['sha256']}/")
+        assert client.get(wheel["url"]).status_code == 200
+        assert client.get("/pypi/all/pypi/six/1.16.0/json").status_code == 200
+        # a hosted name: only the company's releases, never the squatted 99.0.0
+        acme = client.get("/pypi/all/pypi/acme-core/json").json()
+        assert sorted(acme["releases"]) == ["1.0.0", "1.1.0"]
+        assert acme["info"]["version"] == "1.1.0"
+        assert client.get("/pypi/all/pypi/no-such-project/json").status_code == 404

@@ -47,8 +47,8 @@ from packhouse.services.pypi_parts import (
     version_key,
     version_order,
 )
-from packhouse.services.pypi_proxy import PypiProxy, project_of
-from packhouse.services.sources import Cooldowns, proxies_of, resolve
+from packhouse.services.pypi_proxy import ProxyPage, PypiProxy, project_of
+from packhouse.services.sources import Cooldowns, Resolution, proxies_of, resolve
 from packhouse.services.upstream_cache import Download, StoredFile
 from packhouse.types import Format, RepoKind
 
@@ -139,22 +139,9 @@ class PypiReader:
         found: dict[str, Any] = {}
 
         def stamp() -> tuple[object, ...]:
-            with self._ctx.db.read() as conn:
-                serials = repository_store.project_serials(conn, ids, name)
-            resolution = resolve(order, name, serials)
-            now = self._ctx.clock()
-            proxied = []
-            for proxy in resolution.proxies:
-                answer = self.proxy.project(proxy, name)
-                cutoff = Cooldowns.of(order, proxy).cutoff(name, now)
-                shown = self.proxy.visible(answer.files, cutoff) if answer.found else []
-                proxied.append((proxy, answer, shown))
+            resolution, serials, proxied = self._through_proxies(order, name)
             found.update(resolution=resolution, proxied=proxied)
-            return (
-                ids,
-                tuple(sorted(serials.items())),
-                tuple((p.id, a.digest, a.stale, len(shown)) for p, a, shown in proxied),
-            )
+            return _proxied_stamp(ids, serials, proxied)
 
         def expires() -> float | None:
             return min((a.expires for _, a, _ in found["proxied"]), default=None)
@@ -180,6 +167,25 @@ class PypiReader:
 
         key = ("pypi-project", repo.id, name, kind)
         return self._ctx.pages.get(key, serial, stamp, render, expires)
+
+    def _through_proxies(
+        self, order: Sequence[Repository], name: str
+    ) -> tuple[Resolution, dict[int, int], list[Proxied]]:
+        """The resolution of `name` over an order with proxies (the confusion rule: a
+        hosted name asks no upstream), the project's serial in each repository, and each
+        allowed proxy's answer with the files its cooldowns let through."""
+        ids = tuple(r.id for r in order)
+        with self._ctx.db.read() as conn:
+            serials = repository_store.project_serials(conn, ids, name)
+        resolution = resolve(order, name, serials)
+        now = self._ctx.clock()
+        proxied: list[Proxied] = []
+        for proxy in resolution.proxies:
+            answer = self.proxy.project(proxy, name)
+            cutoff = Cooldowns.of(order, proxy).cutoff(name, now)
+            shown = self.proxy.visible(answer.files, cutoff) if answer.found else []
+            proxied.append((proxy, answer, shown))
+        return resolution, serials, proxied
 
     def _project_body(
         self,
@@ -306,17 +312,31 @@ class PypiReader:
         serial = self._ctx.db.watcher.current()
         order = self._catalog.order(repo, serial)
         ids = tuple(r.id for r in order)
+        through_proxies = bool(proxies_of(order))
+        found: dict[str, Any] = {"hosted": order, "proxied": []}
 
         def stamp() -> tuple[object, ...]:
-            return self._project_stamp(ids, name)
+            if not through_proxies:
+                return self._project_stamp(ids, name)
+            resolution, serials, proxied = self._through_proxies(order, name)
+            found.update(hosted=resolution.hosted, proxied=proxied)
+            return _proxied_stamp(ids, serials, proxied)
+
+        def expires() -> float | None:
+            return min((a.expires for _, a, _ in found["proxied"]), default=None)
 
         def render() -> Page:
-            files, last_serial = self._files(order, name)
-            if not files:
+            files, last_serial = self._files(found["hosted"], name)
+            releases = _releases(files, base_url)
+            stale = any(a.stale for _, a, _ in found["proxied"])
+            shown = [pair for _, _, pairs in found["proxied"] for pair in pairs]
+            if shown:
+                releases = _with_proxied(releases, shown, base_url)
+            if not releases:
                 raise ProjectNotFound(f"there is no project {project!r} in {repo.name!r}")
             doc = jsonapi.JsonProject(
-                name=files[-1].project,
-                releases=_releases(files, base_url),
+                name=files[-1].project if files else name,
+                releases=releases,
                 last_serial=last_serial,
                 project_page_url=f"{base_url}/ui/pypi/{repo.name}/{name}/",
             )
@@ -324,10 +344,10 @@ class PypiReader:
                 body = jsonapi.project_json(doc)
             else:
                 body = jsonapi.release_json(doc, version)
-            return Page.of(body, JSON_TYPE, last_serial)
+            return Page.of(body, JSON_TYPE, last_serial, stale=stale)
 
         key = ("pypi-json", repo.id, name, version, base_url)
-        return self._ctx.pages.get(key, serial, stamp, render)
+        return self._ctx.pages.get(key, serial, stamp, render, expires)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -479,4 +499,52 @@ def _releases(files: Sequence[Artifact], base_url: str) -> list[jsonapi.JsonRele
             ],
         )
         for v, arts in sorted(by_version.items(), key=lambda kv: version_key(kv[0]))
+    ]
+
+
+Proxied = tuple[Repository, ProxyPage, list[tuple[str, simple.SimpleFile]]]
+
+
+def _proxied_stamp(
+    ids: tuple[int, ...], serials: dict[int, int], proxied: list[Proxied]
+) -> tuple[object, ...]:
+    """What a page of an order with proxies depends on: the order, the project's serials
+    and each proxy's answer (its digest, whether stale, how many files it shows)."""
+    return (
+        ids,
+        tuple(sorted(serials.items())),
+        tuple((p.id, a.digest, a.stale, len(shown)) for p, a, shown in proxied),
+    )
+
+
+def _with_proxied(
+    releases: list[jsonapi.JsonRelease],
+    shown: Sequence[tuple[str, simple.SimpleFile]],
+    base_url: str,
+) -> list[jsonapi.JsonRelease]:
+    """The hosted releases with the files proxies show added (a filename already held
+    keeps the first holder's file). Proxied releases carry no core metadata: it is in the
+    file's `.metadata`, not fetched for this."""
+    by_version = {r.version: list(r.files) for r in releases}
+    metadata = {r.version: r.metadata for r in releases}
+    held = {f.filename for r in releases for f in r.files}
+    for version, file in shown:
+        if file.filename in held:
+            continue
+        held.add(file.filename)
+        by_version.setdefault(version, []).append(
+            jsonapi.JsonFile(
+                filename=file.filename,
+                url=f"{base_url}/files/{file.sha256}/{file.filename}",
+                size=file.size,
+                sha256=file.sha256,
+                requires_python=file.requires_python,
+                upload_time=file.upload_time,
+                yanked=file.yanked is not None,
+                yanked_reason=file.yanked or None,
+            )
+        )
+    return [
+        jsonapi.JsonRelease(version=v, files=files, metadata=metadata.get(v))
+        for v, files in sorted(by_version.items(), key=lambda kv: version_key(kv[0]))
     ]

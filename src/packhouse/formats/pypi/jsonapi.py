@@ -37,7 +37,7 @@ class JsonFile:
     url: str
     size: int
     sha256: str
-    upload_time: datetime  # UTC; a naive time is taken as UTC
+    upload_time: datetime | None  # UTC (a naive time is taken as UTC); None: not known
     requires_python: str | None = None
     md5: str | None = None
     blake2b_256: str | None = None
@@ -137,7 +137,7 @@ def _utc(when: datetime) -> datetime:
 
 def _file(file: JsonFile) -> dict[str, Any]:
     packagetype, python_version = guess_packagetype(file.filename)
-    when = _utc(file.upload_time)
+    when = None if file.upload_time is None else _utc(file.upload_time)
     return {
         "comment_text": file.comment_text,
         "digests": {
@@ -153,8 +153,10 @@ def _file(file: JsonFile) -> dict[str, Any]:
         "python_version": file.python_version or python_version,
         "requires_python": file.requires_python,
         "size": file.size,
-        "upload_time": when.strftime("%Y-%m-%dT%H:%M:%S"),
-        "upload_time_iso_8601": when.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "upload_time": None if when is None else when.strftime("%Y-%m-%dT%H:%M:%S"),
+        "upload_time_iso_8601": (
+            None if when is None else when.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        ),
         "url": file.url,
         "yanked": file.yanked,
         "yanked_reason": file.yanked_reason if file.yanked else None,
