@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -193,18 +194,63 @@ def test_a_big_file_whose_hash_disagrees_is_cut_short_and_nothing_is_kept(
     public.documents["/files/liar.whl"] = Document(sent)
     wheel = file_path(get(proxy, "/pypi/steady/simple/liar/").json()["files"][0])
     with proxy.client() as client:
-        with pytest.raises(httpx.HTTPError):  # the client sees a broken download
-            with client.stream("GET", wheel) as response:
+        # the client sees a broken download, then (nothing was kept) the next request
+        # fetches again and fails the same way
+        for _ in range(2):
+            with pytest.raises(httpx.HTTPError), client.stream("GET", wheel) as response:
                 b"".join(response.iter_bytes())
-        # nothing was kept: the next request fetches again and fails the same way
-        with pytest.raises(httpx.HTTPError), client.stream("GET", wheel) as response:
-            b"".join(response.iter_bytes())
     assert len(public.asked("/files/liar.whl")) == 2
     sha = hashlib.sha256(sent).hexdigest()
     assert not (proxy.data / "blobs" / sha[:2] / sha[2:4] / sha).exists()
-    assert not [p for p in (proxy.data / "blobs").rglob(f"*{sha}*")]
+    assert not list((proxy.data / "blobs").rglob(f"*{sha}*"))
     assert not list((proxy.data / "tmp").glob("incoming-*"))
     assert "does not match the sha256" in proxy.log_text()
+
+
+def metadata_page(project: str, name: str, wheel: bytes, metadata: bytes) -> Document:
+    """A PEP 691 page listing one wheel whose PEP 658 metadata has the sha256 of `metadata`."""
+    doc = json.loads(page(project, (name, wheel, f"/files/{name}")).body)
+    doc["files"][0]["core-metadata"] = {"sha256": hashlib.sha256(metadata).hexdigest()}
+    return Document(json.dumps(doc).encode(), JSON_V1)
+
+
+def wheel_metadata(wheel: Path) -> bytes:
+    with zipfile.ZipFile(wheel) as archive:
+        return next(
+            archive.read(n) for n in archive.namelist() if n.endswith(".dist-info/METADATA")
+        )
+
+
+def test_the_metadata_of_a_small_wheel_comes_from_the_wheel_in_one_upstream_request(
+    proxy: RunningServer, public: StaticUpstream, tmp_path: Path
+) -> None:
+    wheel = make_wheel(tmp_path, "meta-one", "1.0", requires=["six"])
+    data, metadata = wheel.read_bytes(), wheel_metadata(wheel)
+    public.documents["/simple/meta-one/"] = metadata_page("meta-one", wheel.name, data, metadata)
+    public.documents[f"/files/{wheel.name}"] = Document(data)
+    public.documents[f"/files/{wheel.name}.metadata"] = Document(metadata)
+    listed = get(proxy, "/pypi/steady/simple/meta-one/").json()["files"][0]
+    got = get(proxy, file_path(listed) + ".metadata")
+    assert got.status_code == 200
+    assert got.content == metadata
+    assert get(proxy, file_path(listed)).content == data
+    assert len(public.asked(f"/files/{wheel.name}")) == 1  # the wheel, once; no .metadata
+
+
+def test_metadata_that_differs_from_the_wheels_is_taken_from_the_upstream(
+    proxy: RunningServer, public: StaticUpstream, tmp_path: Path
+) -> None:
+    wheel = make_wheel(tmp_path, "meta-two", "1.0")
+    data = wheel.read_bytes()
+    promised = wheel_metadata(wheel) + b"Requires-Dist: extra-thing\n"
+    public.documents["/simple/meta-two/"] = metadata_page("meta-two", wheel.name, data, promised)
+    public.documents[f"/files/{wheel.name}"] = Document(data)
+    public.documents[f"/files/{wheel.name}.metadata"] = Document(promised)
+    listed = get(proxy, "/pypi/steady/simple/meta-two/").json()["files"][0]
+    got = get(proxy, file_path(listed) + ".metadata")
+    assert got.status_code == 200
+    assert got.content == promised
+    assert len(public.asked(f"/files/{wheel.name}.metadata")) == 1
 
 
 def test_an_oversize_upstream_page_is_refused(proxy: RunningServer) -> None:

@@ -8,11 +8,13 @@ stale (and the upstream is not asked again for `STALE_RETRY` seconds); with noth
 the error is raised (502, or 504 for a timeout). Offline proxies serve only what is cached.
 
 Files are fetched on their first download and checked against the sha256 the page gave
-(services/upstream_cache.py).
+(services/upstream_cache.py). A wheel's PEP 658 `.metadata` comes from the cached wheel
+when its bytes match the hash the upstream gives for it, else from the upstream.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -32,14 +34,20 @@ from packaging.utils import (
 
 from packhouse.auth.redact import redact_url
 from packhouse.db.repository_store import Repository
-from packhouse.errors import TooLarge, UpstreamError
+from packhouse.errors import PackhouseError, TooLarge, UpstreamError
 from packhouse.formats.pypi import remote
+from packhouse.formats.pypi.archives import ArchiveLimits, read_wheel_metadata
+from packhouse.formats.pypi.filenames import parse_dist_filename
 from packhouse.formats.pypi.remote import RemoteFile
 from packhouse.formats.pypi.simple import SimpleFile
-from packhouse.services.upstream_cache import StoredPage, UpstreamCache, digest_of
+from packhouse.services.upstream_cache import StoredFile, StoredPage, UpstreamCache, digest_of
+from packhouse.types import Sha256
 
 log = logging.getLogger("packhouse.proxy")
 
+# Wheels up to this size are fetched whole when their `.metadata` is asked for: one upstream
+# request then serves both (installers ask for the metadata, then the wheel).
+WHEEL_FOR_METADATA = 2 * 1024 * 1024
 STALE_RETRY = 30.0  # seconds a failed upstream is left alone while the cached copy is served
 _PARSED_MAX = 512  # parsed pages kept in memory (the rows hold them too)
 
@@ -234,6 +242,57 @@ class PypiProxy:
         if stored is None or stored.status != 200:
             return ()
         return self._files(proxy.id, name, stored)
+
+    def metadata_file(self, proxy: Repository, file: RemoteFile, project: str) -> StoredFile:
+        """The `.metadata` file of a listed wheel (`file.core_metadata` is its sha256): from
+        the wheel when it is cached or small enough to fetch now, if what the wheel holds
+        matches that sha256; else from the upstream."""
+        assert isinstance(file.core_metadata, str)
+        assert file.sha256 is not None
+        cache, want, name = self.cache, file.core_metadata, file.filename + ".metadata"
+        found = cache.cached_file(proxy, name, want)
+        if found is not None:
+            return found
+        wheel = cache.cached_file(proxy, file.filename, file.sha256)
+        small = file.size is not None and file.size <= WHEEL_FOR_METADATA
+        if wheel is None and small and file.filename.endswith(".whl") and not cache.offline(proxy):
+            try:
+                wheel = cache.fetch_file(
+                    proxy, url=file.url, sha256=file.sha256, filename=file.filename,
+                    project=project,
+                )  # fmt: skip
+            except UpstreamError:
+                wheel = None  # the upstream's `.metadata` may still be had
+        if wheel is not None:
+            found = self._metadata_of(proxy, wheel, name, want)
+            if found is not None:
+                return found
+        return cache.fetch_file(
+            proxy, url=file.url + ".metadata", sha256=want, filename=name, project=project
+        )
+
+    def _metadata_of(
+        self, proxy: Repository, wheel: StoredFile, name: str, want: str
+    ) -> StoredFile | None:
+        """The METADATA a cached wheel holds, kept as its `.metadata` file when it matches
+        `want`; None when it cannot be read here (a store without local files) or differs."""
+        ctx = self.cache.ctx
+        path = ctx.blobs.local_path(wheel.sha256)
+        if path is None:
+            return None
+        try:
+            raw = read_wheel_metadata(path, parse_dist_filename(wheel.filename), ArchiveLimits())
+        except PackhouseError as exc:
+            log.warning("cannot read the metadata of cached %s: %s", wheel.filename, exc.message)
+            return None
+        sha = Sha256(hashlib.sha256(raw).hexdigest())
+        if sha != want:
+            return None
+        ctx.blobs.put_bytes(sha, raw)
+        stored = StoredFile(proxy.id, name, wheel.project, None, sha, len(raw))
+        with ctx.db.write() as conn:
+            self.cache.add_file(conn, stored, ctx.clock())
+        return stored
 
     def visible(
         self, files: tuple[RemoteFile, ...], cutoff: datetime | None

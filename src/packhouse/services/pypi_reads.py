@@ -428,16 +428,9 @@ def _proxied_fetch(
     proxy: PypiProxy, repo: Repository, file: RemoteFile, name: str, metadata: bool
 ) -> Callable[[], StoredFile | Download]:
     def start() -> StoredFile | Download:
-        if metadata:
-            assert isinstance(file.core_metadata, str)
-            return proxy.cache.start_file(
-                repo,
-                url=file.url + ".metadata",
-                sha256=file.core_metadata,
-                filename=file.filename + ".metadata",
-                project=name,
-            )
         assert file.sha256 is not None
+        if metadata:
+            return proxy.metadata_file(repo, file, name)
         return proxy.cache.start_file(
             repo, url=file.url, sha256=file.sha256, filename=file.filename, project=name
         )

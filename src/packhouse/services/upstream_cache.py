@@ -297,7 +297,7 @@ class UpstreamCache:
         bytes the caller passes on as they arrive (small files are fetched and checked
         first, and come back stored). Concurrent callers for the same file wait until that
         download is over and then find it cached."""
-        cached = self._cached_file(proxy, filename, sha256)
+        cached = self.cached_file(proxy, filename, sha256)
         if cached is not None:
             return cached
         if self.offline(proxy):
@@ -306,7 +306,7 @@ class UpstreamCache:
             )
         release = self._hold(("file", proxy.id, filename))
         try:
-            cached = self._cached_file(proxy, filename, sha256)
+            cached = self.cached_file(proxy, filename, sha256)
             if cached is not None:
                 release()
                 return cached
@@ -321,7 +321,7 @@ class UpstreamCache:
         # small enough to check before the first byte goes out, so a mismatch is a clean 502
         return download.finish()
 
-    def _cached_file(self, proxy: Repository, filename: str, sha256: str) -> StoredFile | None:
+    def cached_file(self, proxy: Repository, filename: str, sha256: str) -> StoredFile | None:
         found = self.file_in(proxy.id, filename)
         if found is not None and found.sha256 == sha256 and self.still_stored(found):
             return found
