@@ -10,15 +10,18 @@ from typing import Any
 import msgpack
 import pytest
 import zstandard
-from tests.services.test_conda_server import ADMIN, synth
+from tests.clients.test_conda_client import synth
 
 from packhouse.db.repository_store import Repository
 from packhouse.errors import ArtifactNotFound
+from packhouse.services.access import Principal
 from packhouse.services.conda_uploads import set_patch_instructions, upload_conda
 from packhouse.services.repos import RepoSettings, create_repository, update_repository
 from packhouse.storage.base import IncomingFile
 from packhouse.types import Format
 from packhouse.wiring import Services
+
+ADMIN = Principal("admin", 1, True)
 
 
 @pytest.fixture

@@ -1,0 +1,196 @@
+"""One conda channel for private and public packages: a group of a hosted channel and a
+proxy of a second, real Packhouse process, driven with the real conda (both solvers) and
+py-rattler (which reads the CEP 16 shards, as pixi does)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.clients.conda_client import SOLVERS, Conda, conda_fixture, installed
+from tests.clients.test_conda_client import synth
+from tests.conftest import RunningServer, start_server, stop_server
+
+__all__ = ["conda_fixture"]  # the `conda` fixture
+
+pytestmark = pytest.mark.clients
+
+LOOPBACK_ONLY = {"PACKHOUSE_UPSTREAM_ALLOWED_NETWORKS": '["127.0.0.1/32"]'}
+NOW_MS = int(time.time() * 1000)
+
+
+def upload(server: RunningServer, channel: str, path: Path) -> None:
+    with server.client() as client:
+        response = client.put(f"/conda/{channel}/noarch/{path.name}", content=path.read_bytes())
+    assert response.status_code == 201, response.text
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The public channel: pubdep 1.0 (old) and 2.0 (built just now), and a squatted
+    acme-app 99.0."""
+    running = start_server(tmp_path_factory.mktemp("public") / "data")
+    running.run_cli("repo", "create", "public", "--format", "conda", "--public")
+    built = tmp_path_factory.mktemp("public-pkgs")
+    for path in (
+        synth.make_package(built, "pubdep", "1.0"),
+        synth.make_package(built, "pubdep", "2.0", timestamp=NOW_MS),
+        synth.make_package(built, "acme-app", "99.0"),
+    ):
+        upload(running, "public", path)
+    yield running
+    stop_server(running)
+
+
+@pytest.fixture(scope="module")
+def company(
+    tmp_path_factory: pytest.TempPathFactory, upstream: RunningServer
+) -> Iterator[RunningServer]:
+    """`main` (acme-app 1.0, which needs pubdep), a proxy `forge` of the public channel and
+    the group `channel` = main + forge."""
+    running = start_server(tmp_path_factory.mktemp("company") / "data", LOOPBACK_ONLY)
+    running.run_cli(
+        "repo", "create", "forge", "--format", "conda",
+        "--upstream", f"{upstream.url}/conda/public",
+    )  # fmt: skip
+    running.run_cli("repo", "create", "channel", "--format", "conda", "--bases", "main,forge")
+    built = tmp_path_factory.mktemp("company-pkgs")
+    upload(running, "main", synth.make_package(built, "acme-app", "1.0", depends=["pubdep"]))
+    yield running
+    stop_server(running)
+
+
+def token(server: RunningServer, repo: str = "conda/channel") -> str:
+    return server.run_cli("token", "create", "--user", "admin", "--repo", repo).stdout.strip()
+
+
+def channel_url(server: RunningServer, name: str = "channel") -> str:
+    return f"{server.url}/t/{token(server, f'conda/{name}')}/conda/{name}"
+
+
+def create(conda: Conda, home: Path, channel: str, solver: str, *specs: str) -> Path:
+    prefix = home / "env"
+    conda.run(
+        "create", "-y", "-p", prefix, "--override-channels", "-c", channel,
+        "--solver", solver, *specs, home=home,
+    )  # fmt: skip
+    return prefix
+
+
+def upstream_asked(upstream: RunningServer, fragment: str) -> list[str]:
+    """The requests the upstream was sent with `fragment` in their path."""
+    lines = upstream.log_text().splitlines()
+    return [x for x in lines if '"GET ' in x and fragment in x.split('"GET ', 1)[1]]
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_conda_installs_a_private_package_and_its_public_dependency(
+    conda: Conda, company: RunningServer, tmp_path: Path, solver: str
+) -> None:
+    prefix = create(conda, tmp_path, channel_url(company), solver, "acme-app")
+    assert installed(prefix) == {"acme-app-1.0-0", "pubdep-2.0-0"}
+
+
+_RATTLER = """
+import asyncio, os, sys
+from rattler import Channel, Client, Gateway, install, solve
+
+async def main(channel_url, prefix):
+    client = Client.authenticated_client()
+    records = await solve(
+        [Channel(channel_url)], ["acme-app"], platforms=["noarch", "linux-64"],
+        gateway=Gateway(client=client),
+    )
+    await install(records, target_prefix=prefix, show_progress=False, client=client)
+    print(sorted(f"{r.name.normalized}={r.version}" for r in records))
+
+try:
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+except BaseException:
+    import traceback
+    traceback.print_exc()
+finally:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+"""
+
+
+def test_py_rattler_installs_through_the_group_from_shards(
+    company: RunningServer, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_RATTLER), channel_url(company), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        env={**os.environ, "RATTLER_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert "['acme-app=1.0', 'pubdep=2.0']" in result.stdout, result.stdout + result.stderr
+    assert installed(tmp_path) == {"acme-app-1.0-0", "pubdep-2.0-0"}
+    assert "/conda/t/***/channel/noarch/shards/" in company.log_text()
+
+
+def test_a_hosted_name_gets_nothing_from_the_upstream_which_is_never_asked_for_it(
+    company: RunningServer, upstream: RunningServer
+) -> None:
+    with company.client() as client:
+        group = client.get("/conda/channel/noarch/repodata.json").json()
+        forge = client.get("/conda/forge/noarch/repodata.json").json()
+        squat = client.get("/conda/channel/noarch/acme-app-99.0-0.conda")
+    assert {f for f in group["packages.conda"] if f.startswith("acme-app")} == {
+        "acme-app-1.0-0.conda"
+    }
+    assert "acme-app-99.0-0.conda" in forge["packages.conda"]  # the proxy alone has it
+    assert squat.status_code == 404
+    assert upstream_asked(upstream, "acme-app") == []
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_a_cooldown_keeps_a_release_of_moments_ago_out(
+    conda: Conda, company: RunningServer, tmp_path: Path, solver: str
+) -> None:
+    company.run_cli("repo", "update", "channel", "--format", "conda", "--min-age", "3d")
+    try:
+        prefix = create(conda, tmp_path, channel_url(company), solver, "acme-app")
+        assert installed(prefix) == {"acme-app-1.0-0", "pubdep-1.0-0"}
+    finally:
+        company.run_cli("repo", "update", "channel", "--format", "conda", "--min-age", "none")
+    with company.client() as client:
+        files = client.get("/conda/channel/noarch/repodata.json").json()["packages.conda"]
+    assert "pubdep-2.0-0.conda" in files
+
+
+def test_a_condarc_with_the_group_as_its_one_channel(
+    conda: Conda, company: RunningServer, tmp_path: Path
+) -> None:
+    secret = token(company)
+    (tmp_path / ".condarc").write_text(
+        f"channel_alias: {company.url}/t/{secret}/conda\n"
+        "channels: [channel]\ndefault_channels: []\nchannel_priority: strict\n"
+    )
+    prefix = tmp_path / "env"
+    conda.run("create", "-y", "-p", prefix, "acme-app", home=tmp_path)
+    assert installed(prefix) == {"acme-app-1.0-0", "pubdep-2.0-0"}
+
+
+def test_packages_fetched_once_are_served_from_the_cache(
+    company: RunningServer, upstream: RunningServer
+) -> None:
+    path = "/conda/channel/noarch/pubdep-1.0-0.conda"
+    with company.client() as client:
+        first = client.get(path)
+        again = client.get(path)
+    assert first.status_code == again.status_code == 200
+    assert first.content == again.content
+    assert len(upstream_asked(upstream, "/conda/public/noarch/pubdep-1.0-0.conda")) == 1
+    assert httpx.get(f"{company.url}{path}").status_code == 401  # the group is private
