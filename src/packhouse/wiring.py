@@ -11,6 +11,7 @@ from packhouse.services.catalog import Catalog
 from packhouse.services.conda_proxied import ProxiedPages
 from packhouse.services.conda_proxy import CondaProxy
 from packhouse.services.conda_reads import CondaReader
+from packhouse.services.conda_upstream_shards import ShardsProxy
 from packhouse.services.context import Context
 from packhouse.services.pypi_proxy import PypiProxy
 from packhouse.services.pypi_reads import PypiReader
@@ -52,7 +53,8 @@ class Services:
         catalog = Catalog(ctx)
         upstreams = UpstreamCache(ctx)
         pypi = PypiReader(ctx, catalog, PypiProxy(upstreams))
-        conda = CondaReader(ctx, catalog, ProxiedPages(ctx, CondaProxy(upstreams)))
+        proxied = ProxiedPages(ctx, CondaProxy(upstreams), ShardsProxy(upstreams))
+        conda = CondaReader(ctx, catalog, proxied)
         return cls(ctx, catalog, AccessService(ctx), pypi, conda, upstreams)
 
     def close(self) -> None:

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import msgpack
 import pytest
+import zstandard
 
 from tests.clients.conda_client import SOLVERS, Conda, conda_fixture, installed
 from tests.clients.test_conda_client import synth
@@ -125,7 +127,7 @@ finally:
 
 
 def test_py_rattler_installs_through_the_group_from_shards(
-    company: RunningServer, tmp_path: Path
+    company: RunningServer, upstream: RunningServer, tmp_path: Path
 ) -> None:
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_RATTLER), channel_url(company), str(tmp_path)],
@@ -138,6 +140,11 @@ def test_py_rattler_installs_through_the_group_from_shards(
     assert "['acme-app=1.0', 'pubdep=2.0']" in result.stdout, result.stdout + result.stderr
     assert installed(tmp_path) == {"acme-app-1.0-0", "pubdep-2.0-0"}
     assert "/conda/t/***/channel/noarch/shards/" in company.log_text()
+    # the proxy read the upstream's own shards: pubdep's, never the squatted acme-app's
+    index = httpx.get(f"{upstream.url}/conda/public/noarch/repodata_shards.msgpack.zst")
+    shards = msgpack.unpackb(zstandard.decompress(index.content))["shards"]
+    assert upstream_asked(upstream, f"/noarch/shards/{shards['pubdep'].hex()}")
+    assert not upstream_asked(upstream, shards["acme-app"].hex())
 
 
 def test_a_hosted_name_gets_nothing_from_the_upstream_which_is_never_asked_for_it(

@@ -22,6 +22,7 @@ from packhouse.config import Settings
 from packhouse.db.engine import Database
 from packhouse.db.repository_store import Repository
 from packhouse.errors import ArtifactNotFound, UpstreamError
+from packhouse.formats.conda.shards import build_shard, build_shards_index
 from packhouse.services.conda_proxied import FilePage
 from packhouse.services.conda_proxy import ProxiedPackage
 from packhouse.services.context import Context
@@ -70,8 +71,12 @@ class Channel:
         self.upstream.documents[f"{self.prefix}/{subdir}/{filename}"] = Document(data)
         return filename, data
 
-    def publish(self, zst: bool = True, extra: dict[str, Any] | None = None) -> None:
+    def publish(
+        self, zst: bool = True, extra: dict[str, Any] | None = None, shards: bool = False
+    ) -> None:
         for subdir, files in self.files.items():
+            if shards:
+                self._shards(subdir, files)
             doc: dict[str, Any] = {
                 "info": {"subdir": subdir},
                 "packages": {f: r for f, (r, _) in files.items() if f.endswith(".tar.bz2")},
@@ -87,6 +92,32 @@ class Channel:
                 self.upstream.documents[base + ".zst"] = Document(zstandard.compress(body))
             else:
                 self.upstream.documents.pop(base + ".zst", None)
+
+    def _shards(self, subdir: str, files: dict[str, tuple[dict[str, Any], bytes]]) -> None:
+        """CEP 16: a shard per name under shards/, and the index."""
+        by_name: dict[str, dict[str, dict[str, Any]]] = {}
+        for filename, (record, _) in files.items():
+            by_name.setdefault(record["name"], {})[filename] = record
+        digests = {}
+        for name, found in by_name.items():
+            shard = build_shard(
+                name,
+                {f: r for f, r in found.items() if f.endswith(".tar.bz2")},
+                {f: r for f, r in found.items() if f.endswith(".conda")},
+            )
+            digests[name] = shard.digest
+            self.upstream.documents[f"{self.prefix}/{subdir}/shards/{shard.filename}"] = Document(
+                shard.data
+            )
+        index = build_shards_index(subdir, digests, shards_base_url="./shards/")
+        self.upstream.documents[f"{self.prefix}/{subdir}/repodata_shards.msgpack.zst"] = Document(
+            index
+        )
+
+    def upstream_digest(self, subdir: str, name: str) -> bytes:
+        data = self.upstream.documents[f"{self.prefix}/{subdir}/repodata_shards.msgpack.zst"].body
+        digest: bytes = msgpack.unpackb(zstandard.decompress(data))["shards"][name]
+        return digest
 
 
 @pytest.fixture
@@ -306,3 +337,59 @@ def test_pages_are_rendered_once_per_change(svc: Services, channel: Channel) -> 
     assert second.etag != first.etag
     assert "later-1.0-0.conda" in records(svc, "grp")
     assert len(channel.upstream.asked("/noarch/repodata.json")) == 1  # within the ttl
+
+
+def test_an_upstream_that_shards_is_read_by_its_shards(svc: Services, channel: Channel) -> None:
+    channel.publish(shards=True)
+    asked = channel.upstream.asked
+    index = msgpack.unpackb(zstandard.decompress(body(svc, "grp", "repodata_shards.msgpack.zst")))
+    assert set(index["shards"]) == {"acme", "six"}
+    # a name only the upstream has: the upstream's own shard, under its digest
+    six = index["shards"]["six"]
+    assert six == channel.upstream_digest("noarch", "six")
+    served = svc.conda.shard(repo(svc, "grp"), "noarch", six.hex())
+    assert served == channel.upstream.documents[f"/chan/noarch/shards/{six.hex()}.msgpack.zst"].body
+    # the hosted name: its own shard; the upstream is not asked for acme's shard
+    acme = msgpack.unpackb(
+        zstandard.ZstdDecompressor().decompress(
+            svc.conda.shard(repo(svc, "grp"), "noarch", index["shards"]["acme"].hex()), 1 << 20
+        )
+    )
+    assert set(acme["packages.conda"]) == {"acme-1.0-0.conda"}
+    acme_shard = channel.upstream_digest("noarch", "acme").hex()
+    assert asked(acme_shard) == []
+    # a download found through the shard, not the whole repodata
+    found = svc.conda.find_package(repo(svc, "grp"), "noarch", "six-1.16.0-0.conda")
+    assert isinstance(found, ProxiedPackage)
+    assert (
+        svc.ctx.blobs.open(found.fetch().sha256).read()
+        == channel.files["noarch"]["six-1.16.0-0.conda"][1]
+    )
+    assert asked("/noarch/repodata.json") == []
+    assert len(asked(f"/noarch/shards/{six.hex()}")) == 1  # kept once fetched
+    # allowed: the upstream's shard of acme is fetched and merged with the hosted records
+    update_repository(
+        svc.ctx, actor="t", fmt=Format.CONDA, name="grp",
+        settings=RepoSettings(allow_upstream=["acme"]),
+    )  # fmt: skip
+    merged = shard_names(svc, "grp")["acme"]
+    assert set(merged["packages.conda"]) == {"acme-1.0-0.conda", "acme-99.0-0.conda"}
+    assert len(asked(acme_shard)) == 1
+    # a cooldown needs every record's time: repodata.json is read for it
+    update_repository(
+        svc.ctx, actor="t", fmt=Format.CONDA, name="grp",
+        settings=RepoSettings(min_age=86400),
+    )  # fmt: skip
+    assert "six" in shard_names(svc, "grp")
+    assert asked("/noarch/repodata.json") == ["/chan/noarch/repodata.json.zst"]
+
+
+def test_an_upstream_shard_that_does_not_match_its_digest_is_refused(
+    svc: Services, channel: Channel
+) -> None:
+    channel.publish(shards=True)
+    index = msgpack.unpackb(zstandard.decompress(body(svc, "forge", "repodata_shards.msgpack.zst")))
+    six = index["shards"]["six"].hex()
+    channel.upstream.documents[f"/chan/noarch/shards/{six}.msgpack.zst"] = Document(b"other")
+    with pytest.raises(UpstreamError, match="does not match the sha256"):
+        svc.conda.shard(repo(svc, "forge"), "noarch", six)

@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -45,9 +45,11 @@ from packhouse.services.conda_order import (
     merge_name,
     merged_current,
 )
-from packhouse.services.conda_proxy import CondaProxy, ProxySubdir, proxy_sources
+from packhouse.services.conda_proxy import CondaProxy, ProxiedPackage, ProxySubdir, proxy_sources
+from packhouse.services.conda_upstream_shards import ShardedProxySubdir, ShardsProxy
 from packhouse.services.context import Context
 from packhouse.services.pages import Page
+from packhouse.services.sources import Cooldowns, proxies_of
 
 JSON_TYPE = "application/json"
 BINARY_TYPE = "application/octet-stream"
@@ -99,6 +101,12 @@ class _Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def _key(repo: Repository, subdir: str, kind: str) -> tuple[int, str, str]:
+    """Entries by what they are made from: the shard index (from upstream shards where it
+    can be), or repodata."""
+    return (repo.id, subdir, "index" if kind == SHARDS_INDEX else "repodata")
+
+
 class _Digests:
     """The shard digest of every name of one (repository, subdir), by name stamp."""
 
@@ -106,6 +114,8 @@ class _Digests:
         self.lock = threading.Lock()
         self.by_name: dict[str, tuple[Hashable, bytes]] = {}
         self.names_of: dict[str, str] = {}  # hex digest -> name (current and superseded)
+        # hex digest -> (proxy id, name): an upstream's own shard, served as it is
+        self.upstream: dict[str, tuple[int, str]] = {}
         self.bytes: OrderedDict[str, bytes] = OrderedDict()
         self.kept = 0
 
@@ -118,10 +128,11 @@ class _Digests:
 
 
 class ProxiedPages:
-    def __init__(self, ctx: Context, proxy: CondaProxy) -> None:
+    def __init__(self, ctx: Context, proxy: CondaProxy, shards: ShardsProxy) -> None:
         self._ctx = ctx
         self.proxy = proxy
-        self._entries: dict[tuple[int, str], _Entry] = {}
+        self.shards = shards
+        self._entries: dict[tuple[int, str, str], _Entry] = {}
         self._digests: dict[tuple[int, str], _Digests] = {}
         self._lock = threading.Lock()
         self._dir = ctx.settings.data / "cache" / "conda-pages"
@@ -135,21 +146,70 @@ class ProxiedPages:
         order: Sequence[Repository],
         subdir: str,
         hosted: Sequence[SubdirSource],
-        now: datetime | None = None,
+        *,
+        shards: bool = False,
     ) -> Iterator[list[SubdirSource]]:
         """The order's members for `subdir`: the hosted ones given, then the proxies
-        (fetched or revalidated as due), closed after use."""
-        proxies = proxy_sources(self.proxy, order, subdir, now or self._ctx.clock())
+        (fetched or revalidated as due), closed after use. With `shards`, an order's one
+        proxy reads its upstream's shards where it can (services/conda_upstream_shards.py)."""
+        sharded = self._sharded(order, subdir) if shards else None
+        if sharded is not None:
+            yield [*hosted, sharded]
+            return
+        proxies = proxy_sources(self.proxy, order, subdir, self._ctx.clock())
         try:
             yield [*hosted, *proxies]
         finally:
             for source in proxies:
                 source.close()
 
+    def _sharded(self, order: Sequence[Repository], subdir: str) -> ShardedProxySubdir | None:
+        proxies = proxies_of(order)
+        if len(proxies) != 1 or Cooldowns.of(order, proxies[0]).active:
+            return None
+        found = self.shards.index(proxies[0], subdir)
+        return None if found is None else ShardedProxySubdir(self.shards, proxies[0], found)
+
+    def find_package(
+        self,
+        order: Sequence[Repository],
+        subdir: str,
+        allowed: set[int],
+        name: str,
+        filename: str,
+    ) -> ProxiedPackage | None:
+        """The first of the `allowed` proxies whose records (through the order's
+        cooldowns) list `filename`, as a package to fetch."""
+        sharded = self._sharded(order, subdir)
+        if sharded is not None and sharded.repo.id in allowed and sharded.holds(name):
+            lines, _ = self.shards.lines(sharded.repo, sharded.shards, name)
+            base_url = sharded.shards.base_url
+        else:
+            lines, base_url, repo = [], "", None
+            now = self._ctx.clock()
+            for source in proxy_sources(self.proxy, order, subdir, now, lambda r: r.id in allowed):
+                try:
+                    lines = source.lines(name)
+                finally:
+                    source.close()
+                if any(x.filename == filename for x in lines):
+                    base_url, repo = source.found.base_url, source.repo
+                    break
+            if repo is None:
+                return None
+            sharded = None
+        line = next((x for x in lines if x.filename == filename), None)
+        if line is None:
+            return None
+        repo = sharded.repo if sharded is not None else repo
+        assert repo is not None
+        fetch = partial(self.proxy.fetch_package, repo, subdir, base_url, name, line)
+        return ProxiedPackage(repo, fetch)
+
     # -- pages ----------------------------------------------------------------------------
 
     def fresh(self, repo: Repository, subdir: str, kind: str, serial: int) -> AnyPage | None:
-        entry = self._entries.get((repo.id, subdir))
+        entry = self._entries.get(_key(repo, subdir, kind))
         if entry is None or entry.checked_at != serial or entry.expires <= time.monotonic():
             return None
         return entry.pages.get(kind)
@@ -169,8 +229,9 @@ class ProxiedPages:
         if found is not None:
             return found
         patched = not kind.startswith("repodata_from_packages")
-        with self.sources(order, subdir, hosted(patched)) as sources:
-            entry = self._entry(repo, order, subdir, serial, sources, last_serial)
+        with self.sources(order, subdir, hosted(patched), shards=kind == SHARDS_INDEX) as sources:
+            key = _key(repo, subdir, kind)
+            entry = self._entry(key, order, serial, sources, last_serial)
             with entry.lock:
                 made = entry.pages.get(kind)
                 if made is None:
@@ -180,9 +241,8 @@ class ProxiedPages:
 
     def _entry(
         self,
-        repo: Repository,
+        key: tuple[int, str, str],
         order: Sequence[Repository],
-        subdir: str,
         serial: int,
         sources: Sequence[SubdirSource],
         last_serial: int,
@@ -191,11 +251,12 @@ class ProxiedPages:
         rules = tuple((r.id, r.allow_upstream, r.cooldown) for r in order)
         stamp = (rules, tuple((s.repo.id, s.stamp) for s in sources))
         proxies = [s for s in sources if isinstance(s, ProxySubdir)]
-        expires = min((p.found.expires for p in proxies), default=time.monotonic() + 60)
-        if any(p.stamp[1] for p in proxies if isinstance(p.stamp, tuple)):
+        expiries = [p.found.expires for p in proxies]
+        expiries += [s.shards.expires for s in sources if isinstance(s, ShardedProxySubdir)]
+        expires = min(expiries, default=time.monotonic() + 60)
+        if any(p.cooling for p in proxies):
             expires = min(expires, time.monotonic() + COOLDOWN_RECHECK)
         stale = any(s.stale for s in sources)
-        key = (repo.id, subdir)
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or entry.stamp != (stamp, stale):
@@ -316,6 +377,11 @@ class ProxiedPages:
         with keeper.lock:
             for name in sorted(set().union(*(set(s.names()) for s in sources))):
                 members = answering(order, sources, name)
+                if len(members) == 1 and isinstance(members[0], ShardedProxySubdir):
+                    # only the upstream has it: its own shard, under its own digest
+                    digests[name] = members[0].digest_of(name)
+                    keeper.upstream[digests[name].hex()] = (members[0].repo.id, name)
+                    continue
                 stamp = tuple((m.repo.id, m.name_stamp(name)) for m in members)
                 kept = keeper.by_name.get(name)
                 if kept is None or kept[0] != stamp:
@@ -333,6 +399,9 @@ class ProxiedPages:
             if len(keeper.names_of) > 4 * len(keeper.by_name) + 4096:
                 live = {d.hex() for _, d in keeper.by_name.values()}
                 keeper.names_of = {h: n for h, n in keeper.names_of.items() if h in live}
+            if len(keeper.upstream) > 4 * len(digests) + 4096:
+                live = {d.hex() for d in digests.values()}
+                keeper.upstream = {h: v for h, v in keeper.upstream.items() if h in live}
         return digests
 
     def _keeper(self, repo: Repository, subdir: str) -> _Digests:
@@ -355,10 +424,16 @@ class ProxiedPages:
         data = keeper.bytes.get(hex_digest)
         if data is not None:
             return data
+        upstream = keeper.upstream.get(hex_digest)
+        if upstream is not None and hex_digest not in keeper.names_of:
+            sharded = self._sharded(order, subdir)
+            if sharded is None or sharded.repo.id != upstream[0]:
+                raise missing
+            return self.shards.shard(sharded.repo, sharded.shards, hex_digest)
         name = keeper.names_of.get(hex_digest)
         if name is None:
             raise missing
-        with self.sources(order, subdir, hosted) as sources:
+        with self.sources(order, subdir, hosted, shards=True) as sources:
             records = merge_name(
                 [r for m in answering(order, sources, name) if (r := m.records(name))]
             )

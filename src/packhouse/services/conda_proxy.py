@@ -34,7 +34,7 @@ import time
 from array import array
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -128,11 +128,11 @@ class RemoteSubdir:
 
 
 def _empty(proxy: Repository, subdir: str, now: datetime, digest: str) -> RemoteSubdir:
-    base = _subdir_url(proxy, subdir)
+    base = subdir_url(proxy, subdir)
     return RemoteSubdir(proxy.id, subdir, False, digest, None, {}, {}, {}, base, now)
 
 
-def _subdir_url(proxy: Repository, subdir: str) -> str:
+def subdir_url(proxy: Repository, subdir: str) -> str:
     assert proxy.upstream_url is not None
     return proxy.upstream_url.rstrip("/") + f"/{subdir}/"
 
@@ -206,7 +206,7 @@ def _load(
         spans[name] = (offset, length, part)
         times[name] = array("q", stamps)
         everything.extend(stamps)
-    base = urljoin(_subdir_url(proxy, subdir), index.get("base_url") or "./")
+    base = urljoin(subdir_url(proxy, subdir), index.get("base_url") or "./")
     return RemoteSubdir(
         proxy.id,
         subdir,
@@ -340,7 +340,7 @@ class CondaProxy:
     ) -> StoredPage | None:
         """The new row (written), or None for a 304."""
         cache = self.cache
-        base = _subdir_url(proxy, subdir)
+        base = subdir_url(proxy, subdir)
         variants = ["repodata.json.zst", "repodata.json"]
         if index.get("zst") is False:
             variants = ["repodata.json"]
@@ -411,19 +411,7 @@ class CondaProxy:
         if isinstance(base_url, str) and deriver.head.repodata_version >= 2:
             index["base_url"] = base_url
         body = msgpack.packb(index, use_bin_type=True)
-        now = ctx.clock()
-        page = StoredPage(
-            200,
-            response.headers.get("etag"),
-            response.headers.get("last-modified"),
-            response.headers.get("content-type"),
-            body,
-            sha256,
-            len(body),
-            sha256,
-            now,
-            now,
-        )
+        page = fetched_page(response.headers, body, sha256, sha256, ctx.clock())
         self.cache.write_page(proxy.id, repodata_key(subdir), page)
         return page
 
@@ -448,23 +436,35 @@ class CondaProxy:
             return None
         return self.cache.ctx.blobs.open(found.blob)
 
-    def package_url(self, found: RemoteSubdir, filename: str) -> str:
-        return found.base_url + filename
-
     def fetch_package(
-        self, proxy: Repository, found: RemoteSubdir, name: str, line: Line
+        self, proxy: Repository, subdir: str, base_url: str, name: str, line: Line
     ) -> StoredFile:
-        url = self.package_url(found, line.filename)
-        if not same_origin(url, _subdir_url(proxy, found.subdir)):
+        """A package a record lists, from the cache or fetched once from `base_url` (where
+        the upstream's index says its packages are) and checked against the sha256."""
+        url = base_url + line.filename
+        if not same_origin(url, subdir_url(proxy, subdir)):
             log.info("%s fetches %s from %s", proxy.qualified_name, line.filename, redact_url(url))
         return self.cache.fetch_file(
-            proxy,
-            url=url,
-            sha256=line.sha256,
-            filename=line.filename,
-            project=name,
-            subdir=found.subdir,
+            proxy, url=url, sha256=line.sha256, filename=line.filename, project=name, subdir=subdir
         )
+
+
+def fetched_page(
+    headers: Mapping[str, str], body: bytes, blob: Sha256 | None, digest: str, now: datetime
+) -> StoredPage:
+    """The row of a document the upstream answered 200 for, with what revalidates it."""
+    return StoredPage(
+        200,
+        headers.get("etag"),
+        headers.get("last-modified"),
+        headers.get("content-type"),
+        body,
+        blob,
+        len(body),
+        digest,
+        now,
+        now,
+    )
 
 
 def _index_of(stored: StoredPage | None) -> dict[str, Any]:
@@ -545,6 +545,11 @@ class ProxySubdir:
     @property
     def stale(self) -> bool:
         return self.found.stale
+
+    @property
+    def cooling(self) -> bool:
+        """A cooldown applies: what it lets through changes with the clock."""
+        return self._cooldowns.active
 
     def names(self) -> Iterable[str]:
         return self.found.names()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Any
 
 import orjson
@@ -54,7 +53,7 @@ from packhouse.services.conda_order import (
     merged_current,
 )
 from packhouse.services.conda_proxied import STREAMED, AnyPage, ProxiedPages
-from packhouse.services.conda_proxy import ProxiedPackage, proxy_sources
+from packhouse.services.conda_proxy import ProxiedPackage
 from packhouse.services.context import Context
 from packhouse.services.pages import Page
 from packhouse.services.sources import proxies_of, resolve
@@ -628,18 +627,10 @@ class CondaReader:
             if found is not None:
                 return found
         allowed = {r.id for r in resolution.proxies}
-        proxy = self.proxied.proxy
-        now = self._ctx.clock()
-        for source in proxy_sources(proxy, order, subdir, now, lambda r: r.id in allowed):
-            try:
-                lines = source.lines(parsed.name)
-            finally:
-                source.close()
-            line = next((x for x in lines if x.filename == filename), None)
-            if line is not None:
-                fetch = partial(proxy.fetch_package, source.repo, source.found, parsed.name, line)
-                return ProxiedPackage(source.repo, fetch)
-        raise missing
+        proxied = self.proxied.find_package(order, subdir, allowed, parsed.name, filename)
+        if proxied is None:
+            raise missing
+        return proxied
 
     def _hosted_package(self, repo: Repository, subdir: str, filename: str) -> Artifact | None:
         with self._ctx.db.read() as conn:
