@@ -1,73 +1,108 @@
-"""`packhouse conda index DIR`: a static, incremental, parallel indexer for a conda channel.
+"""`packhouse conda index DIR`: conda-index 0.13's `conda index`, incremental and parallel.
 
-Layout and records follow conda-index. Per subdir it writes repodata.json (patched),
-repodata_from_packages.json (unpatched), `.zst`/`.bz2` of repodata.json when asked, CEP 16
-shards, current_repodata.json and run_exports.json when asked, and index.html; at the root
-channeldata.json and index.html. `noarch/` always gets a repodata.json.
+Per subdir, as conda-index writes them: `repodata_from_packages.json` (unpatched) and
+`repodata.json` (patched), each with `.zst` / `.bz2` when asked; `current_repodata.json` and
+`run_exports.json` (also compressed) when asked; CEP 16 shards with
+`repodata_shards_from_packages.msgpack.zst` and `repodata_shards.msgpack.zst`; `index.html`.
+At the root: `channeldata.json`, `rss.xml` and `index.html`. Every record also carries the
+CEP 47 `indexed_timestamp` (milliseconds) of the run that first indexed its bytes; re-runs,
+patches and other tools' repodata that already has one keep it.
 
-Incremental: `<channel>/.cache/packhouse/<subdir>.msgpack` remembers, per filename, the size,
-mtime and the record's JSON bytes (and why a package was refused), so a re-run reads only new
-or changed packages and forgets removed ones. A file is rewritten only when its bytes change,
-always through a temporary file, fsync and `os.replace`.
+Differences from conda-index, on purpose: shards get the same patches as repodata.json
+(conda-index applies a `.py` patch generator's instructions to shards wrongly and writes
+`patch_instructions.json` as `{name: {}}` when sharding); channeldata.json is rebuilt from the
+records instead of merged into the previous file (a removed name leaves it); the dependency
+back-fill of current_repodata.json is not done (see `current_repodata`).
+
+Incremental: a subdir whose packages, options and written files are those of the last run
+is left alone (see `conda_index_cache`); otherwise only new or changed packages are read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import orjson
 
-from packhouse.errors import PackhouseError
-from packhouse.formats.conda.archive import read_package
-from packhouse.formats.conda.channeldata import (
-    ChannelEntry,
-    assemble_channeldata,
-    channeldata_package,
-)
-from packhouse.formats.conda.html import channel_index_html, subdir_index_html
+from packhouse.errors import InvalidInput, PackhouseError
 from packhouse.formats.conda.names import EXTENSIONS
-from packhouse.formats.conda.patches import (
-    load_patch_instructions,
-    patch_records,
-    read_patches_package,
+from packhouse.services.conda_index_cache import SubdirCache, write_if_changed
+from packhouse.services.conda_index_write import (
+    PatchGenerator,
+    SubdirWriter,
+    Written,
+    channel_files,
 )
-from packhouse.formats.conda.records import make_record
-from packhouse.formats.conda.repodata import (
-    assemble_repodata,
-    compress_bz2,
-    compress_zst,
-    current_repodata,
-    run_exports_json,
-)
-from packhouse.formats.conda.shards import SHARDS_INDEX_FILENAME, build_shard, build_shards_index
 
 __all__ = ["IndexOptions", "IndexReport", "index_channel", "write_if_changed"]
 
-CACHE_VERSION = 1
 _SUBDIR = re.compile(r"^(noarch|[a-z0-9]+-[a-z0-9]+)$")
 ProgressCallback = Callable[[int, int], None]  # (done, total) packages read
 
 
 @dataclass(frozen=True)
 class IndexOptions:
+    """conda-index's options, under its names (`write_shards` is `shards`, `threads` is
+    `jobs`); the defaults are Packhouse's, which also write `.zst`, shards and channeldata."""
+
     zst: bool = True
     bz2: bool = False
     shards: bool = True
+    monolithic: bool = True
     current_repodata: bool = False
     channeldata: bool = True
+    rss: bool = True
     run_exports: bool = False
-    patch: Path | None = None
+    patch: Path | None = None  # a `.py` generator, a patches package, or instructions JSON
     jobs: int | None = None
-    zst_level: int = 9  # conda-index uses 16; 9 keeps a 20,000-record re-run well under 0.5 s
+    channel_name: str | None = None
+    subdirs: tuple[str, ...] = ()
+    output: Path | None = None
+    base_url: str | None = None
+    compact: bool = True
+    current_index_versions: Mapping[str, list[str]] | None = None
+    update_cache: bool = True
+    update_only: bool = False
+    html_dependencies: bool = False
+    zst_level: int = 16  # conda-index's level for repodata.json.zst
+
+    def problems(self) -> list[str]:
+        problems = []
+        if not self.monolithic:
+            clash = [
+                flag
+                for flag, on in (
+                    ("--current-repodata", self.current_repodata),
+                    ("--run-exports", self.run_exports),
+                    ("--channeldata", self.channeldata),
+                )
+                if on
+            ]
+            if clash:
+                problems.append(
+                    f"{', '.join(clash)} need repodata.json: drop --no-write-monolithic,"
+                    f" or add {', '.join('--no-' + c[2:] for c in clash)}"
+                )
+        problems += [
+            f"subdir {s!r} is not valid: use 'noarch' or '<os>-<arch>' in lowercase letters"
+            " and digits"
+            for s in self.subdirs
+            if not _SUBDIR.match(s)
+        ]
+        if self.jobs is not None and self.jobs < 1:
+            problems.append(f"--threads must be at least 1, not {self.jobs}")
+        if self.patch is not None and not self.patch.is_file():
+            problems.append(f"--patch-generator {self.patch} is not a file")
+        return problems
 
 
 @dataclass
@@ -80,47 +115,11 @@ class IndexReport:
     written: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Entry:
-    size: int
-    mtime_ns: int
-    name: str = ""
-    record_json: bytes = b""
-    extra_json: bytes = b""
-    error: str = ""
-
-    def pack(self) -> list[Any]:
-        return [self.size, self.mtime_ns, self.name, self.record_json, self.extra_json, self.error]
-
-
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Atomically replace `path` with `data` unless it already holds exactly those bytes."""
-    try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return True
-
-
-def _remove(path: Path) -> None:
-    path.unlink(missing_ok=True)
-
-
 def _extract_one(path: str, subdir: str) -> tuple[str, str, bytes, bytes, str]:
     """(filename, name, record JSON, extra JSON, error) for one package file."""
+    from packhouse.formats.conda.archive import read_package
+    from packhouse.formats.conda.records import make_record
+
     filename = os.path.basename(path)
     try:
         record = make_record(read_package(path, subdir=subdir))
@@ -138,82 +137,6 @@ def _extract_chunk(chunk: list[tuple[str, str]]) -> list[tuple[str, str, str, by
 def _chunks(items: list[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-class _Subdir:
-    def __init__(self, root: Path, name: str) -> None:
-        self.name = name
-        self.path = root / name
-        self.cache_path = root / ".cache" / "packhouse" / f"{name}.msgpack"
-        self.entries: dict[str, _Entry] = {}
-        self.shard_inputs: dict[str, list[bytes]] = {}  # name -> [input digest, shard digest]
-        self.load_cache()
-
-    def load_cache(self) -> None:
-        try:
-            data = msgpack.unpackb(self.cache_path.read_bytes(), raw=False)
-        except (FileNotFoundError, ValueError, msgpack.UnpackException):
-            return
-        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
-            return
-        self.entries = {fn: _Entry(*values) for fn, values in data["entries"].items()}
-        self.shard_inputs = dict(data.get("shards", {}))
-
-    def save_cache(self) -> None:
-        payload = {
-            "version": CACHE_VERSION,
-            "entries": {fn: entry.pack() for fn, entry in sorted(self.entries.items())},
-            "shards": self.shard_inputs,
-        }
-        write_if_changed(self.cache_path, msgpack.packb(payload, use_bin_type=True))
-
-    def scan(self) -> tuple[list[str], int]:
-        """Refresh stat data; return (filenames to read, number of removed files)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        seen: dict[str, tuple[int, int]] = {}
-        with os.scandir(self.path) as it:
-            for item in it:
-                if item.name.endswith(EXTENSIONS) and item.is_file():
-                    st = item.stat()
-                    seen[item.name] = (st.st_size, st.st_mtime_ns)
-        removed = [fn for fn in self.entries if fn not in seen]
-        for fn in removed:
-            del self.entries[fn]
-        changed = []
-        for fn, (size, mtime_ns) in seen.items():
-            entry = self.entries.get(fn)
-            if entry is None or entry.size != size or entry.mtime_ns != mtime_ns:
-                self.entries[fn] = _Entry(size, mtime_ns)
-                changed.append(fn)
-        return sorted(changed), len(removed)
-
-
-def _discover_subdirs(root: Path) -> list[str]:
-    found = {p.name for p in root.iterdir() if p.is_dir() and _SUBDIR.match(p.name)}
-    return sorted(found | {"noarch"})
-
-
-def _load_patches(path: Path | None) -> dict[str, dict[str, Any]] | dict[str, Any] | None:
-    if path is None:
-        return None
-    if path.name.endswith(EXTENSIONS):
-        return {"by_subdir": read_patches_package(path)}
-    return {"all": load_patch_instructions(path.read_bytes(), str(path))}
-
-
-def _instructions_for(
-    patches: dict[str, Any] | None, subdir: str, subdir_path: Path
-) -> dict[str, Any]:
-    if patches is None:
-        local = subdir_path / "patch_instructions.json"
-        if local.is_file():  # conda-index re-applies an existing patch_instructions.json
-            return load_patch_instructions(local.read_bytes(), str(local))
-        return {}
-    if "by_subdir" in patches:
-        instructions: dict[str, Any] = patches["by_subdir"].get(subdir, {})
-        return instructions
-    all_subdirs: dict[str, Any] = patches["all"]
-    return all_subdirs
 
 
 def _read_changed(
@@ -238,23 +161,158 @@ def _read_changed(
                 progress(done, total)
 
 
+def _discover_subdirs(root: Path, wanted: tuple[str, ...]) -> list[str]:
+    if wanted:
+        return sorted(set(wanted))
+    found = {p.name for p in root.iterdir() if p.is_dir() and _SUBDIR.match(p.name)}
+    return sorted(found | {"noarch"})
+
+
+def _earlier_timestamps(subdir: SubdirCache, output: Path) -> dict[str, tuple[str, int]]:
+    """CEP 47 timestamps that repodata written before (by any indexer) gives, by filename."""
+    found: dict[str, tuple[str, int]] = {}
+    for name in ("repodata_from_packages.json", "repodata.json"):
+        try:
+            document = orjson.loads((output / name).read_bytes())
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            continue
+        if not isinstance(document, dict):
+            continue
+        for section in ("packages", "packages.conda"):
+            records = document.get(section)
+            for filename, record in (records if isinstance(records, dict) else {}).items():
+                stamp = record.get("indexed_timestamp") if isinstance(record, dict) else None
+                if isinstance(stamp, int) and stamp > 0 and filename not in found:
+                    found[filename] = (str(record.get("sha256", "")), stamp)
+    del subdir
+    return found
+
+
+def _stamp(
+    subdirs: Mapping[str, SubdirCache], read: list[tuple[str, str]], now_ms: int, out: Path
+) -> None:
+    """Give each package read its CEP 47 `indexed_timestamp`: the one its bytes had (in this
+    cache or in repodata written before), else the time of this run."""
+    earlier: dict[str, dict[str, tuple[str, int]]] = {}
+    for subdir_name, filename in read:
+        subdir = subdirs[subdir_name]
+        entry = subdir.entries[filename]
+        if entry.error:
+            continue
+        record = orjson.loads(entry.record_json)
+        known = subdir.previous.get(filename)
+        if known is None:
+            if subdir_name not in earlier:
+                earlier[subdir_name] = _earlier_timestamps(subdir, out / subdir_name)
+            known = earlier[subdir_name].get(filename)
+        stamp = known[1] if known and known[0] == record.get("sha256") else now_ms
+        record["indexed_timestamp"] = stamp
+        entry.indexed_timestamp = stamp
+        entry.record_json = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+
+
+def _file_identity(path: Path | None) -> list[Any]:
+    if path is None:
+        return []
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return [str(path)]
+    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+
+
+def _fingerprint(subdir: SubdirCache, options: IndexOptions, root: Path, out: Path) -> bytes:
+    digest = hashlib.sha256()
+    settings = {
+        k: v
+        for k, v in vars(options).items()
+        if k not in ("jobs", "subdirs", "update_cache", "update_only", "channeldata", "rss")
+    }
+    settings["patch"] = _file_identity(options.patch)
+    settings["output"] = str(out.resolve())
+    settings["instructions"] = _file_identity(subdir.path / "patch_instructions.json")
+    settings["gen_patch"] = _file_identity(root / "gen_patch.py")
+    digest.update(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS, default=str))
+    for filename in sorted(subdir.entries):
+        entry = subdir.entries[filename]
+        digest.update(f"{filename}\0{entry.size}\0{entry.mtime_ns}\0".encode())
+    return digest.digest()
+
+
+def load_patch_generator(path: Path | None, root: Path) -> PatchGenerator:
+    """`(subdir, repodata) -> instructions`, as conda-index finds them: a repodata-patches
+    `.conda`/`.tar.bz2` holding `<subdir>/patch_instructions.json`; a `.py` file whose
+    `_patch_repodata(repodata, subdir)` returns them (conda-index runs `<channel>/gen_patch.py`
+    when there is one and no `--patch-generator`); or, Packhouse's own, a
+    patch_instructions.json for every subdir. No generator: `{}`, and each subdir's existing
+    patch_instructions.json is applied, as conda-index does."""
+    from packhouse.formats.conda.patches import load_patch_instructions, read_patches_package
+
+    if path is None and (root / "gen_patch.py").is_file():
+        path = root / "gen_patch.py"
+    if path is None:
+        return lambda subdir, repodata: {}
+    if path.name.endswith(EXTENSIONS):
+        by_subdir = read_patches_package(path)
+        return lambda subdir, repodata: by_subdir.get(subdir, {})
+    if path.suffix == ".py":
+        spec = importlib.util.spec_from_file_location("packhouse_patch_generator", path)
+        if spec is None or spec.loader is None:
+            raise InvalidInput(f"{path}: cannot be loaded as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as error:
+            raise InvalidInput(f"{path} failed to load: {type(error).__name__}: {error}") from error
+        generate = getattr(module, "_patch_repodata", None)
+        if not callable(generate):
+            raise InvalidInput(f"{path} has no _patch_repodata(repodata, subdir) function")
+
+        def run(subdir: str, repodata: Callable[[], dict[str, Any]]) -> Mapping[str, Any]:
+            try:
+                instructions = generate(repodata(), subdir)
+            except Exception as error:
+                raise InvalidInput(
+                    f"{path}: _patch_repodata failed for {subdir}: {type(error).__name__}: {error}"
+                ) from error
+            if not isinstance(instructions, dict):
+                raise InvalidInput(f"{path}: _patch_repodata returned no instructions object")
+            return load_patch_instructions(orjson.dumps(instructions), str(path))
+
+        return run
+    document = load_patch_instructions(path.read_bytes(), str(path))
+    return lambda subdir, repodata: document
+
+
 def index_channel(
     root: Path, options: IndexOptions | None = None, progress: ProgressCallback | None = None
 ) -> IndexReport:
-    """Index the channel at `root` in place; return what was read, refused and written."""
+    """Index the channel at `root` in place (or into `options.output`); return what was read,
+    refused and written. Bad options raise InvalidInput listing every problem."""
     options = options or IndexOptions()
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a directory")
+    problems = options.problems()
+    if problems:
+        raise InvalidInput("; ".join(problems))
+    out = Path(options.output) if options.output else root
+    now = time.time()
     report = IndexReport()
-    subdirs = {name: _Subdir(root, name) for name in _discover_subdirs(root)}
+    cache_dir = root / ".cache" / "packhouse"
+    names = _discover_subdirs(root, options.subdirs)
+    subdirs = {n: SubdirCache.load(n, root / n, cache_dir) for n in names}
     report.subdirs = list(subdirs)
     work: list[tuple[str, str]] = []
     for subdir in subdirs.values():
-        changed, removed = subdir.scan()
+        if not options.update_cache:  # conda-index --no-update-cache: the cached list only
+            subdir.path.mkdir(parents=True, exist_ok=True)
+            continue
+        changed, removed = subdir.scan(keep_missing=options.update_only)
         report.removed += removed
         work += [(str(subdir.path / fn), subdir.name) for fn in changed]
     jobs = options.jobs or os.cpu_count() or 1
+    read: list[tuple[str, str]] = []
     for subdir_name, filename, name, record_json, extra_json, error in _read_changed(
         work, jobs, progress
     ):
@@ -265,196 +323,28 @@ def index_channel(
             extra_json,
             error,
         )
-    report.read = len(work)
-    patches = _load_patches(options.patch)
-    per_name: dict[str, list[tuple[str, str, bytes]]] = {}
+        read.append((subdir_name, filename))
+    report.read = len(read)
+    _stamp(subdirs, read, int(now * 1000), out)
+    generator = None
+    channel_name = options.channel_name or os.path.basename(str(root).rstrip("/"))
+    written = Written(out, report.written)
+    any_written = False
     for subdir in subdirs.values():
-        patched = _write_subdir(root, subdir, options, patches, report)
-        if options.channeldata:
-            for filename, record_json in patched.items():
-                name = subdir.entries[filename].name
-                per_name.setdefault(name, []).append((subdir.name, filename, record_json))
-        subdir.save_cache()
-    if options.channeldata:
-        channeldata = _channeldata(root, subdirs, per_name)
-        _write(root / "channeldata.json", channeldata, root, report)
-        html = channel_index_html(root.resolve().name, orjson.loads(channeldata))
-        _write(root / "index.html", html.encode(), root, report)
-    return report
-
-
-def _channeldata(
-    root: Path, subdirs: dict[str, _Subdir], per_name: dict[str, list[tuple[str, str, bytes]]]
-) -> bytes:
-    """channeldata.json, recomputing only the names whose records changed since last run."""
-    cache_path = root / ".cache" / "packhouse" / "channeldata.msgpack"
-    try:
-        cached: dict[str, list[bytes]] = msgpack.unpackb(cache_path.read_bytes(), raw=False)
-    except (FileNotFoundError, ValueError, msgpack.UnpackException):
-        cached = {}
-    fresh: dict[str, list[bytes]] = {}
-    packages: dict[str, Any] = {}
-    for name, items in per_name.items():
-        items.sort()
-        digest = hashlib.sha256()
-        for subdir_name, filename, record_json in items:
-            digest.update(f"{subdir_name}/{filename}".encode())
-            digest.update(record_json)
-            digest.update(subdirs[subdir_name].entries[filename].extra_json)
-        key = digest.digest()
-        hit = cached.get(name)
-        if hit and hit[0] == key:
-            packages[name] = orjson.loads(hit[1])
-        else:
-            entries = [
-                ChannelEntry(
-                    s, fn, orjson.loads(rj), orjson.loads(subdirs[s].entries[fn].extra_json)
-                )
-                for s, fn, rj in items
-            ]
-            packages[name] = channeldata_package(entries)
-        fresh[name] = [key, orjson.dumps(packages[name])]
-    if fresh != cached:
-        write_if_changed(cache_path, msgpack.packb(fresh, use_bin_type=True))
-    return assemble_channeldata(packages, subdirs)
-
-
-def _write(path: Path, data: bytes, root: Path, report: IndexReport) -> bool:
-    changed = write_if_changed(path, data)
-    if changed:
-        report.written.append(str(path.relative_to(root)))
-    return changed
-
-
-def _write_compressed(
-    path: Path, data: bytes, changed: bool, options: IndexOptions, root: Path, report: IndexReport
-) -> None:
-    for enabled, suffix, compress in (
-        (options.zst, ".zst", lambda d: compress_zst(d, options.zst_level)),
-        (options.bz2, ".bz2", compress_bz2),
-    ):
-        target = path.with_name(path.name + suffix)
-        if not enabled:
-            _remove(target)
-        elif changed or not target.exists():
-            _write(target, compress(data), root, report)
-
-
-def _write_subdir(
-    root: Path,
-    subdir: _Subdir,
-    options: IndexOptions,
-    patches: dict[str, Any] | None,
-    report: IndexReport,
-) -> dict[str, bytes]:
-    packages: dict[str, bytes] = {}
-    packages_conda: dict[str, bytes] = {}
-    for filename, entry in subdir.entries.items():
-        if entry.error:
-            report.failures.append((f"{subdir.name}/{filename}", entry.error))
+        report.failures += [
+            (f"{subdir.name}/{fn}", e.error) for fn, e in sorted(subdir.entries.items()) if e.error
+        ]
+        report.packages += sum(1 for e in subdir.entries.values() if not e.error)
+        fingerprint = _fingerprint(subdir, options, root, out)
+        if subdir.outputs_intact(fingerprint):
             continue
-        (packages_conda if filename.endswith(".conda") else packages)[filename] = entry.record_json
-    report.packages += len(packages) + len(packages_conda)
-    from_packages = assemble_repodata(subdir.name, packages, packages_conda)
-    _write(subdir.path / "repodata_from_packages.json", from_packages, root, report)
-    instructions = _instructions_for(patches, subdir.name, subdir.path)
-    removed: list[str] = []
-    if instructions:
-        if patches is not None:
-            _write(
-                subdir.path / "patch_instructions.json",
-                orjson.dumps(instructions, option=orjson.OPT_SORT_KEYS),
-                root,
-                report,
-            )
-        patched = patch_records(packages, packages_conda, instructions)
-        packages, packages_conda, removed = (
-            patched.packages,
-            patched.packages_conda,
-            patched.removed,
-        )
-        repodata = assemble_repodata(subdir.name, packages, packages_conda, removed)
-    else:
-        repodata = from_packages
-    path = subdir.path / "repodata.json"
-    _write_compressed(path, repodata, _write(path, repodata, root, report), options, root, report)
-    parsed_doc = orjson.loads(repodata)
-    records: dict[str, dict[str, Any]] = {**parsed_doc["packages"], **parsed_doc["packages.conda"]}
-    if options.shards:
-        _write_shards(root, subdir, packages, packages_conda, removed, report)
-    else:
-        _remove(subdir.path / SHARDS_INDEX_FILENAME)
-    current = subdir.path / "current_repodata.json"
-    if options.current_repodata:
-        data = current_repodata(subdir.name, parsed_doc)
-        _write_compressed(current, data, _write(current, data, root, report), options, root, report)
-    else:
-        for suffix in ("", ".zst", ".bz2"):
-            _remove(current.with_name(current.name + suffix))
-    if options.run_exports:
-        exports: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
-        for filename in (*packages, *packages_conda):
-            extra = orjson.loads(subdir.entries[filename].extra_json)
-            exports[filename.endswith(".conda")][filename] = extra.get("run_exports", {})
-        _write(
-            subdir.path / "run_exports.json", run_exports_json(subdir.name, *exports), root, report
-        )
-    extra_files = [
-        n
-        for n in (
-            "repodata.json",
-            "repodata_from_packages.json",
-            "repodata.json.zst",
-            "repodata.json.bz2",
-            "current_repodata.json",
-            "run_exports.json",
-            "patch_instructions.json",
-            SHARDS_INDEX_FILENAME,
-        )
-        if (subdir.path / n).exists()
-    ]
-    html = subdir_index_html(f"{root.resolve().name}/{subdir.name}", records, extra_files)
-    _write(subdir.path / "index.html", html.encode(), root, report)
-    return {**packages, **packages_conda}
-
-
-def _write_shards(
-    root: Path,
-    subdir: _Subdir,
-    packages: dict[str, bytes],
-    packages_conda: dict[str, bytes],
-    removed: list[str],
-    report: IndexReport,
-) -> None:
-    by_name: dict[str, tuple[dict[str, bytes], dict[str, bytes]]] = {}
-    for section_index, section in enumerate((packages, packages_conda)):
-        for filename, data in section.items():
-            name = subdir.entries[filename].name
-            by_name.setdefault(name, ({}, {}))[section_index][filename] = data
-    shards: dict[str, bytes] = {}
-    inputs: dict[str, list[bytes]] = {}
-    for name, (bz2_records, conda_records) in by_name.items():
-        digest = hashlib.sha256()
-        for filename in sorted(bz2_records) + sorted(conda_records):
-            digest.update(filename.encode())
-            digest.update(bz2_records.get(filename) or conda_records[filename])
-        key = digest.digest()
-        cached = subdir.shard_inputs.get(name)
-        if (
-            cached
-            and cached[0] == key
-            and (subdir.path / f"{cached[1].hex()}.msgpack.zst").exists()
-        ):
-            shards[name] = cached[1]
-        else:
-            shard = build_shard(name, bz2_records, conda_records)
-            target = subdir.path / shard.filename
-            if not target.exists():
-                _write(target, shard.data, root, report)
-            shards[name] = shard.digest
-        inputs[name] = [key, shards[name]]
-    subdir.shard_inputs = inputs
-    del removed  # removed filenames belong to no name's shard once gone
-    _write(
-        subdir.path / SHARDS_INDEX_FILENAME, build_shards_index(subdir.name, shards), root, report
-    )
+        if generator is None:
+            generator = load_patch_generator(options.patch, root)
+        writer = SubdirWriter(subdir, options, out, channel_name, now, written)
+        paths = writer.write(generator)
+        subdir.remember_outputs(fingerprint, paths)
+        subdir.save()
+        any_written = True
+    if options.channeldata:
+        channel_files(root, out, subdirs, options, channel_name, now, written, any_written)
+    return report

@@ -342,3 +342,62 @@ def test_property_keys_compare_like_the_class_and_never_raise(versions: list[str
             except InvalidVersion:
                 continue
             assert (va < vb, va == vb) == (ka < kb, ka == kb)
+
+
+# conda's own answers (`VersionOrder(a).startswith(VersionOrder(b))`, conda 26.7.1): what
+# MatchSpec `name=b` matches, used for current_repodata.json
+STARTSWITH = [
+    ("1.1a1", "1.1", True),
+    ("1.10", "1.1", False),
+    ("1.1.5", "1.1", True),
+    ("1.1post1", "1.1", True),
+    ("1.1", "1.1", True),
+    ("2.0", "1", False),
+    ("1.2.3+4", "1.2.3+4", True),
+    ("1.2.3+4.1", "1.2.3+4", True),
+    ("1.2.3", "1.2.3+4", False),
+    ("1.1.dev1", "1.1", True),
+    ("1.1", "1.1.0", True),
+]
+
+
+@pytest.mark.parametrize(("version", "prefix", "expected"), STARTSWITH)
+def test_startswith_named(version: str, prefix: str, expected: bool) -> None:
+    assert VersionOrder(version).startswith(VersionOrder(prefix)) is expected
+
+
+def test_startswith_as_conda_on_generated_pairs(conda: Conda) -> None:
+    rng = random.Random(47)
+    versions = sorted({generated_version(rng).strip() for _ in range(3000)})
+    valid = [v for v in versions if version_key(v)[0] == 1]
+    pairs = [(rng.choice(valid), rng.choice(valid)) for _ in range(20000)]
+    pairs += [(a, a[: i + 1]) for a in valid[:500] for i in range(len(a))]
+    script = (
+        "import json, sys\n"
+        "from conda.models.version import VersionOrder as V\n"
+        "from conda.exceptions import InvalidVersionSpec\n"
+        "out = []\n"
+        "for a, b in json.load(sys.stdin):\n"
+        "    try:\n"
+        "        out.append(V(a).startswith(V(b)))\n"
+        "    except InvalidVersionSpec:\n"
+        "        out.append(None)\n"
+        "print(json.dumps(out))\n"
+    )
+    result = subprocess.run(
+        [str(conda.python), "-c", script],
+        input=json.dumps(pairs),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    theirs = json.loads(result.stdout)
+    wrong = []
+    for (a, b), expected in zip(pairs, theirs, strict=True):
+        if expected is None:
+            continue
+        if VersionOrder(a).startswith(VersionOrder(b)) is not expected:
+            wrong.append((a, b, expected))
+    assert sum(e is not None for e in theirs) > 15000
+    assert not wrong, wrong[:20]

@@ -14,9 +14,11 @@ the last build it happens to visit); recipe-derived `source_*` fields are not re
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from xml.dom import minidom
 
 from packhouse.formats.conda.records import CHANNELDATA_ABOUT_KEYS, dumps
 from packhouse.formats.conda.version import version_key
@@ -27,6 +29,7 @@ __all__ = [
     "assemble_channeldata",
     "build_channeldata",
     "channeldata_package",
+    "channeldata_rss",
 ]
 
 CHANNELDATA_VERSION = 1
@@ -125,3 +128,62 @@ def build_channeldata(entries: Iterable[ChannelEntry], subdirs: Iterable[str]) -
         by_name.setdefault(str(entry.record["name"]), []).append(entry)
     packages = {name: channeldata_package(group) for name, group in by_name.items()}
     return assemble_channeldata(packages, subdirs)
+
+
+RSS_ITEMS = 100
+
+
+def _rfc822(seconds: float) -> str:
+    return time.strftime("%a, %d %b %Y %T GMT", time.gmtime(seconds))
+
+
+def channeldata_rss(channel_name: str, channeldata: Mapping[str, Any], now: float) -> str:
+    """rss.xml as conda-index writes it beside channeldata.json: the 100 names with the newest
+    `timestamp`, one item each (title `name version [subdirs]`, description or summary,
+    doc_url, dev_url, source_url, home), pretty-printed by minidom."""
+    packages = sorted(
+        channeldata.get("packages", {}).items(),
+        key=lambda item: item[1].get("timestamp", 0),
+        reverse=True,
+    )[:RSS_ITEMS]
+    document = minidom.getDOMImplementation().createDocument(None, "rss", None)
+    rss = document.documentElement
+    assert rss is not None  # createDocument made it
+    rss.setAttribute("version", "2.0")
+
+    def append(node: minidom.Element, strings: Mapping[str, Any]) -> None:
+        for key, value in strings.items():
+            element = document.createElement(key)
+            element.appendChild(document.createTextNode(str(value)))
+            node.appendChild(element)
+
+    channel = document.createElement("channel")
+    append(
+        channel,
+        {
+            "title": f"anaconda.org/{channel_name}",
+            "link": f"https://conda.anaconda.org/{channel_name}",
+            "description": f"The most recent {len(packages)} updates for {channel_name}.",
+            "pubDate": _rfc822(now),
+            "lastBuildDate": _rfc822(now),
+        },
+    )
+    for name, package in packages:
+        description = next(
+            (package[k] for k in ("description", "summary") if package.get(k)), "No description."
+        )
+        subdirs = ", ".join(sorted(set(package.get("subdirs") or [])))
+        item = {
+            "title": f"{name} {package.get('version')} [{subdirs}]",
+            "description": description,
+            "link": package.get("doc_url"),
+            "comments": package.get("dev_url"),
+            "guid": package.get("source_url"),
+            "pubDate": _rfc822(package.get("timestamp") or 0),
+            "source": package.get("home"),
+        }
+        element = document.createElement("item")
+        append(element, {k: v for k, v in item.items() if v})
+        channel.appendChild(element)
+    rss.appendChild(channel)
+    return document.toprettyxml(indent="  ")

@@ -85,9 +85,9 @@ def _channel_extra(contents: PackageContents) -> dict[str, Any]:
     for key in CHANNELDATA_ABOUT_KEYS:
         value = contents.about.get(key)
         if key in ("description", "summary") and value is not None:
-            # conda-index's _clear_newline_chars
-            if isinstance(value, list):
-                value = value[0] if value else ""
+            # conda-index's _clear_newline_chars: a list of strings is joined first
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                value = "".join(value)
             if isinstance(value, str):
                 value = value.strip().replace("\n", " ")
         if value is not None:

@@ -15,7 +15,7 @@ from typing import Any
 import zstandard
 
 from packhouse.formats.conda.records import dumps
-from packhouse.formats.conda.version import version_key
+from packhouse.formats.conda.version import InvalidVersion, VersionOrder, version_key
 
 __all__ = [
     "REPODATA_VERSION",
@@ -101,33 +101,71 @@ def _has_features(record: Mapping[str, Any]) -> bool:
     return bool(record.get("track_features") or record.get("features"))
 
 
-def current_repodata(subdir: str, repodata: Mapping[str, Any]) -> bytes:
-    """current_repodata.json: the newest version of each name, as conda-index keeps it.
+def _solver_order(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """conda's `Resolve.version_key` for one channel: version, build number, non-noarch first,
+    timestamp, build string; sorted descending."""
+    return (
+        version_key(str(record.get("version", ""))),
+        record.get("build_number", 0) if isinstance(record.get("build_number"), int) else 0,
+        -int(record.get("subdir") == "noarch"),
+        record.get("timestamp", 0) if isinstance(record.get("timestamp"), int | float) else 0,
+        str(record.get("build", "")),
+    )
 
-    Kept: every build of each name's newest version (conda's `name=version`), and for a name
-    whose newest records carry features, the newest feature-less version not above it.
+
+def _starts_with(version: str, prefix: str) -> bool:
+    try:
+        return VersionOrder(version).startswith(VersionOrder(prefix))
+    except InvalidVersion:
+        return version == prefix
+
+
+def current_repodata(
+    subdir: str,
+    repodata: Mapping[str, Any],
+    pins: Mapping[str, Iterable[str]] | None = None,
+) -> bytes:
+    """current_repodata.json, as conda-index's `build_current_repodata` keeps it.
+
+    conda reads the subdir first (a `.tar.bz2` whose `.conda` twin exists is left out), groups
+    records by name in solver order, and keeps, per name, every record matching
+    `name=<newest version>` (a prefix match: `1.1a1` matches `=1.1`) and `name=<pin>` for each
+    pinned version in `pins` (`{"python": ["3.11", "3.12"]}`, conda-index's `-m` file); for a
+    name whose kept records carry features, the first feature-less record not newer.
     Each kept `.conda` record gains `legacy_bz2_md5`: its `.tar.bz2` twin's md5, or null.
-    Simplification: conda-index also back-fills dependencies that no kept record satisfies
-    (it runs conda's solver index); that is not done here.
+    Not done: conda-index also back-fills, from older versions, dependencies that no kept
+    record satisfies (it runs conda's solver index for that).
     """
     packages: Mapping[str, dict[str, Any]] = repodata.get("packages", {})
     packages_conda: Mapping[str, dict[str, Any]] = repodata.get("packages.conda", {})
-    by_name: dict[str, list[tuple[Any, str, dict[str, Any]]]] = {}
-    for section in (packages, packages_conda):
-        for filename, record in section.items():
-            by_name.setdefault(record["name"], []).append(
-                (version_key(str(record["version"])), filename, record)
-            )
+    conda_stems = {fn[: -len(".conda")] for fn in packages_conda}
+    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for filename, record in packages.items():
+        if filename[: -len(".tar.bz2")] not in conda_stems:
+            groups.setdefault(str(record.get("name")), []).append((filename, record))
+    for filename, record in packages_conda.items():
+        groups.setdefault(str(record.get("name")), []).append((filename, record))
+    pins = pins or {}
     keep: set[str] = set()
-    for group in by_name.values():
-        newest = max(item[0] for item in group)
-        latest = [item for item in group if item[0] == newest]
-        keep.update(item[1] for item in latest)
-        if any(_has_features(item[2]) for item in latest):
-            plain = [item for item in group if item[0] <= newest and not _has_features(item[2])]
-            if plain:
-                best = max(item[0] for item in plain)
-                keep.update(item[1] for item in plain if item[0] == best)
+    for name, group in groups.items():
+        group.sort(key=lambda item: _solver_order(item[1]), reverse=True)
+        versions = [str(group[0][1].get("version", ""))]
+        for pin in pins.get(name, ()):
+            pinned = [r for _, r in group if _starts_with(str(r.get("version", "")), str(pin))]
+            if pinned:
+                versions.append(str(pinned[0].get("version", "")))
+        kept = [
+            (fn, r)
+            for fn, r in group
+            if any(_starts_with(str(r.get("version", "")), v) for v in versions)
+        ]
+        keep.update(fn for fn, _ in kept)
+        if any(_has_features(r) for _, r in kept):
+            latest = version_key(str(kept[0][1].get("version", "")))
+            for fn, r in group:
+                if version_key(str(r.get("version", ""))) <= latest and not _has_features(r):
+                    keep.add(fn)
+                    break
     result: dict[str, Any] = {
         k: v for k, v in repodata.items() if k not in ("packages", "packages.conda")
     }

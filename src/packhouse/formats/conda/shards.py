@@ -18,9 +18,20 @@ import msgpack
 import orjson
 import zstandard
 
-__all__ = ["SHARDS_INDEX_FILENAME", "Shard", "build_shard", "build_shards_index", "pack_record"]
+__all__ = [
+    "SHARDS_FROM_PACKAGES_FILENAME",
+    "SHARDS_INDEX_FILENAME",
+    "Shard",
+    "build_shard",
+    "build_shards_index",
+    "index_shard",
+    "pack_record",
+    "shard_of",
+]
 
 SHARDS_INDEX_FILENAME = "repodata_shards.msgpack.zst"
+# conda-index also writes the unpatched shard index beside the patched one.
+SHARDS_FROM_PACKAGES_FILENAME = "repodata_shards_from_packages.msgpack.zst"
 SHARDS_VERSION = 1
 ZSTD_LEVEL = 3  # shards are small; higher levels cost time for little gain
 
@@ -55,6 +66,36 @@ def _packed_section(records: Mapping[str, bytes | Mapping[str, Any]]) -> dict[st
     return section
 
 
+def shard_of(name: str, payload: Mapping[str, Any]) -> Shard:
+    """The compressed shard file for a shard document."""
+    raw = msgpack.packb(payload, use_bin_type=True)
+    data = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(raw)
+    return Shard(name, hashlib.sha256(data).digest(), data)
+
+
+def index_shard(
+    name: str,
+    packages: Mapping[str, bytes],
+    packages_conda: Mapping[str, bytes],
+    run_exports: Mapping[str, Mapping[str, Any]],
+    removed: Iterable[str] = (),
+) -> Shard:
+    """A shard as conda-index 0.13 writes it: every record also carries its `run_exports`
+    (`{}` when the package has none), after its other keys, and `removed` is there only when
+    a patch removed something."""
+    sections: list[dict[str, Any]] = [{}, {}]
+    for section, records in zip(sections, (packages, packages_conda), strict=True):
+        for filename in sorted(records):
+            record = pack_record(orjson.loads(records[filename]))
+            record["run_exports"] = dict(run_exports.get(filename) or {})
+            section[filename] = record
+    payload: dict[str, Any] = {"packages": sections[0], "packages.conda": sections[1]}
+    gone = sorted(set(removed))
+    if gone:
+        payload["removed"] = gone
+    return shard_of(name, payload)
+
+
 def build_shard(
     name: str,
     packages: Mapping[str, bytes | Mapping[str, Any]],
@@ -67,9 +108,7 @@ def build_shard(
         "packages.conda": _packed_section(packages_conda),
         "removed": sorted(set(removed)),
     }
-    raw = msgpack.packb(payload, use_bin_type=True)
-    data = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(raw)
-    return Shard(name, hashlib.sha256(data).digest(), data)
+    return shard_of(name, payload)
 
 
 def build_shards_index(

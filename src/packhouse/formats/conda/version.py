@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import re
+from itertools import zip_longest
 from typing import Any
 
 __all__ = ["InvalidVersion", "VersionOrder", "version_key"]
@@ -158,9 +159,24 @@ def _version_key(components: list[list[_Part]]) -> tuple[tuple[Any, ...], ...]:
 
 
 @functools.lru_cache(maxsize=65536)
+def _parsed(text: str) -> tuple[list[list[_Part]], list[list[_Part]]]:
+    return parse(text)
+
+
+@functools.lru_cache(maxsize=65536)
 def _key(text: str) -> tuple[Any, ...]:
-    main, local = parse(text)
+    main, local = _parsed(text)
     return (_version_key(main), _version_key(local))
+
+
+def _same(a: list[list[_Part]], b: list[list[_Part]]) -> bool:
+    """conda's `_eq`: component lists equal with 0 padding at both levels."""
+    empty: list[_Part] = []
+    for ca, cb in zip_longest(a, b, fillvalue=empty):
+        for va, vb in zip_longest(ca, cb, fillvalue=0):
+            if va != vb:
+                return False
+    return True
 
 
 def version_key(text: str) -> tuple[Any, ...]:
@@ -196,3 +212,29 @@ class VersionOrder:
 
     def __repr__(self) -> str:
         return f"VersionOrder({self.text!r})"
+
+    def startswith(self, other: VersionOrder) -> bool:
+        """conda's `VersionOrder.startswith`, which MatchSpec `name=1.2` (`1.2*`) uses: equal
+        up to the last subcomponent of `other`, whose string must prefix ours
+        (`1.1a1` starts with `1.1`; `1.10` does not)."""
+        main, local = _parsed(self.text)
+        other_main, other_local = _parsed(other.text)
+        if other_local:
+            if not _same(main, other_main):
+                return False
+            mine, theirs = local, other_local
+        else:
+            mine, theirs = main, other_main
+        last = len(theirs) - 1
+        if not _same(mine[:last], theirs[:last]):
+            return False
+        component: list[_Part] = [] if len(mine) <= last else mine[last]
+        prefix = theirs[last]
+        end = len(prefix) - 1
+        if not _same([component[:end]], [prefix[:end]]):
+            return False
+        ours: _Part = 0 if len(component) <= end else component[end]
+        wanted = prefix[end]
+        if isinstance(wanted, str):
+            return isinstance(ours, str) and ours.startswith(wanted)
+        return ours == wanted
