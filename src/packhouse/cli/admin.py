@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from packhouse.cli.common import ConfigOption, DataOption, console, open_services, settings_from
-from packhouse.db import artifact_store
-from packhouse.db.engine import Database
-from packhouse.db.migrate import current_revision
-from packhouse.services import artifacts, manage
 from packhouse.types import Format
+
+if TYPE_CHECKING:
+    from packhouse.services import manage
 
 RepoArg = Annotated[str, typer.Argument(help="Repository name.")]
 ProjectArg = Annotated[str, typer.Argument(help="Project (PyPI) or package (conda) name.")]
@@ -22,6 +21,8 @@ FormatOption = Annotated[Format, typer.Option("--format", "-f", help="pypi or co
 
 
 def _target(project: str, version: str | None, filename: str | None) -> manage.Target:
+    from packhouse.services import manage
+
     if (version is None) == (filename is None):
         raise typer.BadParameter("name either a VERSION or a --file, not both or neither")
     return manage.Target(project, version, filename)
@@ -45,6 +46,8 @@ def yank(
 
       packhouse yank main mypkg --file mypkg-1.0.2-py3-none-any.whl
     """
+    from packhouse.services import manage
+
     target = _target(project, version, file)
     with open_services(data, config) as svc:
         r = svc.catalog.get(fmt, repo)
@@ -67,6 +70,8 @@ def unyank(
 
       packhouse unyank main mypkg 1.0.2
     """
+    from packhouse.services import manage
+
     target = _target(project, version, file)
     with open_services(data, config) as svc:
         r = svc.catalog.get(fmt, repo)
@@ -92,6 +97,8 @@ def delete(
 
       packhouse delete main mypkg --file mypkg-1.0.2.tar.gz
     """
+    from packhouse.services import manage
+
     target = _target(project, version, file)
     what = file or f"{project} {version}"
     if not yes and not typer.confirm(f"Delete {what} from {repo}? This can't be undone"):
@@ -117,6 +124,9 @@ def db_upgrade(data: DataOption = None, config: ConfigOption = None) -> None:
 
       packhouse db upgrade --data /srv/packhouse
     """
+    from packhouse.db.engine import Database
+    from packhouse.db.migrate import current_revision
+
     settings = settings_from(data, config)
     settings.data.mkdir(parents=True, exist_ok=True)
     db = Database(settings.sqlalchemy_url)
@@ -152,6 +162,9 @@ def fsck(
 
       packhouse fsck --remove
     """
+    from packhouse.db import artifact_store
+    from packhouse.services import artifacts
+
     with open_services(data, config) as svc:
         blobs = list(svc.ctx.blobs.iter_blobs())
         with svc.ctx.db.read() as conn:

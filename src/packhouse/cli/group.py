@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from packhouse.cli.common import ConfigOption, DataOption, console, open_services
-from packhouse.services import accounts
 
 app = typer.Typer(
     help="Manage groups of users (grant them access with `repo grant NAME GROUP ACTION --group`).",
@@ -23,6 +21,8 @@ def create(name: str, data: DataOption = None, config: ConfigOption = None) -> N
 
       packhouse group create developers
     """
+    from packhouse.services import accounts
+
     with open_services(data, config) as svc:
         accounts.create_group(svc.ctx, actor="cli", name=name)
     console.print(f"created group [bold]{name}[/]")
@@ -36,6 +36,8 @@ def delete(name: str, data: DataOption = None, config: ConfigOption = None) -> N
 
       packhouse group delete developers
     """
+    from packhouse.services import accounts
+
     with open_services(data, config) as svc:
         accounts.delete_group(svc.ctx, actor="cli", name=name)
     console.print(f"deleted group {name}")
@@ -49,6 +51,8 @@ def add(group: str, user: str, data: DataOption = None, config: ConfigOption = N
 
       packhouse group add developers alice
     """
+    from packhouse.services import accounts
+
     with open_services(data, config) as svc:
         changed = accounts.set_membership(svc.ctx, actor="cli", group=group, user=user, member=True)
     console.print(f"added {user} to {group}" if changed else f"{user} was already in {group}")
@@ -62,6 +66,8 @@ def remove(group: str, user: str, data: DataOption = None, config: ConfigOption 
 
       packhouse group remove developers alice
     """
+    from packhouse.services import accounts
+
     with open_services(data, config) as svc:
         changed = accounts.set_membership(
             svc.ctx, actor="cli", group=group, user=user, member=False
@@ -77,6 +83,10 @@ def list_groups(data: DataOption = None, config: ConfigOption = None) -> None:
 
       packhouse group list
     """
+    from rich.table import Table
+
+    from packhouse.services import accounts
+
     with open_services(data, config) as svc:
         found = accounts.list_groups(svc.ctx)
     table = Table("group", "members")

@@ -6,10 +6,8 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from packhouse.cli.common import ConfigOption, DataOption, console, open_services
-from packhouse.db import journal_store
 
 
 def journal(
@@ -35,6 +33,10 @@ def journal(
 
       packhouse journal --actor alice --action upload --json
     """
+    from rich.table import Table
+
+    from packhouse.db import journal_store
+
     with open_services(data, config) as svc, svc.ctx.db.read() as conn:
         found = journal_store.entries(
             conn,

@@ -1,6 +1,13 @@
-"""The `packhouse` command."""
+"""The `packhouse` command.
+
+The command modules import only Typer and small modules of ours at their top; what a command
+needs (settings, database, services, the web application) it imports when it runs, so that
+`packhouse --version` or `packhouse token list` does not pay for the whole server.
+"""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -14,6 +21,28 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"packhouse {version('packhouse')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Packhouse: private PyPI indexes and conda channels in one server."""
+
+
 app.command("serve")(serve.serve)
 app.add_typer(repo.app, name="repo")
 app.add_typer(user.app, name="user")

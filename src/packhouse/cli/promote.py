@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from packhouse.cli.common import ConfigOption, DataOption, console, open_services
-from packhouse.services.promote import Promotion, Release
-from packhouse.services.promote import promote as promote_release
 from packhouse.types import Format
+
+if TYPE_CHECKING:
+    from packhouse.services.promote import Promotion
 
 
 def promote(
@@ -35,6 +36,9 @@ def promote(
 
       packhouse promote -f conda --from dev --to release mypkg 1.2.0 --subdir linux-64
     """
+    from packhouse.services.promote import Release
+    from packhouse.services.promote import promote as promote_release
+
     with open_services(data, config) as svc:
         done = promote_release(
             svc.ctx,

@@ -5,24 +5,18 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from packhouse.auth.redact import redact_url
 from packhouse.cli.common import ConfigOption, DataOption, console, fail, open_services
-from packhouse.db.repository_store import Repository
 from packhouse.errors import PackhouseError
-from packhouse.services.repos import (
-    RepoSettings,
-    create_repository,
-    set_bases,
-    set_permission,
-    update_repository,
-)
 from packhouse.types import Action, Format, RepoKind
 from packhouse.units import parse_duration, parse_moment
+
+if TYPE_CHECKING:
+    from packhouse.db.repository_store import Repository
+    from packhouse.services.repos import RepoSettings
 
 app = typer.Typer(
     help="Create and list repositories, and grant access to them.",
@@ -77,6 +71,8 @@ def _settings(
     exclude_newer: str | None,
     cooldown_exempt: list[str] | None,
 ) -> RepoSettings:
+    from packhouse.services.repos import RepoSettings
+
     clear: set[str] = set()
 
     def cleared(value: str | None, field: str) -> str | None:
@@ -201,6 +197,9 @@ def create(
 
       packhouse repo create forge --format conda --upstream https://conda.anaconda.org/conda-forge
     """
+    from packhouse.auth.redact import redact_url
+    from packhouse.services.repos import create_repository
+
     settings = _settings(
         bases=None,
         description=None,
@@ -272,6 +271,8 @@ def update(
 
       packhouse repo update pypi-org --min-age none --ttl 10m
     """
+    from packhouse.services.repos import update_repository
+
     settings = _settings(
         bases=bases,
         description=description,
@@ -297,6 +298,8 @@ def update(
 
 def describe(repo: Repository) -> list[str]:
     """A repository's settings, one a line, without the upstream secret."""
+    from packhouse.auth.redact import redact_url
+
     lines = [f"kind: {repo.kind}"]
     if repo.bases:
         lines.append(f"bases: {', '.join(repo.bases)}")
@@ -332,6 +335,8 @@ def bases_command(
 
       packhouse repo bases all --base team --base main
     """
+    from packhouse.services.repos import set_bases
+
     with open_services(data, config) as svc:
         set_bases(svc.ctx, actor="cli", fmt=fmt, name=name, bases=_names(base) or [])
         console.print(f"{name} now reads through: {', '.join(base)}")
@@ -345,6 +350,10 @@ def list_repos(data: DataOption = None, config: ConfigOption = None) -> None:
 
       packhouse repo list
     """
+    from rich.table import Table
+
+    from packhouse.auth.redact import redact_url
+
     with open_services(data, config) as svc:
         table = Table("format", "name", "kind", "bases / upstream", "public", "last serial")
         for r in svc.catalog.all():
@@ -413,6 +422,8 @@ def _set(
     action: Action | None,
     group: bool,
 ) -> None:
+    from packhouse.services.repos import set_permission
+
     with open_services(data, config) as svc:
         set_permission(
             svc.ctx,

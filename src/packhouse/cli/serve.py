@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
-import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
-from starlette.types import ASGIApp
 
 from packhouse.cli.common import ConfigOption, DataOption, console, fail, settings_from
-from packhouse.config import Settings
 from packhouse.errors import PackhouseError
-from packhouse.services.bootstrap import first_start
-from packhouse.web.app import create_app
-from packhouse.web.errors import cut_short_quietly
-from packhouse.wiring import Services, build_context
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+    from packhouse.config import Settings
 
 
 def serve(
@@ -49,6 +44,14 @@ def serve(
 
       packhouse serve --data /srv/packhouse --host 0.0.0.0 --port 8080
     """
+    # the web application, its servers and the stores: imported here, not at start-up
+    import uvicorn
+
+    from packhouse.services.bootstrap import first_start
+    from packhouse.web.app import create_app
+    from packhouse.web.errors import cut_short_quietly
+    from packhouse.wiring import Services, build_context
+
     if server not in ("granian", "uvicorn"):
         fail(f"--server must be granian or uvicorn, not {server!r}")
     settings = settings_from(data, config, host=host, port=port, access_log=access_log)
@@ -92,6 +95,10 @@ def _run_granian(app: ASGIApp, settings: Settings) -> None:
     """Serve with granian embedded in this process: its Rust HTTP/1.1 and HTTP/2 stack
     feeds the ASGI app on this process's event loop (uvloop), so there is one process, as
     with uvicorn. SIGINT or SIGTERM stops accepting and lets requests in flight finish."""
+    import asyncio
+    import gc
+    import signal
+
     import uvloop
     from granian.constants import HTTPModes, Interfaces
     from granian.log import LogLevels

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from packhouse.cli.common import ConfigOption, DataOption, console, err_console, open_services
-from packhouse.db.token_store import Token
-from packhouse.services import accounts
 from packhouse.types import Action
+
+if TYPE_CHECKING:
+    from packhouse.db.token_store import Token
 
 app = typer.Typer(
     help="Create, list and revoke API tokens.",
@@ -56,6 +56,8 @@ def create(
 
       packhouse token create --user alice --repo conda/main --name laptop
     """
+    from packhouse.services import accounts
+
     with open_services(data, config) as svc:
         made = accounts.create_token(
             svc.ctx,
@@ -97,6 +99,10 @@ def list_tokens(
 
       packhouse token list --json
     """
+    from rich.table import Table
+
+    from packhouse.services import accounts
+
     with open_services(data, config) as svc:
         found = accounts.list_tokens(svc.ctx, user, revoked=revoked)
     if as_json:
@@ -135,6 +141,8 @@ def revoke(
 
       packhouse token revoke 7
     """
+    from packhouse.services import accounts
+
     with open_services(data, config) as svc:
         t = accounts.revoke_token(svc.ctx, actor="cli", token_id=token_id)
     console.print(f"revoked token {t.id} ({t.name}) of {t.user_name}", highlight=False)

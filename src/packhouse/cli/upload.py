@@ -12,28 +12,16 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
-import httpx
-import orjson
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from packhouse.auth.redact import redact_text, redact_url
 from packhouse.cli.common import console, err_console, fail
 from packhouse.errors import PackhouseError
-from packhouse.formats.conda.archive import read_package
-from packhouse.formats.conda.names import parse_filename
-from packhouse.formats.conda.patches import load_patch_instructions, read_patches_package
-from packhouse.formats.pypi.filenames import parse_dist_filename
-from packhouse.services.conda_uploads import subdir_of
+
+if TYPE_CHECKING:
+    import httpx
+    from rich.progress import Progress, TaskID
 
 __all__ = ["patch", "upload"]
 
@@ -82,6 +70,11 @@ def _auth(user: str | None, password: str | None, token: str | None) -> dict[str
 
 
 def _plan(path: Path, repo: str) -> _Plan:
+    from packhouse.formats.conda.archive import read_package
+    from packhouse.formats.conda.names import parse_filename
+    from packhouse.formats.pypi.filenames import parse_dist_filename
+    from packhouse.services.conda_uploads import subdir_of
+
     name = path.name
     if name.endswith((".conda", ".tar.bz2")):
         if parse_filename(name) is None:
@@ -173,6 +166,15 @@ def upload(
       PACKHOUSE_TOKEN=ph-... packhouse upload --repo main --url https://pkgs.example.com \\
           linux-64/*.conda noarch/*.conda
     """
+    import httpx
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     headers = _auth(user, password, token)
     plans: list[_Plan] = []
     for path in files:
@@ -215,6 +217,10 @@ def upload(
 
 
 def _client(url: str, headers: dict[str, str]) -> httpx.Client:
+    import httpx
+
+    from packhouse.auth.redact import redact_text, redact_url
+
     try:
         return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=300)
     except httpx.InvalidURL as error:
@@ -223,6 +229,8 @@ def _client(url: str, headers: dict[str, str]) -> httpx.Client:
 
 def _unreachable(url: str, error: httpx.HTTPError) -> str:
     """The error for a failed connection, without the URL's password or token."""
+    from packhouse.auth.redact import redact_text, redact_url
+
     return f"cannot reach the server at {redact_url(url)}: {redact_text(str(error))}"
 
 
@@ -262,6 +270,11 @@ def patch(
 
       packhouse conda patch --repo main conda-forge-repodata-patches-20180828-0.tar.bz2
     """
+    import httpx
+    import orjson
+
+    from packhouse.formats.conda.patches import load_patch_instructions, read_patches_package
+
     headers = _auth(user, password, token)
     try:
         if file.name.endswith((".conda", ".tar.bz2")):

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from packhouse.cli.common import ConfigOption, DataOption, console, open_services, read_secret
-from packhouse.services import accounts
 
 app = typer.Typer(
     help="Manage users.",
@@ -32,6 +30,8 @@ def add(
 
       echo "$PASSWORD" | packhouse user add ci-bot
     """
+    from packhouse.services import accounts
+
     password = read_secret(f"Password for {name}")
     with open_services(data, config) as svc:
         accounts.create_user(svc.ctx, actor="cli", name=name, password=password, admin=admin)
@@ -46,6 +46,8 @@ def passwd(name: str, data: DataOption = None, config: ConfigOption = None) -> N
 
       packhouse user passwd alice
     """
+    from packhouse.services import accounts
+
     password = read_secret(f"New password for {name}")
     with open_services(data, config) as svc:
         accounts.set_password(svc.ctx, actor="cli", name=name, password=password)
@@ -53,6 +55,8 @@ def passwd(name: str, data: DataOption = None, config: ConfigOption = None) -> N
 
 
 def _set_disabled(name: str, disabled: bool, data: DataOption, config: ConfigOption) -> None:
+    from packhouse.services import accounts
+
     with open_services(data, config) as svc:
         accounts.update_user(svc.ctx, actor="cli", name=name, disabled=disabled)
     console.print(f"{'disabled' if disabled else 'enabled'} {name}")
@@ -95,6 +99,8 @@ def admin_flag(
 
       packhouse user admin alice --revoke
     """
+    from packhouse.services import accounts
+
     with open_services(data, config) as svc:
         accounts.update_user(svc.ctx, actor="cli", name=name, admin=not revoke)
     console.print(f"{name} is {'no longer ' if revoke else ''}an administrator")
@@ -108,6 +114,10 @@ def list_users(data: DataOption = None, config: ConfigOption = None) -> None:
 
       packhouse user list
     """
+    from rich.table import Table
+
+    from packhouse.services import accounts
+
     with open_services(data, config) as svc:
         groups = svc.access.snapshot().groups
         table = Table("name", "admin", "disabled", "groups")
