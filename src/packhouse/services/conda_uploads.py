@@ -22,7 +22,7 @@ from packhouse.errors import FileExists, InvalidUpload, PackhouseError, Permissi
 from packhouse.formats.conda.archive import Digests, read_package
 from packhouse.formats.conda.names import parse_filename, subdir_problems
 from packhouse.formats.conda.patches import load_patch_instructions
-from packhouse.formats.conda.records import make_record
+from packhouse.formats.conda.records import make_record, with_indexed_timestamp
 from packhouse.services import artifacts
 from packhouse.services.access import Principal
 from packhouse.services.context import Context
@@ -117,6 +117,10 @@ def upload_conda(
     if found is not None:
         return _same_or_refuse(repo, found, target, sent.sha256)
 
+    upload_time = ctx.clock()
+    # CEP 47: the moment the package enters this channel, in milliseconds, kept in the stored
+    # record so repodata, shards and current_repodata serve it as stored; patches can't move it.
+    record_json = with_indexed_timestamp(record.record_json, int(upload_time.timestamp() * 1000))
     new = NewArtifact(
         filename=filename,
         version=record.version,
@@ -126,10 +130,10 @@ def upload_conda(
         blake2b_256=sent.blake2b_256,
         size=sent.size,
         uploader=principal.name,
-        upload_time=ctx.clock(),
+        upload_time=upload_time,
         subdir=target,
         metadata=orjson.loads(record.extra_json),
-        record=record.record_json,
+        record=record_json,
     )
     pending = artifacts.PendingArtifact(
         new=new,
@@ -179,6 +183,19 @@ def set_patch_instructions(
     """
     check_subdir(subdir)
     instructions: dict[str, Any] = load_patch_instructions(data)
+    stamped = [
+        f"{section}.{filename}.indexed_timestamp"
+        for section in ("packages", "packages.conda")
+        for filename, changes in instructions.get(section, {}).items()
+        if "indexed_timestamp" in changes
+    ]
+    if stamped:
+        raise InvalidUpload(
+            [
+                f"{where} cannot be patched: the channel sets it when a package enters (CEP 47)"
+                for where in stamped
+            ]
+        )
     with ctx.db.write() as conn:
         serial = journal_store.append(
             conn,

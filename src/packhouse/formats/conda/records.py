@@ -27,6 +27,7 @@ __all__ = [
     "build_record",
     "dumps",
     "make_record",
+    "with_indexed_timestamp",
 ]
 
 # conda-index's `filter_fields`: build-machine details that never reach repodata.json.
@@ -145,3 +146,11 @@ def make_record(contents: PackageContents) -> PackageRecord:
         record_json=record_json,
         extra_json=extra_json,
     )
+
+
+def with_indexed_timestamp(record_json: bytes, millis: int) -> bytes:
+    """The record with CEP 47 `indexed_timestamp`: Unix time in milliseconds when the package
+    entered the channel, set by the channel (never by the build tool, never by a patch)."""
+    record = orjson.loads(record_json)
+    record["indexed_timestamp"] = int(millis)
+    return dumps(record)
