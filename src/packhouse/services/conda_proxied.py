@@ -56,6 +56,9 @@ BINARY_TYPE = "application/octet-stream"
 ZST_LEVEL = 6
 COOLDOWN_RECHECK = 60.0  # seconds a page made under a cooldown is served unchecked
 SHARD_BYTES_KEPT = 32 << 20  # bytes of recently built shards kept
+# A rendered file this small is also kept in memory and sent from there (the `.zst` of a
+# 100,000-record subdir is a few MB); bigger ones are sent from the file.
+IN_MEMORY = 16 << 20
 STREAMED = frozenset(
     {
         "repodata.json",
@@ -81,10 +84,11 @@ class FilePage:
     last_serial: int
     size: int
     stale: bool = False
+    data: bytes | None = None  # the bytes, for a file of at most IN_MEMORY bytes
 
     def read(self) -> bytes:
         """The whole body (tests and small pages only: the server sends the file)."""
-        return self.path.read_bytes()
+        return self.data if self.data is not None else self.path.read_bytes()
 
 
 AnyPage = Page | FilePage
@@ -97,8 +101,16 @@ class _Entry:
     expires: float
     stale: bool
     last_serial: int
-    pages: dict[str, AnyPage] = field(default_factory=dict)
+    pages: dict[str, AnyPage] = field(default_factory=dict)  # as made
+    served: dict[str, AnyPage] = field(default_factory=dict)  # as sent (see _served)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _served(page: AnyPage) -> AnyPage:
+    """A file small enough to be kept in memory is sent as any other page is (a Page)."""
+    if isinstance(page, FilePage) and page.data is not None:
+        return Page(page.data, page.content_type, page.etag, page.last_serial, stale=page.stale)
+    return page
 
 
 def _key(repo: Repository, subdir: str, kind: str) -> tuple[int, str, str]:
@@ -212,7 +224,7 @@ class ProxiedPages:
         entry = self._entries.get(_key(repo, subdir, kind))
         if entry is None or entry.checked_at != serial or entry.expires <= time.monotonic():
             return None
-        return entry.pages.get(kind)
+        return entry.served.get(kind)
 
     def page(
         self,
@@ -233,11 +245,14 @@ class ProxiedPages:
             key = _key(repo, subdir, kind)
             entry = self._entry(key, order, serial, sources, last_serial)
             with entry.lock:
-                made = entry.pages.get(kind)
-                if made is None:
-                    made = self._render(repo, order, subdir, kind, sources, entry)
-                    entry.pages[kind] = made
-                return made
+                served = entry.served.get(kind)
+                if served is None:
+                    made = entry.pages.get(kind)
+                    if made is None:
+                        made = self._render(repo, order, subdir, kind, sources, entry)
+                        entry.pages[kind] = made
+                    served = entry.served[kind] = _served(made)
+                return served
 
     def _entry(
         self,
@@ -334,7 +349,8 @@ class ProxiedPages:
         content_type = _TYPES[Path(kind).suffix]
         etag = f'"{digest.hexdigest()}"'
         size = path.stat().st_size
-        return FilePage(path, content_type, etag, entry.last_serial, size, entry.stale)
+        data = path.read_bytes() if size <= IN_MEMORY else None
+        return FilePage(path, content_type, etag, entry.last_serial, size, entry.stale, data)
 
     def _compressed(self, base: FilePage, kind: str, *, zstd: bool) -> FilePage:
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -359,9 +375,9 @@ class ProxiedPages:
             raise
         content_type = _TYPES[Path(kind).suffix]
         size = path.stat().st_size
-        return FilePage(
-            path, content_type, f'"{digest.hexdigest()}"', base.last_serial, size, base.stale
-        )
+        data = path.read_bytes() if size <= IN_MEMORY else None
+        etag = f'"{digest.hexdigest()}"'
+        return FilePage(path, content_type, etag, base.last_serial, size, base.stale, data)
 
     # -- shards ---------------------------------------------------------------------------
 
