@@ -393,3 +393,22 @@ def test_an_upstream_shard_that_does_not_match_its_digest_is_refused(
     channel.upstream.documents[f"/chan/noarch/shards/{six}.msgpack.zst"] = Document(b"other")
     with pytest.raises(UpstreamError, match="does not match the sha256"):
         svc.conda.shard(repo(svc, "forge"), "noarch", six)
+
+
+def test_a_changed_upstream_replaces_the_cached_records(svc: Services, channel: Channel) -> None:
+    update_repository(
+        svc.ctx, actor="t", fmt=Format.CONDA, name="forge", settings=RepoSettings(ttl=0)
+    )
+    forge = repo(svc, "forge")
+    assert "late-1.0-0.conda" not in records(svc, "forge")
+    before = svc.upstreams.read_page(forge.id, "conda/noarch/repodata")
+    assert before is not None
+    assert before.blob_sha256 is not None
+    channel.add("late", "1.0")
+    channel.publish()
+    assert "late-1.0-0.conda" in records(svc, "forge")
+    after = svc.upstreams.read_page(forge.id, "conda/noarch/repodata")
+    assert after is not None
+    assert after.blob_sha256 != before.blob_sha256
+    assert not svc.ctx.blobs.exists(before.blob_sha256)  # no records file left behind
+    assert svc.ctx.blobs.exists(after.blob_sha256)

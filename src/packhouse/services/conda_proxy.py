@@ -46,10 +46,11 @@ import zstandard
 
 from packhouse.auth.redact import redact_url
 from packhouse.db.repository_store import Repository
-from packhouse.errors import TooLarge, UpstreamError, UpstreamTooLarge
+from packhouse.errors import ArtifactNotFound, TooLarge, UpstreamError, UpstreamTooLarge
 from packhouse.formats.conda import remote
 from packhouse.formats.conda.names import name_problems, parse_filename
 from packhouse.formats.conda.remote import RemoteRecord, RepodataHead, Skipped
+from packhouse.services.artifacts import drop_unreferenced
 from packhouse.services.conda_order import NameRecords
 from packhouse.services.sources import Cooldowns, proxies_of
 from packhouse.services.upstream_cache import StoredFile, StoredPage, UpstreamCache, same_origin
@@ -333,6 +334,10 @@ class CondaProxy:
         cache.stats.misses += 1
         found = self._from_row(proxy, subdir, fetched)
         found.expires = time.monotonic() + ttl
+        old = stored.blob_sha256 if stored is not None else None
+        if old is not None and old != fetched.blob_sha256:
+            # the records file it replaces (readers holding it open keep reading it)
+            drop_unreferenced(cache.ctx, [old])
         return found
 
     def _fetch(
@@ -427,14 +432,28 @@ class CondaProxy:
         if handle is not None:
             handle.seek(offset)
             return decode_lines(handle.read(length))
-        with self.cache.ctx.blobs.open(found.blob, offset, offset + length) as part:
-            return decode_lines(part.read(length))
+        try:
+            with self.cache.ctx.blobs.open(found.blob, offset, offset + length) as part:
+                return decode_lines(part.read(length))
+        except ArtifactNotFound:
+            raise self._replaced(found) from None
 
     def open(self, found: RemoteSubdir) -> BinaryIO | None:
         """The whole records file, for reading many names in one go."""
         if found.blob is None:
             return None
-        return self.cache.ctx.blobs.open(found.blob)
+        try:
+            return self.cache.ctx.blobs.open(found.blob)
+        except ArtifactNotFound:
+            raise self._replaced(found) from None
+
+    def _replaced(self, found: RemoteSubdir) -> UpstreamError:
+        """The records file went away under this reader (another process replaced it with a
+        newer one, or the cache was pruned): read the row again next time."""
+        found.expires = 0.0
+        return UpstreamError(
+            f"the cached records of {found.subdir} changed while they were read; try again"
+        )
 
     def fetch_package(
         self, proxy: Repository, subdir: str, base_url: str, name: str, line: Line

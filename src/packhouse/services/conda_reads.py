@@ -21,8 +21,8 @@ stamp.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -46,7 +46,6 @@ from packhouse.formats.conda.shards import build_shards_index
 from packhouse.services.catalog import Catalog
 from packhouse.services.conda_order import (
     Merged,
-    NameRecords,
     ShardKeeper,
     SubdirSource,
     merge,
@@ -54,6 +53,15 @@ from packhouse.services.conda_order import (
 )
 from packhouse.services.conda_proxied import STREAMED, AnyPage, ProxiedPages
 from packhouse.services.conda_proxy import ProxiedPackage
+from packhouse.services.conda_views import (
+    HostedSubdir,
+    Sections,
+    SubdirContent,
+    SubdirView,
+    apply,
+    name_records,
+    split,
+)
 from packhouse.services.context import Context
 from packhouse.services.pages import Page
 from packhouse.services.sources import proxies_of, resolve
@@ -95,55 +103,6 @@ def valid_subdir(subdir: str) -> bool:
     return not subdir_problems(subdir)
 
 
-@dataclass(frozen=True)
-class _Entry:
-    name: str
-    record: bytes
-    extra: bytes
-
-
-@dataclass(frozen=True)
-class SubdirView:
-    """One subdir at one moment; replaced, never changed."""
-
-    subdir: str
-    serial: int = 0  # newest artifact serial seen in the subdir
-    patch_serial: int = 0
-    live: Mapping[str, _Entry] = field(default_factory=dict)
-    tombstones: Mapping[str, str] = field(default_factory=dict)  # filename -> name
-    by_name: Mapping[str, frozenset[str]] = field(default_factory=dict)  # live and deleted
-    name_serials: Mapping[str, int] = field(default_factory=dict)
-    instructions: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def version(self) -> tuple[int, int]:
-        return (self.serial, self.patch_serial)
-
-    @property
-    def last_serial(self) -> int:
-        return max(self.serial, self.patch_serial)
-
-
-@dataclass(frozen=True)
-class Sections:
-    packages: dict[str, bytes]
-    packages_conda: dict[str, bytes]
-    removed: list[str]
-
-
-@dataclass(frozen=True)
-class SubdirContent:
-    """What a subdir's pages are made from: one hosted view, or an order's merge."""
-
-    subdir: str
-    last_serial: int
-    sections: Callable[[bool], Sections]  # patched, or as uploaded
-    entries: Callable[[], Iterable[tuple[str, bytes, bytes]]]  # (filename, record, extra)
-    instructions: Mapping[str, Any]
-    shard_digests: Callable[[], dict[str, bytes]]
-    stale: bool = False
-
-
 class _SubdirState:
     def __init__(self, subdir: str) -> None:
         self.lock = threading.Lock()
@@ -160,81 +119,6 @@ class _OrderState:
         self.lock = threading.Lock()
         self.merged: dict[bool, tuple[Hashable, Merged]] = {}
         self.shards = ShardKeeper()
-
-
-class HostedSubdir:
-    """A hosted repository's subdir as a source of an order (services/conda_order.py)."""
-
-    def __init__(self, repo: Repository, view: SubdirView, sections: Sections) -> None:
-        self.repo = repo
-        self.view = view
-        self._sections = sections
-        self._removed = frozenset(sections.removed)
-
-    @property
-    def stamp(self) -> Hashable:
-        return self.view.version
-
-    @property
-    def stale(self) -> bool:
-        return False
-
-    def names(self) -> Iterable[str]:
-        return self.view.by_name.keys()
-
-    def holds(self, name: str) -> bool:
-        return name in self.view.by_name
-
-    def records(self, name: str) -> NameRecords:
-        return _name_records(self._sections, self.view.by_name.get(name, ()), self._removed)
-
-    def name_stamp(self, name: str) -> Hashable:
-        return (self.view.name_serials.get(name, 0), self.view.patch_serial)
-
-
-def _name_records(
-    sections: Sections, filenames: Iterable[str], removed: frozenset[str]
-) -> NameRecords:
-    listed = list(filenames)
-    return NameRecords(
-        {f: sections.packages[f] for f in listed if f in sections.packages},
-        {f: sections.packages_conda[f] for f in listed if f in sections.packages_conda},
-        frozenset(f for f in listed if f in removed),
-    )
-
-
-def _apply(view: SubdirView, changes: list[artifact_store.CondaChange]) -> SubdirView:
-    live = dict(view.live)
-    tombstones = dict(view.tombstones)
-    by_name = dict(view.by_name)
-    name_serials = dict(view.name_serials)
-    serial = view.serial
-    for change in changes:
-        serial = max(serial, change.serial)
-        name_serials[change.name] = max(name_serials.get(change.name, 0), change.serial)
-        by_name[change.name] = by_name.get(change.name, frozenset()) | {change.filename}
-        if change.deleted or change.record is None:
-            live.pop(change.filename, None)
-            tombstones[change.filename] = change.name
-        else:
-            extra = orjson.dumps(change.extra or {})
-            live[change.filename] = _Entry(change.name, change.record, extra)
-    return replace(
-        view,
-        serial=serial,
-        live=live,
-        tombstones=tombstones,
-        by_name=by_name,
-        name_serials=name_serials,
-    )
-
-
-def _split(records: Mapping[str, bytes]) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    packages: dict[str, bytes] = {}
-    packages_conda: dict[str, bytes] = {}
-    for filename, data in records.items():
-        (packages_conda if filename.endswith(".conda") else packages)[filename] = data
-    return packages, packages_conda
 
 
 class CondaReader:
@@ -290,7 +174,7 @@ class CondaReader:
                 changes = artifact_store.conda_changes(conn, repo.id, subdir, view.serial)
                 patch = conda_patch_store.get(conn, repo.id, subdir)
             if changes:
-                view = _apply(view, changes)
+                view = apply(view, changes)
             patch_serial = patch.serial if patch else 0
             if patch_serial != view.patch_serial:
                 view = replace(
@@ -304,7 +188,7 @@ class CondaReader:
 
     def _sections(self, repo: Repository, view: SubdirView, patched: bool) -> Sections:
         live = {fn: entry.record for fn, entry in view.live.items()}
-        packages, packages_conda = _split(live)
+        packages, packages_conda = split(live)
         removed = sorted(view.tombstones)
         if not patched or not view.instructions:
             return Sections(packages, packages_conda, removed)
@@ -526,7 +410,7 @@ class CondaReader:
         removed = frozenset(sections.removed)
         stamps = {n: (view.name_serials.get(n, 0), view.patch_serial) for n in view.by_name}
         return self._state(repo, view.subdir).shards.digests(
-            stamps, lambda name: _name_records(sections, view.by_name[name], removed)
+            stamps, lambda name: name_records(sections, view.by_name[name], removed)
         )
 
     def shard(self, repo: Repository, subdir: str, hex_digest: str) -> bytes:
