@@ -26,9 +26,7 @@ Packages are fetched on their first download and checked against the record's sh
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import threading
 import time
 from array import array
@@ -37,7 +35,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urljoin
 
@@ -48,10 +45,9 @@ from packhouse.auth.redact import redact_url
 from packhouse.db.repository_store import Repository
 from packhouse.errors import ArtifactNotFound, TooLarge, UpstreamError, UpstreamTooLarge
 from packhouse.formats.conda import remote
-from packhouse.formats.conda.names import name_problems, parse_filename
-from packhouse.formats.conda.remote import RemoteRecord, RepodataHead, Skipped
 from packhouse.services.artifacts import drop_unreferenced
 from packhouse.services.conda_order import NameRecords
+from packhouse.services.conda_records import INDEX_VERSION, Deriver, Line, decode_lines
 from packhouse.services.sources import Cooldowns, proxies_of
 from packhouse.services.upstream_cache import StoredFile, StoredPage, UpstreamCache, same_origin
 from packhouse.types import Sha256
@@ -60,7 +56,6 @@ from packhouse.upstream.http import UpstreamStream
 log = logging.getLogger("packhouse.proxy")
 
 STALE_RETRY = 30.0  # seconds a failed upstream is left alone while the cached copy is served
-INDEX_VERSION = 1  # of the records-file index kept in the row's body
 _KEPT = 64  # subdirs whose index is kept in memory
 _CHUNK = 1 << 20
 MAX_SHARD_BYTES = 64 << 20  # a shard decompressed (conda-forge's largest is a few MB)
@@ -79,31 +74,6 @@ def shard_key(subdir: str, hex_digest: str) -> str:
 
 
 # -- the records file ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One record of the records file."""
-
-    filename: str
-    sha256: str
-    time_ms: int
-    record: bytes
-
-
-def encode_line(record: RemoteRecord) -> bytes:
-    head = f"{record.filename}\t{record.sha256}\t{record.time_ms}\t".encode()
-    return head + record.record + b"\n"
-
-
-def decode_lines(data: bytes) -> list[Line]:
-    lines: list[Line] = []
-    for raw in data.split(b"\n"):
-        if not raw:
-            continue
-        filename, sha256, ms, record = raw.split(b"\t", 3)
-        lines.append(Line(filename.decode(), sha256.decode(), int(ms), record))
-    return lines
 
 
 @dataclass
@@ -136,65 +106,6 @@ def _empty(proxy: Repository, subdir: str, now: datetime, digest: str) -> Remote
 def subdir_url(proxy: Repository, subdir: str) -> str:
     assert proxy.upstream_url is not None
     return proxy.upstream_url.rstrip("/") + f"/{subdir}/"
-
-
-class _Deriver:
-    """Writes the records file of a repodata.json arriving in chunks: lines in arrival
-    order to a scratch file, then grouped by name, sorted by filename, into the file that
-    is kept. Holds one line at a time and a few integers per record."""
-
-    def __init__(self, tmp_dir: Path) -> None:
-        self.tmp_dir = tmp_dir
-        self.skipped = Skipped()
-        self.head = RepodataHead()
-        self._groups: dict[str, array[int]] = {}  # name -> offset, length, offset, ...
-
-    def derive(self, chunks: Iterable[bytes]) -> tuple[Path, dict[str, Any], Sha256]:
-        scratch = self.tmp_dir / f"conda-scratch-{os.getpid()}-{threading.get_ident()}"
-        try:
-            with scratch.open("w+b") as out:
-                offset = 0
-                for section, filename, value in remote.iter_repodata(chunks, self.head):
-                    checked, why = remote.check_record(section, filename, value)
-                    if checked is None:
-                        self.skipped.add(why or "?")
-                        continue
-                    line = encode_line(checked)
-                    out.write(line)
-                    self._groups.setdefault(checked.name, array("q")).extend((offset, len(line)))
-                    offset += len(line)
-                out.flush()
-                return self._sorted(out)
-        finally:
-            scratch.unlink(missing_ok=True)
-
-    def _sorted(self, scratch: BinaryIO) -> tuple[Path, dict[str, Any], Sha256]:
-        kept = self.tmp_dir / f"conda-records-{os.getpid()}-{threading.get_ident()}"
-        digest = hashlib.sha256()
-        names: dict[str, list[Any]] = {}
-        fd = scratch.fileno()
-        offset = 0
-        with kept.open("wb") as out:
-            for name in sorted(self._groups):
-                group = self._groups[name]
-                by_filename: dict[bytes, bytes] = {}
-                for i in range(0, len(group), 2):
-                    line = os.pread(fd, group[i + 1], group[i])
-                    by_filename[line.split(b"\t", 1)[0]] = line  # a repeated filename: last
-                data = b"".join(by_filename[f] for f in sorted(by_filename))
-                out.write(data)
-                digest.update(data)
-                times = sorted(int(line.split(b"\t", 3)[2]) for line in by_filename.values())
-                part = hashlib.blake2b(data, digest_size=12).hexdigest()
-                names[name] = [offset, len(data), times, part]
-                offset += len(data)
-        removed: dict[str, list[str]] = {}
-        for filename in self.head.removed:
-            parsed = parse_filename(filename)
-            if parsed is not None and not name_problems(parsed.name):
-                removed.setdefault(parsed.name, []).append(filename)
-        index = {"v": INDEX_VERSION, "names": names, "removed": removed}
-        return kept, index, Sha256(digest.hexdigest())
 
 
 def _load(
@@ -394,7 +305,7 @@ class CondaProxy:
         chunks = _capped(response.iter_bytes(_CHUNK), limit, url)
         if variant.endswith(".zst"):
             chunks = _capped(_unzstd(chunks, url), limit, url + " (decompressed)")
-        deriver = _Deriver(ctx.tmp_dir)
+        deriver = Deriver(ctx.tmp_dir)
         try:
             path, index, sha256 = deriver.derive(chunks)
         except remote.RemoteError as exc:

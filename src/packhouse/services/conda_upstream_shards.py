@@ -35,12 +35,12 @@ from packhouse.services.conda_order import NameRecords
 from packhouse.services.conda_proxy import (
     MAX_SHARD_BYTES,
     STALE_RETRY,
-    Line,
     fetched_page,
     shard_key,
     shards_key,
     subdir_url,
 )
+from packhouse.services.conda_records import Line
 from packhouse.services.upstream_cache import StoredPage, UpstreamCache, digest_of, same_origin
 
 log = logging.getLogger("packhouse.proxy")
