@@ -131,6 +131,28 @@ def test_rerun_is_incremental_and_leaves_files_alone(channel: Path) -> None:
     assert "added-1.0-0.conda" not in _records(repodata)
 
 
+def test_a_quiet_rerun_writes_nothing_but_repairs_what_was_touched(channel: Path) -> None:
+    _index(channel, "--bz2")
+    assert "0 files written" in _index(channel, "--bz2")
+    # an output deleted or edited by hand is written again; so is all after an option change
+    (channel / "noarch" / "repodata.json.bz2").unlink()
+    (channel / "linux-64" / "repodata.json").write_text("{}")
+    output = _index(channel, "--bz2")
+    assert "0 read" in output
+    assert "0 files written" not in output
+    assert (channel / "noarch" / "repodata.json.bz2").is_file()
+    assert "zlib-1.2.11-h7b6447c_3.conda" in _records(channel / "linux-64" / "repodata.json")
+    assert "0 files written" in _index(channel, "--bz2")
+    _index(channel, "--no-bz2")
+    assert not (channel / "noarch" / "repodata.json.bz2").exists()
+    # a damaged cache is a cold run, not an error
+    for cache in (channel / ".cache" / "packhouse").iterdir():
+        cache.write_bytes(b"\xc1 not msgpack")
+    before = _records(channel / "linux-64" / "repodata.json")
+    assert "0 skipped" in _index(channel)
+    assert _records(channel / "linux-64" / "repodata.json") == before
+
+
 def test_bad_package_is_reported_and_skipped(channel: Path) -> None:
     shutil.copy2(
         DATA / "malformed" / "ca-certificates-2024.7.4-hbcca054_0.conda", channel / "linux-64"

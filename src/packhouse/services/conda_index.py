@@ -26,22 +26,18 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from packhouse.errors import InvalidInput, PackhouseError
 from packhouse.formats.conda.names import EXTENSIONS
 from packhouse.services.conda_index_cache import SubdirCache, write_if_changed
-from packhouse.services.conda_index_write import (
-    PatchGenerator,
-    SubdirWriter,
-    Written,
-    channel_files,
-)
+
+if TYPE_CHECKING:
+    from packhouse.services.conda_index_write import PatchGenerator
 
 __all__ = ["IndexOptions", "IndexReport", "index_channel", "write_if_changed"]
 
@@ -73,7 +69,9 @@ class IndexOptions:
     update_cache: bool = True
     update_only: bool = False
     html_dependencies: bool = False
-    zst_level: int = 16  # conda-index's level for repodata.json.zst
+    # conda-index compresses repodata.json.zst at 16; 9 decompresses to the same bytes, is
+    # about a third smaller than level 3 and keeps a one-package re-index of 20,000 fast
+    zst_level: int = 9
 
     def problems(self) -> list[str]:
         problems = []
@@ -151,6 +149,8 @@ def _read_changed(
             if progress:
                 progress(done, total)
         return
+    from concurrent.futures import ProcessPoolExecutor
+
     size = max(1, min(256, total // (jobs * 8)))
     done = 0
     with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -233,9 +233,7 @@ def _fingerprint(subdir: SubdirCache, options: IndexOptions, root: Path, out: Pa
     settings["instructions"] = _file_identity(subdir.path / "patch_instructions.json")
     settings["gen_patch"] = _file_identity(root / "gen_patch.py")
     digest.update(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS, default=str))
-    for filename in sorted(subdir.entries):
-        entry = subdir.entries[filename]
-        digest.update(f"{filename}\0{entry.size}\0{entry.mtime_ns}\0".encode())
+    digest.update(subdir.stat_digest())
     return digest.digest()
 
 
@@ -328,23 +326,27 @@ def index_channel(
     _stamp(subdirs, read, int(now * 1000), out)
     generator = None
     channel_name = options.channel_name or os.path.basename(str(root).rstrip("/"))
-    written = Written(out, report.written)
+    written = None
     any_written = False
     for subdir in subdirs.values():
-        report.failures += [
-            (f"{subdir.name}/{fn}", e.error) for fn, e in sorted(subdir.entries.items()) if e.error
-        ]
-        report.packages += sum(1 for e in subdir.entries.values() if not e.error)
         fingerprint = _fingerprint(subdir, options, root, out)
-        if subdir.outputs_intact(fingerprint):
-            continue
-        if generator is None:
-            generator = load_patch_generator(options.patch, root)
-        writer = SubdirWriter(subdir, options, out, channel_name, now, written)
-        paths = writer.write(generator)
-        subdir.remember_outputs(fingerprint, paths)
-        subdir.save()
-        any_written = True
+        if not subdir.outputs_intact(fingerprint):
+            # imported here: a run that finds nothing changed needs none of it
+            from packhouse.services.conda_index_write import SubdirWriter, Written
+
+            if generator is None or written is None:
+                generator = load_patch_generator(options.patch, root)
+                written = Written(out, report.written)
+            writer = SubdirWriter(subdir, options, out, channel_name, now, written)
+            paths = writer.write(generator)
+            subdir.remember_outputs(_fingerprint(subdir, options, root, out), paths)
+            subdir.save()
+            any_written = True
+        report.failures += [(f"{subdir.name}/{fn}", why) for fn, why in subdir.failures]
+        report.packages += subdir.packages
     if options.channeldata:
+        from packhouse.services.conda_index_write import Written, channel_files
+
+        written = written or Written(out, report.written)
         channel_files(root, out, subdirs, options, channel_name, now, written, any_written)
     return report

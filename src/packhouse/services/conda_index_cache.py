@@ -10,9 +10,10 @@ inputs and untouched outputs writes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from packhouse.formats.conda.names import EXTENSIONS
 
 __all__ = ["CACHE_VERSION", "Entry", "SubdirCache", "stat_of", "write_if_changed"]
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass
@@ -48,8 +49,11 @@ class Entry:
         ]
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Atomically replace `path` with `data` unless it already holds exactly those bytes."""
+def write_if_changed(path: Path, data: bytes, *, sync: bool = True) -> bool:
+    """Atomically replace `path` with `data` unless it already holds exactly those bytes.
+
+    `sync=False` skips the fsync, for many small files made durable together by one
+    `os.sync()` before anything that names them is written (the shards)."""
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
@@ -61,7 +65,8 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -78,81 +83,169 @@ def stat_of(path: Path) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns]
 
 
-@dataclass
 class SubdirCache:
-    """One subdir's cache, loaded from and saved to `<cache_dir>/<name>.msgpack`."""
+    """One subdir's cache in `<cache_dir>/<name>.msgpack`: two msgpack documents, a small
+    state (file stats, fingerprint, outputs, counts) read on every run, then the records,
+    unpacked only when a run needs them (not when nothing changed)."""
 
-    name: str
-    path: Path  # the subdir folder holding the packages
-    cache_path: Path
-    entries: dict[str, Entry] = field(default_factory=dict)
-    shard_inputs: dict[str, list[bytes]] = field(default_factory=dict)  # name -> [in, out]
-    fingerprint: bytes = b""
-    outputs: dict[str, list[int]] = field(default_factory=dict)  # path -> [size, mtime_ns]
-    # what the subdir's patches made: the records they rewrote, and the filenames they removed
-    patched: dict[str, bytes] = field(default_factory=dict)
-    patch_removed: list[str] = field(default_factory=list)
-    changed: bool = False  # packages read, added or removed in this run
-    # filename -> (sha256, indexed_timestamp) of a package re-read because its stat changed:
-    # the same bytes keep their CEP 47 timestamp, other bytes are a new artifact.
-    previous: dict[str, tuple[str, int]] = field(default_factory=dict)
+    def __init__(self, name: str, path: Path, cache_path: Path) -> None:
+        self.name = name
+        self.path = path  # the subdir folder holding the packages
+        self.cache_path = cache_path
+        self.stat: dict[str, list[int]] = {}  # filename -> [size, mtime_ns] when last indexed
+        self.fingerprint = b""
+        self.outputs: dict[str, list[int]] = {}  # path -> [size, mtime_ns] as written
+        self.failures: list[list[str]] = []  # [filename, why it was refused]
+        self.packages = 0
+        self.changed = False  # packages read, added or removed in this run
+        # filename -> (sha256, indexed_timestamp) of a package re-read because its stat
+        # changed: the same bytes keep their CEP 47 timestamp, other bytes are a new artifact.
+        self.previous: dict[str, tuple[str, int]] = {}
+        self._stat_digest = b""  # of `stat`, kept in the state so a quiet run needn't hash it
+        self._rest: msgpack.Unpacker | None = None
+        self._entries: dict[str, Entry] | None = None
+        self._shard_inputs: dict[str, list[bytes]] = {}  # name -> [input, output digest]
+        # what the subdir's patches made: the records they rewrote, the filenames they removed
+        self._patched: dict[str, bytes] = {}
+        self._patch_removed: list[str] = []
 
     @classmethod
     def load(cls, name: str, path: Path, cache_dir: Path) -> SubdirCache:
         cache = cls(name, path, cache_dir / f"{name}.msgpack")
         try:
-            data = msgpack.unpackb(cache.cache_path.read_bytes(), raw=False)
-        except (FileNotFoundError, ValueError, msgpack.UnpackException):
-            return cache
-        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
-            return cache
-        try:
-            cache.entries = {fn: Entry(*values) for fn, values in data["entries"].items()}
-            cache.shard_inputs = dict(data.get("shards", {}))
-            cache.fingerprint = bytes(data.get("fingerprint", b""))
-            cache.outputs = dict(data.get("outputs", {}))
-            cache.patched = dict(data.get("patched", {}))
-            cache.patch_removed = list(data.get("patch_removed", []))
-        except (TypeError, KeyError, AttributeError):
-            return cls(name, path, cache.cache_path)  # a damaged cache is a cold run
+            raw = cache.cache_path.read_bytes()
+            unpacker = msgpack.Unpacker(raw=False, max_buffer_size=len(raw) + 1)
+            unpacker.feed(raw)
+            state = next(unpacker)
+            if not isinstance(state, dict) or state.get("version") != CACHE_VERSION:
+                return cache
+            cache.stat = dict(state["stat"])
+            cache.fingerprint = bytes(state["fingerprint"])
+            cache.outputs = dict(state["outputs"])
+            cache.failures = list(state["failures"])
+            cache.packages = int(state["packages"])
+            cache._stat_digest = bytes(state["stat_digest"])
+            cache._rest = unpacker
+        except (FileNotFoundError, ValueError, StopIteration, KeyError, TypeError):
+            return cls(name, path, cache.cache_path)  # no cache, or a damaged one: a cold run
+        except msgpack.UnpackException:
+            return cls(name, path, cache.cache_path)
         return cache
 
+    def _load_rest(self) -> None:
+        if self._entries is not None:
+            return
+        self._entries = {}
+        unpacker, self._rest = self._rest, None
+        if unpacker is None:
+            return
+        try:
+            rest = next(unpacker)
+            entries = {fn: Entry(*values) for fn, values in rest["entries"].items()}
+            self._shard_inputs = dict(rest["shards"])
+            self._patched = dict(rest["patched"])
+            self._patch_removed = list(rest["patch_removed"])
+        except (ValueError, StopIteration, KeyError, TypeError, msgpack.UnpackException):
+            self.stat, self.fingerprint, self._stat_digest = {}, b"", b""  # lost: read all again
+            return
+        self._entries = entries
+
+    def stat_digest(self) -> bytes:
+        if not self._stat_digest:
+            items = sorted(self.stat.items())
+            self._stat_digest = hashlib.sha256(orjson.dumps(items)).digest()
+        return self._stat_digest
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        self._load_rest()
+        assert self._entries is not None
+        return self._entries
+
+    @property
+    def shard_inputs(self) -> dict[str, list[bytes]]:
+        self._load_rest()
+        return self._shard_inputs
+
+    @shard_inputs.setter
+    def shard_inputs(self, value: dict[str, list[bytes]]) -> None:
+        self._load_rest()
+        self._shard_inputs = value
+
+    @property
+    def patched(self) -> dict[str, bytes]:
+        self._load_rest()
+        return self._patched
+
+    @patched.setter
+    def patched(self, value: dict[str, bytes]) -> None:
+        self._load_rest()
+        self._patched = value
+
+    @property
+    def patch_removed(self) -> list[str]:
+        self._load_rest()
+        return self._patch_removed
+
+    @patch_removed.setter
+    def patch_removed(self, value: list[str]) -> None:
+        self._load_rest()
+        self._patch_removed = value
+
     def save(self) -> None:
-        payload = {
+        entries = self.entries
+        stat = {fn: [e.size, e.mtime_ns] for fn, e in sorted(entries.items())}
+        if stat != self.stat:
+            self.stat, self._stat_digest = stat, b""
+        self.failures = [[fn, e.error] for fn, e in sorted(entries.items()) if e.error]
+        self.packages = len(entries) - len(self.failures)
+        state = {
             "version": CACHE_VERSION,
-            "entries": {fn: entry.pack() for fn, entry in sorted(self.entries.items())},
-            "shards": self.shard_inputs,
+            "stat": self.stat,
             "fingerprint": self.fingerprint,
             "outputs": self.outputs,
-            "patched": self.patched,
-            "patch_removed": self.patch_removed,
+            "failures": self.failures,
+            "packages": self.packages,
+            "stat_digest": self.stat_digest(),
         }
-        write_if_changed(self.cache_path, msgpack.packb(payload, use_bin_type=True))
+        rest = {
+            "entries": {fn: entry.pack() for fn, entry in sorted(entries.items())},
+            "shards": self._shard_inputs,
+            "patched": self._patched,
+            "patch_removed": self._patch_removed,
+        }
+        data = msgpack.packb(state, use_bin_type=True) + msgpack.packb(rest, use_bin_type=True)
+        write_if_changed(self.cache_path, data)
 
     def scan(self, *, keep_missing: bool) -> tuple[list[str], int]:
         """Refresh stat data; return (filenames to read, number of removed files).
 
         `keep_missing` (conda-index's `--update-only`) keeps packages no longer on disk."""
         self.path.mkdir(parents=True, exist_ok=True)
-        seen: dict[str, tuple[int, int]] = {}
+        seen: dict[str, list[int]] = {}
         with os.scandir(self.path) as it:
             for item in it:
                 if item.name.endswith(EXTENSIONS) and item.is_file():
                     st = item.stat()
-                    seen[item.name] = (st.st_size, st.st_mtime_ns)
-        removed = [] if keep_missing else [fn for fn in self.entries if fn not in seen]
+                    seen[item.name] = [st.st_size, st.st_mtime_ns]
+        if seen == self.stat and self.fingerprint:
+            return [], 0  # the records need not even be unpacked
+        entries = self.entries
+        removed = [] if keep_missing else [fn for fn in entries if fn not in seen]
         for fn in removed:
-            del self.entries[fn]
+            del entries[fn]
         changed = []
         for fn, (size, mtime_ns) in seen.items():
-            entry = self.entries.get(fn)
+            entry = entries.get(fn)
             if entry is None or entry.size != size or entry.mtime_ns != mtime_ns:
                 if entry is not None and entry.record_json and entry.indexed_timestamp:
                     sha256 = orjson.loads(entry.record_json).get("sha256", "")
                     self.previous[fn] = (str(sha256), entry.indexed_timestamp)
-                self.entries[fn] = Entry(size, mtime_ns)
+                entries[fn] = Entry(size, mtime_ns)
                 changed.append(fn)
         self.changed = bool(changed or removed)
+        self.stat = {fn: [e.size, e.mtime_ns] for fn, e in entries.items()}
+        self._stat_digest = b""
         return sorted(changed), len(removed)
 
     def patched_records(self) -> dict[str, bytes]:

@@ -9,6 +9,7 @@ with `--no-compact`); channeldata.json and patch_instructions.json end with a ne
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,8 +59,8 @@ class Written:
     root: Path
     names: list[str]
 
-    def __call__(self, path: Path, data: bytes) -> Path:
-        if write_if_changed(path, data):
+    def __call__(self, path: Path, data: bytes, *, sync: bool = True) -> Path:
+        if write_if_changed(path, data, sync=sync):
             self.names.append(str(path.relative_to(self.root)))
         return path
 
@@ -221,6 +222,7 @@ class SubdirWriter:
         inputs: dict[str, list[bytes]] = {}
         unpatched: dict[str, bytes] = {}
         patched: dict[str, bytes] = {}
+        unsynced = False
         for name in names:
             raw_bz2, raw_conda, new_bz2, new_conda = by_name[name]
             for key, bz2, cnd, rm, target in (
@@ -249,10 +251,13 @@ class SubdirWriter:
                     shard = index_shard(name, bz2, cnd, exports, rm)
                     path = self.folder / shard.filename
                     if not path.exists():
-                        self.write_file(path, shard.data)
+                        self.write_file(path, shard.data, sync=False)
+                        unsynced = True
                     target[name] = shard.digest
                 inputs[key] = [digest, target[name]]
         self.subdir.shard_inputs = inputs
+        if unsynced:
+            os.sync()  # every new shard on disk before an index names it
         for filename, shards in (
             (SHARDS_FROM_PACKAGES_FILENAME, unpatched),
             (SHARDS_INDEX_FILENAME, patched),
