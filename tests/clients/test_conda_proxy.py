@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +19,14 @@ import zstandard
 from tests.clients.conda_client import SOLVERS, Conda, conda_fixture, installed
 from tests.clients.test_conda_client import synth
 from tests.conftest import RunningServer, start_server, stop_server
+from tests.services.test_conda_sources_proxy import NOW_MS, OLD_MS, Channel
+from tests.upstream_server import StaticUpstream, static_upstream
 
 __all__ = ["conda_fixture"]  # the `conda` fixture
 
 pytestmark = pytest.mark.clients
 
 LOOPBACK_ONLY = {"PACKHOUSE_UPSTREAM_ALLOWED_NETWORKS": '["127.0.0.1/32"]'}
-NOW_MS = int(time.time() * 1000)
 
 
 def upload(server: RunningServer, channel: str, path: Path) -> None:
@@ -37,14 +37,13 @@ def upload(server: RunningServer, channel: str, path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """The public channel: pubdep 1.0 (old) and 2.0 (built just now), and a squatted
-    acme-app 99.0."""
+    """The public channel: pubdep 1.0 and 2.0, and a squatted acme-app 99.0."""
     running = start_server(tmp_path_factory.mktemp("public") / "data")
     running.run_cli("repo", "create", "public", "--format", "conda", "--public")
     built = tmp_path_factory.mktemp("public-pkgs")
     for path in (
         synth.make_package(built, "pubdep", "1.0"),
-        synth.make_package(built, "pubdep", "2.0", timestamp=NOW_MS),
+        synth.make_package(built, "pubdep", "2.0"),
         synth.make_package(built, "acme-app", "99.0"),
     ):
         upload(running, "public", path)
@@ -162,19 +161,35 @@ def test_a_hosted_name_gets_nothing_from_the_upstream_which_is_never_asked_for_i
     assert upstream_asked(upstream, "acme-app") == []
 
 
+@pytest.fixture(scope="module")
+def recent(company: RunningServer) -> Iterator[StaticUpstream]:
+    """A static channel whose pubdep 2.0 was indexed moments ago (CEP 47 `indexed_timestamp`,
+    though built long ago), 1.5 built long ago (a `timestamp` in seconds) and 1.0 too (in
+    milliseconds); the group `cool` = main + a proxy of it."""
+    with static_upstream() as server:
+        chan = Channel(server)
+        chan.add("pubdep", "1.0", timestamp=OLD_MS)
+        chan.add("pubdep", "1.5", timestamp=OLD_MS // 1000)
+        chan.add("pubdep", "2.0", timestamp=OLD_MS, indexed_timestamp=NOW_MS)
+        chan.publish()
+        company.run_cli("repo", "create", "recent", "-f", "conda", "--upstream", chan.url)
+        company.run_cli("repo", "create", "cool", "-f", "conda", "--bases", "main,recent")
+        yield server
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_a_cooldown_keeps_a_release_of_moments_ago_out(
-    conda: Conda, company: RunningServer, tmp_path: Path, solver: str
+    conda: Conda, company: RunningServer, recent: StaticUpstream, tmp_path: Path, solver: str
 ) -> None:
-    company.run_cli("repo", "update", "channel", "--format", "conda", "--min-age", "3d")
+    url = channel_url(company, "cool")
+    prefix = create(conda, tmp_path / "before", url, solver, "acme-app")
+    assert installed(prefix) == {"acme-app-1.0-0", "pubdep-2.0-0"}
+    company.run_cli("repo", "update", "cool", "-f", "conda", "--min-age", "3d")
     try:
-        prefix = create(conda, tmp_path, channel_url(company), solver, "acme-app")
-        assert installed(prefix) == {"acme-app-1.0-0", "pubdep-1.0-0"}
+        prefix = create(conda, tmp_path / "after", url, solver, "acme-app")
+        assert installed(prefix) == {"acme-app-1.0-0", "pubdep-1.5-0"}
     finally:
-        company.run_cli("repo", "update", "channel", "--format", "conda", "--min-age", "none")
-    with company.client() as client:
-        files = client.get("/conda/channel/noarch/repodata.json").json()["packages.conda"]
-    assert "pubdep-2.0-0.conda" in files
+        company.run_cli("repo", "update", "cool", "-f", "conda", "--min-age", "none")
 
 
 def test_a_condarc_with_the_group_as_its_one_channel(
