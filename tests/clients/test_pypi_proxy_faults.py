@@ -207,11 +207,15 @@ def test_a_big_file_whose_hash_disagrees_is_cut_short_and_nothing_is_kept(
     assert "does not match the sha256" in proxy.log_text()
 
 
-def metadata_page(project: str, name: str, wheel: bytes, metadata: bytes) -> Document:
-    """A PEP 691 page listing one wheel whose PEP 658 metadata has the sha256 of `metadata`."""
-    doc = json.loads(page(project, (name, wheel, f"/files/{name}")).body)
+def offer_wheel(public: StaticUpstream, project: str, wheel: Path, metadata: bytes) -> None:
+    """List one wheel on the upstream with a PEP 658 `.metadata` file holding `metadata`
+    (and its sha256 on the PEP 691 page), and serve both."""
+    data = wheel.read_bytes()
+    doc = json.loads(page(project, (wheel.name, data, f"/files/{wheel.name}")).body)
     doc["files"][0]["core-metadata"] = {"sha256": hashlib.sha256(metadata).hexdigest()}
-    return Document(json.dumps(doc).encode(), JSON_V1)
+    public.documents[f"/simple/{project}/"] = Document(json.dumps(doc).encode(), JSON_V1)
+    public.documents[f"/files/{wheel.name}"] = Document(data)
+    public.documents[f"/files/{wheel.name}.metadata"] = Document(metadata)
 
 
 def wheel_metadata(wheel: Path) -> bytes:
@@ -226,9 +230,7 @@ def test_the_metadata_of_a_small_wheel_comes_from_the_wheel_in_one_upstream_requ
 ) -> None:
     wheel = make_wheel(tmp_path, "meta-one", "1.0", requires=["six"])
     data, metadata = wheel.read_bytes(), wheel_metadata(wheel)
-    public.documents["/simple/meta-one/"] = metadata_page("meta-one", wheel.name, data, metadata)
-    public.documents[f"/files/{wheel.name}"] = Document(data)
-    public.documents[f"/files/{wheel.name}.metadata"] = Document(metadata)
+    offer_wheel(public, "meta-one", wheel, metadata)
     listed = get(proxy, "/pypi/steady/simple/meta-one/").json()["files"][0]
     got = get(proxy, file_path(listed) + ".metadata")
     assert got.status_code == 200
@@ -241,11 +243,8 @@ def test_metadata_that_differs_from_the_wheels_is_taken_from_the_upstream(
     proxy: RunningServer, public: StaticUpstream, tmp_path: Path
 ) -> None:
     wheel = make_wheel(tmp_path, "meta-two", "1.0")
-    data = wheel.read_bytes()
     promised = wheel_metadata(wheel) + b"Requires-Dist: extra-thing\n"
-    public.documents["/simple/meta-two/"] = metadata_page("meta-two", wheel.name, data, promised)
-    public.documents[f"/files/{wheel.name}"] = Document(data)
-    public.documents[f"/files/{wheel.name}.metadata"] = Document(promised)
+    offer_wheel(public, "meta-two", wheel, promised)
     listed = get(proxy, "/pypi/steady/simple/meta-two/").json()["files"][0]
     got = get(proxy, file_path(listed) + ".metadata")
     assert got.status_code == 200

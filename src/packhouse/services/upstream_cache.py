@@ -375,8 +375,8 @@ class UpstreamCache:
                     f"the upstream of {proxy.qualified_name} answered {response.status}"
                     f" for {redact_url(url)}"
                 )
-            return Download(self, proxy, expected, response, incoming, stack.pop_all(), release)
-        raise AssertionError("unreachable")  # pragma: no cover - the with either returns or raises
+            resources = stack.pop_all()  # the Download closes them
+        return Download(self, proxy, expected, response, incoming, resources, release)
 
 
 class Download:
