@@ -4,13 +4,35 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import io
+import sys
 import tarfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import ModuleType
 
 from packaging.utils import canonicalize_name
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    """The module in the file `path` (one outside the packages: bench/, a test file),
+    loaded once per session under `name`."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# bench/conda_synth.py: valid .conda and .tar.bz2 packages made in memory, shared with the
+# benchmarks
+synth = load_module("conda_synth", Path(__file__).resolve().parents[1] / "bench" / "conda_synth.py")
 
 
 def _dist_name(name: str) -> str:

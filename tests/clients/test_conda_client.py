@@ -8,16 +8,15 @@ ETag instead of keeping it for a minute).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
 
+from tests.builders import synth
 from tests.clients.conda_client import SOLVERS, Conda, conda_fixture, installed
 from tests.conftest import VENV_BIN, RunningServer
 
@@ -28,18 +27,6 @@ pytestmark = pytest.mark.clients
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "tests" / "data" / "conda" / "conda" / "test-recipes" / "noarch"
 NEWEST = {"dependent-2.0-0", "dependency-2.0-0"}
-
-
-def _synth() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("conda_synth", ROOT / "bench" / "conda_synth.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-synth = _synth()
 
 
 def put(client: httpx.Client, channel: str, path: Path) -> None:

@@ -21,9 +21,9 @@ import msgpack
 import pytest
 import zstandard
 
+from tests.builders import synth
 from tests.clients.conda_client import SOLVERS, Conda, conda_fixture, installed
 from tests.conftest import VENV_BIN, RunningServer
-from tests.services.test_conda_index import _synth
 
 __all__ = ["conda_fixture"]  # the `conda` fixture, used by the tests below
 
@@ -48,7 +48,6 @@ def _cutoff_between(before: object, after: object) -> tuple[datetime, str]:
 def public_channel(
     server: RunningServer, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, datetime, str]:
-    synth = _synth()
     folder = tmp_path_factory.mktemp("cooldown-pkgs")
     server.run_cli("repo", "create", "cool", "--format", "conda", "--public")
 
@@ -64,7 +63,6 @@ def public_channel(
 
 @pytest.fixture(scope="module")
 def static_channel(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, datetime, str]:
-    synth = _synth()
     channel = tmp_path_factory.mktemp("cooldown-static") / "channel"
 
     def add_and_index(version: str) -> None:

@@ -16,8 +16,8 @@ import msgpack
 import pytest
 import zstandard
 
+from tests.builders import synth
 from tests.clients.conda_client import SOLVERS, Conda, conda_fixture, installed
-from tests.clients.test_conda_client import synth
 from tests.conftest import RunningServer, start_server, stop_server
 from tests.services.test_conda_sources_proxy import NOW_MS, OLD_MS, Channel
 from tests.upstream_server import StaticUpstream, static_upstream

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import zstandard
 
-from tests.clients.test_conda_client import synth
+from tests.builders import synth
 from tests.conftest import RunningServer, start_server, stop_server
 from tests.services.test_conda_sources_proxy import Channel
 from tests.upstream_server import Document, static_upstream

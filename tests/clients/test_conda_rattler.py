@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tests.builders import synth
 from tests.conftest import RunningServer
 
 pytestmark = pytest.mark.clients
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "tests" / "data" / "conda" / "conda" / "test-recipes" / "noarch"
-
-
-def _synth() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("conda_synth", ROOT / "bench" / "conda_synth.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 _RATTLER = """
@@ -60,7 +50,6 @@ finally:
 
 @pytest.fixture(scope="module")
 def channels(server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
-    synth = _synth()
     folder = tmp_path_factory.mktemp("pkgs")
     prefixed = synth.make_package(
         folder,

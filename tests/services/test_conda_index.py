@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import ModuleType
 
 import msgpack
 import pytest
 import zstandard
+from tests.builders import synth
 from typer.testing import CliRunner
 
 from packhouse.cli.conda import app
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "conda"
-
-
-def _synth() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("conda_synth", ROOT / "bench" / "conda_synth.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _index(channel: Path, *args: str) -> str:
@@ -122,7 +112,6 @@ def test_rerun_is_incremental_and_leaves_files_alone(channel: Path) -> None:
     before = repodata.stat().st_mtime_ns
     assert "0 read, 0 removed" in _index(channel)
     assert repodata.stat().st_mtime_ns == before
-    synth = _synth()
     synth.make_package(channel / "noarch", "added", "1.0", "0")
     assert "1 read, 0 removed" in _index(channel)
     assert "added-1.0-0.conda" in _records(repodata)
@@ -216,7 +205,6 @@ finally:
 
 @pytest.mark.clients
 def test_rattler_solves_and_installs_from_indexed_channel(channel: Path, tmp_path: Path) -> None:
-    synth = _synth()
     synth.make_package(
         channel / "noarch",
         "prefixed",

@@ -23,8 +23,8 @@ from xml.etree import ElementTree
 import msgpack
 import pytest
 import zstandard
+from tests.builders import synth
 from tests.clients.conda_client import Conda, conda_fixture
-from tests.services.test_conda_index import _synth
 
 __all__ = ["conda_fixture"]  # the `conda` fixture, used by the tests below
 
@@ -39,7 +39,6 @@ CHANNELDATA_DIFFERENT = ("timestamp", "source_url", "source_git_url")
 
 
 def make_channel(root: Path) -> Path:
-    synth = _synth()
     synth.make_channel(root, 45)
     for subdir in ("linux-64", "osx-64", "win-64"):
         (root / subdir).mkdir(parents=True, exist_ok=True)
@@ -79,7 +78,7 @@ def patches_package(directory: Path) -> Path:
         "noarch/patch_instructions.json": json.dumps(noarch).encode(),
         "linux-64/patch_instructions.json": json.dumps(linux).encode(),
     }
-    path = _synth().make_package(
+    path = synth.make_package(
         directory, "test-repodata-patches", "1.0", "0", extension=".tar.bz2", files=files
     )
     assert isinstance(path, Path)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import shutil
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import msgpack
 import orjson
 import pytest
 import zstandard
+from tests.builders import synth
 
 from packhouse.db import artifact_store, conda_patch_store, journal_store, repository_store
 from packhouse.db.repository_store import Repository
@@ -32,17 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "conda"
 ADMIN = Principal("admin", 1, True)
 
-
-def load_module(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-synth = load_module("conda_synth", ROOT / "bench" / "conda_synth.py")
 
 REAL = [
     *(DATA / "conda" / "conda_format_repo").glob("*/zlib-*"),

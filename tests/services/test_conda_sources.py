@@ -10,7 +10,7 @@ from typing import Any
 import msgpack
 import pytest
 import zstandard
-from tests.clients.test_conda_client import synth
+from tests.builders import synth
 
 from packhouse.db.repository_store import Repository
 from packhouse.errors import ArtifactNotFound

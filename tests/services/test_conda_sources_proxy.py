@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 import pytest
 import zstandard
-from tests.clients.test_conda_client import synth
+from tests.builders import synth
 from tests.services.test_conda_sources import put
 from tests.upstream_server import Document, StaticUpstream, static_upstream
 

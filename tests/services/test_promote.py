@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from tests.builders import make_sdist, make_wheel
+from tests.builders import make_sdist, make_wheel, synth
 
 from packhouse.db import artifact_store, journal_store, repository_store
 from packhouse.db.artifact_store import Artifact
@@ -28,18 +26,6 @@ from packhouse.wiring import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = Principal("alice", user_id=1)
-
-
-def _load_synth() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("conda_synth", ROOT / "bench" / "conda_synth.py")
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-synth = _load_synth()
 
 
 @pytest.fixture

@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -18,24 +16,14 @@ import msgpack
 import pytest
 import zstandard
 
-from tests.builders import make_wheel
+from tests.builders import load_module, make_wheel, synth
 from tests.conftest import VENV_BIN, RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "conda"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-synth = _load("conda_synth", ROOT / "bench" / "conda_synth.py")
-hazards = _load(
+hazards = load_module(
     "conda_hazards", ROOT / "tests" / "formats" / "conda" / "test_conda_archive_hazards.py"
 )
 HAZARDS: dict[str, tuple[Callable[[], bytes], str, type, str]] = hazards.HAZARDS
