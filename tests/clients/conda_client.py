@@ -25,6 +25,22 @@ CLIENTS = ROOT.parent / "shared" / "clients"
 INSTALLER = CLIENTS / "install-conda.sh"
 SOLVERS = ("rattler", "classic")
 
+# The end of every py-rattler script the tests run with `python -c`: runs its
+# `async def main(*argv)`, prints what failed, and exits at once (rattler's runtime threads
+# can otherwise keep the process alive after main returns).
+RATTLER_RUN = """
+import asyncio as _asyncio, os as _os, sys as _sys, traceback as _traceback
+
+try:
+    _asyncio.run(main(*_sys.argv[1:]))
+except BaseException:
+    _traceback.print_exc()
+finally:
+    _sys.stdout.flush()
+    _sys.stderr.flush()
+    _os._exit(0)
+"""
+
 
 @dataclass(frozen=True)
 class Conda:

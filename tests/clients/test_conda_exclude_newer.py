@@ -22,7 +22,7 @@ import pytest
 import zstandard
 
 from tests.builders import synth
-from tests.clients.conda_client import SOLVERS, Conda, conda_fixture, installed
+from tests.clients.conda_client import RATTLER_RUN, SOLVERS, Conda, conda_fixture, installed
 from tests.conftest import VENV_BIN, RunningServer
 
 __all__ = ["conda_fixture"]  # the `conda` fixture, used by the tests below
@@ -138,8 +138,9 @@ def test_conda_exclude_newer(
         assert installed(prefix) == {expected}
 
 
-_RATTLER = """
-import asyncio, datetime, os, sys
+_RATTLER = (
+    """
+import datetime
 from rattler import Channel, solve
 
 async def main(channel_url, cutoff):
@@ -151,17 +152,9 @@ async def main(channel_url, cutoff):
         }
     records = await solve([Channel(channel_url)], ["cool"], platforms=["noarch"], **kwargs)
     print(sorted(f"{r.name.normalized}={r.version}" for r in records))
-
-try:
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
-except BaseException:
-    import traceback
-    traceback.print_exc()
-finally:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 """
+    + RATTLER_RUN
+)
 
 
 @pytest.mark.parametrize("where", ["server", "static"])

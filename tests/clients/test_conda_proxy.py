@@ -17,7 +17,7 @@ import pytest
 import zstandard
 
 from tests.builders import synth
-from tests.clients.conda_client import SOLVERS, Conda, conda_fixture, installed
+from tests.clients.conda_client import RATTLER_RUN, SOLVERS, Conda, conda_fixture, installed
 from tests.conftest import RunningServer, start_server, stop_server
 from tests.services.test_conda_sources_proxy import NOW_MS, OLD_MS, Channel
 from tests.upstream_server import StaticUpstream, static_upstream
@@ -100,8 +100,8 @@ def test_conda_installs_a_private_package_and_its_public_dependency(
     assert installed(prefix) == {"acme-app-1.0-0", "pubdep-2.0-0"}
 
 
-_RATTLER = """
-import asyncio, os, sys
+_RATTLER = (
+    """
 from rattler import Channel, Client, Gateway, install, solve
 
 async def main(channel_url, prefix):
@@ -112,17 +112,9 @@ async def main(channel_url, prefix):
     )
     await install(records, target_prefix=prefix, show_progress=False, client=client)
     print(sorted(f"{r.name.normalized}={r.version}" for r in records))
-
-try:
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
-except BaseException:
-    import traceback
-    traceback.print_exc()
-finally:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 """
+    + RATTLER_RUN
+)
 
 
 def test_py_rattler_installs_through_the_group_from_shards(

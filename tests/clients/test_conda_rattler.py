@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.builders import synth
+from tests.clients.conda_client import RATTLER_RUN
 from tests.conftest import RunningServer
 
 pytestmark = pytest.mark.clients
@@ -20,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "tests" / "data" / "conda" / "conda" / "test-recipes" / "noarch"
 
 
-_RATTLER = """
-import asyncio, os, sys
+_RATTLER = (
+    """
 from rattler import Channel, Client, Gateway, install, solve
 
 async def main(channel_url, prefix):
@@ -35,17 +36,9 @@ async def main(channel_url, prefix):
     )
     await install(records, target_prefix=prefix, show_progress=False, client=client)
     print(sorted(f"{r.name.normalized}={r.version}" for r in records))
-
-try:
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
-except BaseException:
-    import traceback
-    traceback.print_exc()
-finally:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 """
+    + RATTLER_RUN
+)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import msgpack
 import pytest
 import zstandard
 from tests.builders import synth
+from tests.clients.conda_client import RATTLER_RUN
 from typer.testing import CliRunner
 
 from packhouse.cli.conda import app
@@ -183,8 +184,8 @@ def test_patch_from_repodata_patches_package(tmp_path: Path) -> None:
     assert (tmp_path / "noarch" / "patch_instructions.json").is_file()
 
 
-_RATTLER = """
-import asyncio, os, sys
+_RATTLER = (
+    """
 from pathlib import Path
 from rattler import Channel, install, solve
 
@@ -193,14 +194,9 @@ async def main(channel_url, prefix):
     records = await solve([Channel(channel_url)], specs, platforms=["noarch", "linux-64"])
     await install(records, target_prefix=prefix)
     print(sorted(f"{r.name.normalized}={r.version}" for r in records))
-
-try:
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
-finally:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 """
+    + RATTLER_RUN
+)
 
 
 @pytest.mark.clients
