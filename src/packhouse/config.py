@@ -49,10 +49,24 @@ class Settings(BaseSettings):
     public_url: str = ""
     admin_password: SecretStr | None = None
     max_upload_bytes: int = 100 * MiB
-    # Cache-Control max-age for index pages (simple pages, repodata); files are immutable.
-    index_max_age: int = 60
+    # Cache-Control max-age for index pages (simple pages, JSON API, repodata); 0 (the
+    # default) sends `no-cache`: clients revalidate with If-None-Match and see an upload at
+    # once. Files and shards are immutable.
+    index_max_age: int = 0
     log_level: str = "info"
     access_log: bool = True
+    # TLS served by Packhouse itself (small installs without a reverse proxy): PEM files of
+    # the certificate chain and its key, the key's password when it is encrypted, and the
+    # oldest TLS version accepted.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_key_password: SecretStr | None = None
+    tls_min_version: Literal["1.2", "1.3"] = "1.2"
+    # Trusted publishing (OIDC): the audience an identity token must name (empty: the host
+    # name of the server's URL, which rattler and pixi also derive) and how many minutes a
+    # minted upload token lives.
+    oidc_audience: str = ""
+    oidc_token_minutes: int = Field(default=15, ge=1, le=360)
     # Failed password logins allowed per user name and per client address within the window
     # (seconds); past that the server answers 429 with Retry-After until the window releases.
     login_failure_limit: int = Field(default=10, ge=1)
@@ -108,7 +122,8 @@ class Settings(BaseSettings):
         host = wildcards.get(self.host, self.host)
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{host}:{self.port}"
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

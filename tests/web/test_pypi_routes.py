@@ -102,6 +102,56 @@ def test_etag_and_serial_headers_and_304(client: TestClient) -> None:
     assert head.headers["etag"] == etag
 
 
+def test_index_pages_revalidate_and_a_304_after_an_unrelated_upload_renders_nothing(
+    client: TestClient, memory_services: Services, tmp_path: Path
+) -> None:
+    """Simple pages (HTML and JSON, project and list) and the JSON API say `no-cache`, so
+    installers ask again with If-None-Match. After another project's upload moved the serial,
+    the 304 comes from the page kept in the cache (its stamp is unchanged): same object."""
+    paths = ["/pypi/main/simple/", "/pypi/main/simple/demo-pkg/", "/pypi/main/pypi/demo-pkg/json"]
+    etags = {}
+    for path in paths:
+        for accept in ("text/html", JSON):
+            page = client.get(path, auth=AUTH, headers={"Accept": accept})
+            assert page.status_code == 200
+            assert page.headers["cache-control"] == "private, no-cache", path
+            etags[path, accept] = page.headers["etag"]
+    kept = dict(memory_services.ctx.pages._entries)
+    other = make_wheel(tmp_path, "other-pkg", "1.0")
+    uploaded = client.post(
+        "/pypi/main/",
+        auth=AUTH,
+        data={":action": "file_upload", "name": "other-pkg", "version": "1.0"},
+        files={"content": (other.name, other.read_bytes())},
+    )
+    assert uploaded.status_code == 200
+    for path in paths[1:]:
+        for accept in ("text/html", JSON):
+            again = client.get(
+                path, auth=AUTH, headers={"Accept": accept, "If-None-Match": etags[path, accept]}
+            )
+            assert again.status_code == 304, path
+            assert again.headers["cache-control"] == "private, no-cache"
+    for key, entry in memory_services.ctx.pages._entries.items():
+        if key in kept and key[0] != "pypi-index":
+            assert entry.page is kept[key].page, key
+    listing = client.get(
+        "/pypi/main/simple/", auth=AUTH, headers={"If-None-Match": etags[paths[0], "text/html"]}
+    )
+    assert listing.status_code == 200  # the project list did change
+
+
+def test_index_max_age_above_zero_is_sent_as_max_age(memory_services: Services) -> None:
+    memory_services.ctx.settings.index_max_age = 60
+    with memory_services.ctx.db.write() as conn:
+        user_store.create_user(conn, "alice", hash_password(AUTH[1]), is_admin=True)
+    create_repository(memory_services.ctx, actor="t", name="pub", fmt=Format.PYPI)
+    with TestClient(create_app(memory_services.ctx.settings, memory_services)) as test_client:
+        page = test_client.get("/pypi/pub/simple/", auth=AUTH)
+    assert page.status_code == 200
+    assert page.headers["cache-control"].endswith(", max-age=60")
+
+
 def test_project_list(client: TestClient) -> None:
     data = client.get("/pypi/main/simple/", auth=AUTH, headers={"Accept": JSON}).json()
     assert data["projects"] == [{"name": "demo-pkg"}]

@@ -97,6 +97,20 @@ def page_response(
     return response
 
 
+# Index pages (simple pages, the JSON API, repodata, channeldata) change with every upload.
+# Installers keep a page for its `max-age` (pip's and uv's HTTP caches, conda's
+# RepodataCache), so a version published a moment ago would be missing for that long;
+# `no-cache` makes them ask again each time with If-None-Match, answered by a 304 from the
+# cached page while nothing changed. An operator who prefers fewer requests to fresh pages
+# sets index_max_age above 0. Files and shards are immutable (routes/files.py).
+REVALIDATE = "no-cache"
+
+
+def index_cache_control(max_age: int) -> str:
+    """The Cache-Control policy of every index page (without public/private)."""
+    return REVALIDATE if max_age <= 0 else f"max-age={max_age}"
+
+
 RawHeaders = tuple[tuple[bytes, bytes], ...]
 _page_headers_cache: dict[tuple[object, ...], RawHeaders] = {}
 
@@ -140,7 +154,10 @@ def _page_headers(
     raw = [
         (b"etag", page.etag.encode("latin-1")),
         (b"x-pypi-last-serial", str(page.last_serial).encode("latin-1")),
-        (b"cache-control", f"{'public' if public else 'private'}, max-age={max_age}".encode()),
+        (
+            b"cache-control",
+            f"{'public' if public else 'private'}, {index_cache_control(max_age)}".encode(),
+        ),
         (b"vary", (vary if public else f"{vary}, Authorization").encode("latin-1")),
         (b"referrer-policy", b"no-referrer"),
     ]

@@ -33,6 +33,7 @@ from packhouse.types import Action, Format, Sha256
 from packhouse.web.deps import (
     authorize,
     declared_length,
+    index_cache_control,
     page_response,
     read_form,
     services,
@@ -59,40 +60,31 @@ def _subdir(request: Request, repo: Repository) -> str:
     return subdir
 
 
-# A subdir's index files (repodata*, the shard index, run_exports) change with every upload.
-# conda keeps them for the `max-age` of their Cache-Control (0 without one: conda's
-# RepodataCache.stale), and would not see a package uploaded a moment ago; `no-cache` makes
-# conda, rattler and any HTTP cache ask again every time, with If-None-Match, which costs a
-# 304 while the ETag is unchanged.
-REVALIDATE = "no-cache"
-
-
 def _index_response(
-    request: Request,
-    page: Page | FilePage,
-    public: bool,
-    immutable: bool,
-    revalidate: bool = False,
+    request: Request, page: Page | FilePage, public: bool, immutable: bool
 ) -> Response:
+    """An index page with the Cache-Control of every index page (web/deps.py REVALIDATE:
+    conda, rattler and any HTTP cache ask again each time, answered by a 304 while the ETag
+    is unchanged), or, for a shard, immutable."""
     svc = services(request)
     if isinstance(page, FilePage):
         return _file_page_response(request, page, public)
     response = page_response(
         request, page, max_age=svc.ctx.settings.index_max_age, public=public, vary="Accept"
     )
-    if immutable or revalidate:
-        policy = IMMUTABLE if immutable else REVALIDATE
-        response.headers["Cache-Control"] = f"{'public' if public else 'private'}, {policy}"
+    if immutable:
+        response.headers["Cache-Control"] = f"{'public' if public else 'private'}, {IMMUTABLE}"
     return response
 
 
 def _file_page_response(request: Request, page: FilePage, public: bool) -> Response:
     """A page kept in a file (the repodata of an order with proxies), sent from the file,
     with the headers of any other index page."""
+    policy = index_cache_control(services(request).ctx.settings.index_max_age)
     headers = {
         "ETag": page.etag,
         "X-PyPI-Last-Serial": str(page.last_serial),
-        "Cache-Control": f"{'public' if public else 'private'}, {REVALIDATE}",
+        "Cache-Control": f"{'public' if public else 'private'}, {policy}",
         "Vary": "Accept" if public else "Accept, Authorization",
         "Referrer-Policy": "no-referrer",
     }
@@ -121,7 +113,7 @@ async def subdir_index(request: Request) -> Response:
     repo, public = await _channel(request, Action.READ)
     subdir = _subdir(request, repo)
     page = await run_in_threadpool(services(request).conda.page, repo, subdir, "index.html")
-    return _index_response(request, page, public, immutable=False, revalidate=True)
+    return _index_response(request, page, public, immutable=False)
 
 
 async def not_found(request: Request) -> Response:
@@ -146,7 +138,7 @@ async def subdir_file(request: Request) -> Response:
         page = svc.conda.cached_page(repo, subdir, filename)
         if page is None:
             page = await run_in_threadpool(svc.conda.page, repo, subdir, filename)
-        return _index_response(request, page, public, immutable=False, revalidate=True)
+        return _index_response(request, page, public, immutable=False)
     shard = _SHARD.match(filename)
     if shard:  # the static layout keeps shards beside the packages
         return await _shard(request, repo, subdir, shard.group(1), public)
