@@ -43,11 +43,12 @@ import zstandard
 
 from packhouse.auth.redact import redact_url
 from packhouse.db.repository_store import Repository
-from packhouse.errors import ArtifactNotFound, TooLarge, UpstreamError, UpstreamTooLarge
+from packhouse.errors import ArtifactNotFound, UpstreamError, UpstreamTooLarge
 from packhouse.formats.conda import remote
 from packhouse.services.artifacts import drop_unreferenced
 from packhouse.services.conda_order import NameRecords
 from packhouse.services.conda_records import INDEX_VERSION, Deriver, Line, decode_lines
+from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate
 from packhouse.services.sources import Cooldowns, proxies_of
 from packhouse.services.upstream_cache import StoredFile, StoredPage, UpstreamCache, same_origin
 from packhouse.types import Sha256
@@ -55,7 +56,6 @@ from packhouse.upstream.http import UpstreamStream
 
 log = logging.getLogger("packhouse.proxy")
 
-STALE_RETRY = 30.0  # seconds a failed upstream is left alone while the cached copy is served
 _KEPT = 64  # subdirs whose index is kept in memory
 _CHUNK = 1 << 20
 MAX_SHARD_BYTES = 64 << 20  # a shard decompressed (conda-forge's largest is a few MB)
@@ -191,26 +191,19 @@ class CondaProxy:
         self, proxy: Repository, subdir: str, kept: RemoteSubdir | None
     ) -> RemoteSubdir | None:
         cache = self.cache
-        now = cache.ctx.clock()
         if kept is None:
             if cache.offline(proxy):
-                found = _empty(proxy, subdir, now, "offline")
+                found = _empty(proxy, subdir, cache.ctx.clock(), "offline")
                 found.expires = time.monotonic() + STALE_RETRY
                 return found
             return None
-        ttl = cache.ttl(proxy)
-        age = (now - kept.checked_at).total_seconds()
         if kept.digest == "missing":
             return None
-        if cache.offline(proxy) or age < ttl:
-            kept.stale = False
-            kept.expires = time.monotonic() + max(ttl - age, 0)
-            return kept
-        until = cache.backoff.get(("conda", proxy.id, subdir), 0.0)
-        if until > time.monotonic():
-            kept.stale, kept.expires = True, until
-            return kept
-        return None
+        due = kept_due(cache, proxy, ("conda", proxy.id, subdir), kept.checked_at)
+        if due is None:
+            return None
+        kept.stale, kept.expires = due.stale, due.expires
+        return kept
 
     def _refresh(
         self,
@@ -220,33 +213,26 @@ class CondaProxy:
         kept: RemoteSubdir | None,
     ) -> RemoteSubdir:
         cache = self.cache
-        now = cache.ctx.clock()
-        ttl = cache.ttl(proxy)
+        usable = kept is not None and kept.digest not in ("missing", "offline")
         index = _index_of(stored) if stored is not None and kept is not None else {}
-        try:
-            fetched = self._fetch(proxy, subdir, stored if kept is not None else None, index)
-        except (UpstreamError, TooLarge) as error:
-            cache.stats.errors += 1
-            log.warning("upstream of %s failed: %s", proxy.qualified_name, error)
-            if kept is None or kept.digest in ("missing", "offline"):
-                raise
-            until = time.monotonic() + STALE_RETRY
-            cache.backoff[("conda", proxy.id, subdir)] = until
-            cache.stats.stale += 1
-            kept.stale, kept.expires = True, until
-            return kept
-        cache.backoff.pop(("conda", proxy.id, subdir), None)
-        if fetched is None:  # 304: what is kept is still right
+        answer = revalidate(
+            cache,
+            proxy,
+            ("conda", proxy.id, subdir),
+            repodata_key(subdir),
+            lambda: self._fetch(proxy, subdir, stored if kept is not None else None, index),
+            kept=usable,
+        )
+        if isinstance(answer, Due):  # a 304, or the upstream failed: what is kept serves
             assert kept is not None
-            cache.touch_page(proxy.id, repodata_key(subdir), now)
-            cache.stats.hits += 1
-            kept.checked_at, kept.stale, kept.expires = now, False, time.monotonic() + ttl
+            if answer.checked_at is not None:
+                kept.checked_at = answer.checked_at
+            kept.stale, kept.expires = answer.stale, answer.expires
             return kept
-        cache.stats.misses += 1
-        found = self._from_row(proxy, subdir, fetched)
-        found.expires = time.monotonic() + ttl
+        found = self._from_row(proxy, subdir, answer)
+        found.expires = time.monotonic() + cache.ttl(proxy)
         old = stored.blob_sha256 if stored is not None else None
-        if old is not None and old != fetched.blob_sha256:
+        if old is not None and old != answer.blob_sha256:
             # the records file it replaces (readers holding it open keep reading it)
             drop_unreferenced(cache.ctx, [old])
         return found

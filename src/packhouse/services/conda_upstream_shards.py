@@ -34,13 +34,13 @@ from packhouse.formats.conda.remote import RemoteShardsIndex, Skipped
 from packhouse.services.conda_order import NameRecords
 from packhouse.services.conda_proxy import (
     MAX_SHARD_BYTES,
-    STALE_RETRY,
     fetched_page,
     shard_key,
     shards_key,
     subdir_url,
 )
 from packhouse.services.conda_records import Line
+from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate
 from packhouse.services.upstream_cache import StoredPage, UpstreamCache, digest_of, same_origin
 
 log = logging.getLogger("packhouse.proxy")
@@ -104,43 +104,33 @@ class ShardsProxy:
             kept = self._parsed(proxy, subdir, stored)
         elif stored is not None and kept is not None:
             kept.checked_at = stored.checked_at
-        now = cache.ctx.clock()
-        ttl = cache.ttl(proxy)
+        key = ("conda-shards", proxy.id, subdir)
         if kept is not None:
-            age = (now - kept.checked_at).total_seconds()
-            if cache.offline(proxy) or age < ttl:
-                kept.stale, kept.expires = False, time.monotonic() + max(ttl - age, 0)
-                return kept
-            until = cache.backoff.get(("conda-shards", proxy.id, subdir), 0.0)
-            if until > time.monotonic():
-                kept.stale, kept.expires = True, until
+            due = kept_due(cache, proxy, key, kept.checked_at)
+            if due is not None:
+                kept.stale, kept.expires = due.stale, due.expires
                 return kept
         elif cache.offline(proxy):
-            return self._none(proxy, subdir, now)
+            return self._none(proxy, subdir, cache.ctx.clock())
         try:
-            fetched = self._fetch(proxy, subdir, stored if kept is not None else None)
-        except (UpstreamError, TooLarge) as error:
-            cache.stats.errors += 1
-            log.warning("upstream of %s failed: %s", proxy.qualified_name, error)
-            until = time.monotonic() + STALE_RETRY
-            cache.backoff[("conda-shards", proxy.id, subdir)] = until
-            if kept is None:  # repodata.json is read instead, and says what failed
-                found = self._none(proxy, subdir, now)
-                found.expires = until
-                return found
-            cache.stats.stale += 1
-            kept.stale, kept.expires = True, until
-            return kept
-        cache.backoff.pop(("conda-shards", proxy.id, subdir), None)
-        if fetched is None:
+            answer = revalidate(
+                cache,
+                proxy,
+                key,
+                shards_key(subdir),
+                lambda: self._fetch(proxy, subdir, stored if kept is not None else None),
+                kept=kept is not None,
+            )
+        except (UpstreamError, TooLarge):  # nothing kept: repodata.json is read instead
+            return self._none(proxy, subdir, cache.ctx.clock())
+        if isinstance(answer, Due):
             assert kept is not None
-            cache.touch_page(proxy.id, shards_key(subdir), now)
-            cache.stats.hits += 1
-            kept.checked_at, kept.stale, kept.expires = now, False, time.monotonic() + ttl
+            if answer.checked_at is not None:
+                kept.checked_at = answer.checked_at
+            kept.stale, kept.expires = answer.stale, answer.expires
             return kept
-        cache.stats.misses += 1
-        found = self._parsed(proxy, subdir, fetched)
-        found.expires = time.monotonic() + ttl
+        found = self._parsed(proxy, subdir, answer)
+        found.expires = time.monotonic() + cache.ttl(proxy)
         return found
 
     def _none(self, proxy: Repository, subdir: str, now: datetime) -> UpstreamShards:

@@ -40,6 +40,7 @@ from packhouse.formats.pypi.archives import ArchiveLimits, read_wheel_metadata
 from packhouse.formats.pypi.filenames import parse_dist_filename
 from packhouse.formats.pypi.remote import RemoteFile
 from packhouse.formats.pypi.simple import SimpleFile
+from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate
 from packhouse.services.upstream_cache import StoredFile, StoredPage, UpstreamCache, digest_of
 from packhouse.types import Sha256
 
@@ -48,7 +49,6 @@ log = logging.getLogger("packhouse.proxy")
 # Wheels up to this size are fetched whole when their `.metadata` is asked for: one upstream
 # request then serves both (installers ask for the metadata, then the wheel).
 WHEEL_FOR_METADATA = 2 * 1024 * 1024
-STALE_RETRY = 30.0  # seconds a failed upstream is left alone while the cached copy is served
 _PARSED_MAX = 512  # parsed pages kept in memory (the rows hold them too)
 
 
@@ -136,17 +136,26 @@ class PypiProxy:
             if cache.offline(proxy):
                 return ProxyPage((), False, "offline", False, time.monotonic() + STALE_RETRY)
             return None
-        now = cache.ctx.clock()
-        ttl = cache.ttl(proxy)
-        age = (now - stored.checked_at).total_seconds()
-        until = cache.backoff.get(("pypi", proxy.id, name), 0.0)
-        if cache.offline(proxy) or age < ttl:
-            return self._answer(proxy, name, stored, False, time.monotonic() + max(ttl - age, 0))
-        if until > time.monotonic():
-            return self._answer(proxy, name, stored, True, until)
-        return None
+        due = kept_due(cache, proxy, ("pypi", proxy.id, name), stored.checked_at)
+        return None if due is None else self._answer(proxy, name, stored, due)
 
     def _refresh(self, proxy: Repository, name: str, stored: StoredPage | None) -> ProxyPage:
+        cache = self.cache
+        answer = revalidate(
+            cache,
+            proxy,
+            ("pypi", proxy.id, name),
+            page_key(name),
+            lambda: self._fetch(proxy, name, stored),
+            kept=stored is not None,
+        )
+        if isinstance(answer, Due):
+            assert stored is not None
+            return self._answer(proxy, name, stored, answer)
+        return self._answer(proxy, name, answer, Due(False, time.monotonic() + cache.ttl(proxy)))
+
+    def _fetch(self, proxy: Repository, name: str, stored: StoredPage | None) -> StoredPage | None:
+        """The upstream's page of `name`, parsed and written; None when it answered 304."""
         cache = self.cache
         assert proxy.upstream_url is not None
         url = proxy.upstream_url.rstrip("/") + f"/{name}/"
@@ -157,7 +166,6 @@ class PypiProxy:
             if stored.last_modified:
                 headers["If-Modified-Since"] = stored.last_modified
         now = cache.ctx.clock()
-        ttl = cache.ttl(proxy)
         try:
             response = cache.client.get(
                 url,
@@ -165,62 +173,48 @@ class PypiProxy:
                 auth=proxy.proxy.auth,
                 max_bytes=cache.ctx.settings.upstream_max_page_bytes,
             )
-            if response.status == 304 and stored is not None:
-                cache.touch_page(proxy.id, page_key(name), now)
-                cache.stats.hits += 1
-                return self._answer(proxy, name, stored, False, time.monotonic() + ttl)
-            if response.status in (404, 410):
-                page = StoredPage(404, None, None, None, b"[]", None, 0, "404", now, now)
-            elif response.status == 200:
-                files = remote.parse_project_page(
-                    response.body,
-                    response.headers.get("content-type", ""),
-                    response.url,
-                    name,
-                )
-                body = orjson.dumps([_to_json(f) for f in files.files if f.sha256])
-                page = StoredPage(
-                    200,
-                    response.headers.get("etag"),
-                    response.headers.get("last-modified"),
-                    response.headers.get("content-type"),
-                    body,
-                    None,
-                    len(body),
-                    digest_of(body),
-                    now,
-                    now,
-                )
-            else:
-                raise UpstreamError(
-                    f"the upstream of {proxy.qualified_name} answered {response.status} for"
-                    f" {redact_url(url)}"
-                )
-        except (UpstreamError, TooLarge) as error:
-            cache.stats.errors += 1
-            log.warning("upstream of %s failed: %s", proxy.qualified_name, error)
-            if stored is None:
-                if isinstance(error, TooLarge):
-                    raise UpstreamError(
-                        f"the upstream page {redact_url(url)} of {proxy.qualified_name} is"
-                        f" larger than upstream_max_page_bytes: {error}"
-                    ) from None
-                raise
-            until = time.monotonic() + STALE_RETRY
-            cache.backoff[("pypi", proxy.id, name)] = until
-            cache.stats.stale += 1
-            return self._answer(proxy, name, stored, True, until)
-        cache.backoff.pop(("pypi", proxy.id, name), None)
-        cache.stats.misses += 1
+        except TooLarge as error:
+            raise UpstreamError(
+                f"the upstream page {redact_url(url)} of {proxy.qualified_name} is"
+                f" larger than upstream_max_page_bytes: {error}"
+            ) from None
+        if response.status == 304 and stored is not None:
+            return None
+        if response.status in (404, 410):
+            page = StoredPage(404, None, None, None, b"[]", None, 0, "404", now, now)
+        elif response.status == 200:
+            files = remote.parse_project_page(
+                response.body,
+                response.headers.get("content-type", ""),
+                response.url,
+                name,
+            )
+            body = orjson.dumps([_to_json(f) for f in files.files if f.sha256])
+            page = StoredPage(
+                200,
+                response.headers.get("etag"),
+                response.headers.get("last-modified"),
+                response.headers.get("content-type"),
+                body,
+                None,
+                len(body),
+                digest_of(body),
+                now,
+                now,
+            )
+        else:
+            raise UpstreamError(
+                f"the upstream of {proxy.qualified_name} answered {response.status} for"
+                f" {redact_url(url)}"
+            )
         cache.write_page(proxy.id, page_key(name), page)
-        return self._answer(proxy, name, page, False, time.monotonic() + ttl)
+        return page
 
-    def _answer(
-        self, proxy: Repository, name: str, stored: StoredPage, stale: bool, expires: float
-    ) -> ProxyPage:
+    def _answer(self, proxy: Repository, name: str, stored: StoredPage, due: Due) -> ProxyPage:
         if stored.status != 200:
-            return ProxyPage((), False, stored.digest, stale, expires)
-        return ProxyPage(self._files(proxy.id, name, stored), True, stored.digest, stale, expires)
+            return ProxyPage((), False, stored.digest, due.stale, due.expires)
+        files = self._files(proxy.id, name, stored)
+        return ProxyPage(files, True, stored.digest, due.stale, due.expires)
 
     def _files(self, proxy_id: int, name: str, stored: StoredPage) -> tuple[RemoteFile, ...]:
         key = (proxy_id, name, stored.digest)
