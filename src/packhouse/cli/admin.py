@@ -139,7 +139,12 @@ def db_upgrade(data: DataOption = None, config: ConfigOption = None) -> None:
 
 def fsck(
     remove: Annotated[
-        bool, typer.Option("--remove", help="Remove blobs that no artifact references.")
+        bool,
+        typer.Option(
+            "--remove",
+            help="Remove blobs that no artifact references, and temporary files that no"
+            " process uses (left by a server killed mid-upload).",
+        ),
     ] = False,
     grace_minutes: Annotated[
         int,
@@ -151,10 +156,12 @@ def fsck(
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Check that every artifact's blob is stored, and report unreferenced blobs.
+    """Check that every artifact's blob is stored, and report unreferenced blobs and
+    abandoned temporary files.
 
     Safe while the server runs: blobs are listed before the references are read, young
-    blobs are left alone, and each removal re-checks the database under its write lock.
+    blobs are left alone, each removal re-checks the database under its write lock, and a
+    temporary file is abandoned only when no process holds its lock.
 
     Examples:
 
@@ -184,9 +191,14 @@ def fsck(
         for sha in extra:
             note = " (removed)" if sha in dropped else "" if sha in old else " (young, kept)"
             console.print(f"unreferenced blob {sha}{note}")
+        left = artifacts.abandoned_temp_files(svc.ctx, remove=remove)
+        for path in left:
+            note = " (removed)" if remove else ""
+            console.print(f"abandoned temporary file {path}{note}", highlight=False)
         console.print(
             f"{len(wanted)} referenced, {len(missing)} missing, {len(extra)} unreferenced,"
-            f" {len(dropped)} removed"
+            f" {len(dropped)} removed, {len(left)} abandoned temporary files"
+            + (" removed" if remove and left else "")
         )
         if missing:
             raise typer.Exit(1)

@@ -47,6 +47,7 @@ def serve(
     # the web application, its servers and the stores: imported here, not at start-up
     import uvicorn
 
+    from packhouse.services.artifacts import abandoned_temp_files
     from packhouse.services.bootstrap import first_start
     from packhouse.web.app import create_app
     from packhouse.web.errors import cut_short_quietly
@@ -60,6 +61,11 @@ def serve(
         started = first_start(ctx)
     except PackhouseError as exc:
         fail(exc.message)
+    # uploads cut short by a crash (kill -9, power loss); files in use by other live
+    # processes on this data directory are locked, and kept
+    cleared = abandoned_temp_files(ctx, remove=True)
+    if cleared:
+        console.print(f"removed {len(cleared)} temporary files left by an interrupted run")
     _print_welcome(
         settings,
         started.admin if started else None,

@@ -10,7 +10,8 @@ stored whatever runs beside it:
 - dropping a blob happens in a write transaction that first checks no live artifact uses it.
 
 A refused or lost race leaves at most an unreferenced blob, which `packhouse fsck --remove`
-reclaims.
+reclaims. A process killed while receiving an upload or writing a blob leaves a temporary
+file; `serve` removes those at start and `fsck` reports them (`abandoned_temp_files`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from packhouse.db import artifact_store, journal_store, repository_store
 from packhouse.db.artifact_store import Artifact, NewArtifact
 from packhouse.db.repository_store import Repository
 from packhouse.services.context import Context
+from packhouse.storage.base import INCOMING_PREFIX, TEMP_PREFIX, abandoned
 from packhouse.types import Sha256
 
 
@@ -115,3 +117,22 @@ def drop_unreferenced(ctx: Context, shas: Iterable[str]) -> list[str]:
                 ctx.blobs.delete(Sha256(sha))
                 dropped.append(sha)
     return dropped
+
+
+def temp_files(ctx: Context) -> list[Path]:
+    """The temporary files of uploads being received (or left behind) and of blobs being
+    written, in every process that shares the data directory."""
+    places = [(ctx.tmp_dir, INCOMING_PREFIX)]
+    places += [(directory, TEMP_PREFIX) for directory in ctx.blobs.temp_dirs()]
+    found: list[Path] = []
+    for directory, prefix in places:
+        if directory.is_dir():
+            found += sorted(p for p in directory.glob(prefix + "*") if p.is_file())
+    return found
+
+
+def abandoned_temp_files(ctx: Context, *, remove: bool) -> list[Path]:
+    """The temporary files no live process holds (each is locked while in use, so a file
+    another server process sharing the data directory is writing is never taken), removed
+    when `remove`. A process killed with -9 mid-upload leaves such files."""
+    return [path for path in temp_files(ctx) if abandoned(path, remove=remove)]

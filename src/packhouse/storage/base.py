@@ -7,6 +7,7 @@ reader never sees a partial blob.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -18,6 +19,9 @@ from typing import BinaryIO, Protocol
 
 from packhouse.errors import TooLarge
 from packhouse.types import Sha256
+
+INCOMING_PREFIX = "incoming-"  # an upload or an upstream file being received
+TEMP_PREFIX = "blob-"  # a blob being written by a store
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,10 @@ class BlobStore(Protocol):
 
     def iter_blobs(self) -> Iterator[BlobInfo]: ...
 
+    def temp_dirs(self) -> list[Path]:
+        """Local directories where the store writes temporary files of its own (made by
+        `claimed_temp_file` with TEMP_PREFIX), for `fsck` and `serve` to clear."""
+
 
 class Digests:
     """sha256, md5 and blake2b-256 of a byte stream, updated chunk by chunk."""
@@ -83,13 +91,53 @@ class Digests:
         return self._blake2b.hexdigest()
 
 
+def claimed_temp_file(directory: Path, prefix: str) -> tuple[int, Path]:
+    """A new temporary file, open and locked (flock) until its descriptor is closed: a
+    process killed with -9 drops the lock, so `abandoned` can tell the files a live
+    process (this one or another sharing the directory) still uses from those left behind."""
+    while True:
+        fd, name = tempfile.mkstemp(dir=directory, prefix=prefix)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink > 0:
+            return fd, Path(name)
+        os.close(fd)  # a cleaner took it between mkstemp and flock, and removed it
+
+
+def abandoned(path: Path, *, remove: bool) -> bool:
+    """Whether no process holds the lock of a temporary file made by `claimed_temp_file`
+    (it was left by a process that died); with `remove`, such a file is removed. The
+    removal happens under the lock, and the owner checks after locking that its file is
+    still linked, so a file being created is never lost."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False  # gone already, or not a plain file of ours
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # in use by a live process
+        held = os.fstat(fd)
+        try:
+            now = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            return False  # its owner finished with it meanwhile
+        if (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            return False
+        if remove:
+            path.unlink()
+        return True
+    finally:
+        os.close(fd)
+
+
 class IncomingFile:
-    """A local temporary file that hashes what is written and refuses to pass a size limit."""
+    """A local temporary file that hashes what is written and refuses to pass a size limit.
+    It stays open (and locked, see `claimed_temp_file`) until `discard`."""
 
     def __init__(self, directory: Path, max_bytes: int, label: str = "file") -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=directory, prefix="incoming-")
-        self.path = Path(name)
+        fd, self.path = claimed_temp_file(directory, INCOMING_PREFIX)
         self._file: BinaryIO = os.fdopen(fd, "w+b")
         self.digests = Digests()
         self.max_bytes = max_bytes
@@ -105,14 +153,14 @@ class IncomingFile:
         self.digests.update(chunk)
 
     def finish(self) -> None:
+        """Make the bytes durable; the file stays open, and so locked, until `discard`."""
         self._file.flush()
         os.fsync(self._file.fileno())
-        self._file.close()
 
     def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
         if not self._file.closed:
             self._file.close()
-        self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> IncomingFile:
         return self

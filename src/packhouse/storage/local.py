@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from packhouse.errors import ArtifactNotFound
-from packhouse.storage.base import BlobInfo
+from packhouse.storage.base import TEMP_PREFIX, BlobInfo, claimed_temp_file
 from packhouse.types import Sha256
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -45,15 +44,15 @@ class LocalBlobStore:
         if target.exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="blob-")
+        fd, tmp_name = claimed_temp_file(self._tmp, TEMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out:
                 fill(out)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(tmp_name, target)
+                os.replace(tmp_name, target)  # still locked: never taken for abandoned
         except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
+            tmp_name.unlink(missing_ok=True)
             raise
         _fsync_dir(target.parent)
 
@@ -82,6 +81,9 @@ class LocalBlobStore:
 
     def delete(self, sha256: Sha256) -> None:
         self._path(sha256).unlink(missing_ok=True)
+
+    def temp_dirs(self) -> list[Path]:
+        return [self._tmp]
 
     def iter_blobs(self) -> Iterator[BlobInfo]:
         for path in self.root.glob("??/??/*"):

@@ -49,3 +49,6 @@ class MemoryBlobStore:
     def iter_blobs(self) -> Iterator[BlobInfo]:
         for sha, data in self.blobs.items():
             yield BlobInfo(sha, len(data))
+
+    def temp_dirs(self) -> list[Path]:
+        return []

@@ -107,6 +107,9 @@ class S3BlobStore:
                 name = item["Key"].rsplit("/", 1)[-1]
                 yield BlobInfo(Sha256(name), int(item["Size"]), item.get("LastModified"))
 
+    def temp_dirs(self) -> list[Path]:
+        return []  # uploads stream from the server's incoming files, which it clears itself
+
 
 def _is_missing(exc: Exception) -> bool:
     code = getattr(exc, "response", {}).get("Error", {}).get("Code")
