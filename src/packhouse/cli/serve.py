@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -31,6 +32,18 @@ def serve(
             " bench/pypi_simple.py) or uvicorn."
         ),
     ] = "granian",
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="Serve HTTPS: the PEM certificate (chain) file. Needs --tls-key; the key's"
+            " password, if any, is the setting tls_key_password (PACKHOUSE_TLS_KEY_PASSWORD).",
+            show_default=False,
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(help="The PEM private key of --tls-cert.", show_default=False),
+    ] = None,
 ) -> None:
     """Start the server.
 
@@ -43,6 +56,8 @@ def serve(
       packhouse serve
 
       packhouse serve --data /srv/packhouse --host 0.0.0.0 --port 8080
+
+      packhouse serve --host 0.0.0.0 --port 8443 --tls-cert cert.pem --tls-key key.pem
     """
     # the web application, its servers and the stores: imported here, not at start-up
     import uvicorn
@@ -55,7 +70,19 @@ def serve(
 
     if server not in ("granian", "uvicorn"):
         fail(f"--server must be granian or uvicorn, not {server!r}")
-    settings = settings_from(data, config, host=host, port=port, access_log=access_log)
+    settings = settings_from(
+        data,
+        config,
+        host=host,
+        port=port,
+        access_log=access_log,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
+    try:
+        check_tls(settings)
+    except PackhouseError as exc:
+        fail(exc.message, 2)
     try:
         ctx = build_context(settings)
         started = first_start(ctx)
@@ -93,6 +120,9 @@ def serve(
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=10,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+        ssl_keyfile_password=_key_password(settings),
     )
     services.close()
 
@@ -106,7 +136,7 @@ def _run_granian(app: ASGIApp, settings: Settings) -> None:
     import signal
 
     import uvloop
-    from granian.constants import HTTPModes, Interfaces
+    from granian.constants import HTTPModes, Interfaces, SSLProtocols
     from granian.log import LogLevels
     from granian.server.embed import Server
 
@@ -123,6 +153,12 @@ def _run_granian(app: ASGIApp, settings: Settings) -> None:
             backlog=1024,
             log_level=LogLevels(settings.log_level.lower()),
             log_access=False,  # the app logs requests itself, with secrets redacted
+            ssl_cert=settings.tls_cert,
+            ssl_key=settings.tls_key,
+            ssl_key_password=_key_password(settings),
+            ssl_protocol_min=SSLProtocols.tls13
+            if settings.tls_min_version == "1.3"
+            else SSLProtocols.tls12,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -130,6 +166,41 @@ def _run_granian(app: ASGIApp, settings: Settings) -> None:
         await granian.serve()
 
     uvloop.run(main())
+
+
+def check_tls(settings: Settings) -> None:
+    """Refuse (InvalidInput) a half-given or unusable TLS setting before the server starts,
+    naming the file and what is wrong with it: certificate and key both or neither, readable
+    PEM files, and a key that belongs to the certificate."""
+    import ssl
+
+    from packhouse.errors import InvalidInput
+
+    cert, key = settings.tls_cert, settings.tls_key
+    if cert is None and key is None:
+        return
+    if cert is None or key is None:
+        given, missing = ("--tls-cert", "--tls-key") if key is None else ("--tls-key", "--tls-cert")
+        raise InvalidInput(f"{given} needs {missing} too (the certificate and its private key)")
+    for what, path in (("certificate", cert), ("key", key)):
+        if not path.is_file():
+            raise InvalidInput(f"the TLS {what} file {path} does not exist or is not a file")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key, _key_password(settings))
+    except ssl.SSLError as exc:
+        raise InvalidInput(
+            f"cannot use the TLS certificate {cert} with the key {key}: {exc.reason or exc}"
+            " (both must be PEM, the key the certificate's own; an encrypted key needs"
+            " tls_key_password)"
+        ) from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the TLS files {cert} and {key}: {exc}") from None
+
+
+def _key_password(settings: Settings) -> str | None:
+    secret = settings.tls_key_password
+    return None if secret is None else secret.get_secret_value()
 
 
 def _print_welcome(settings: Settings, admin: str | None, password: str | None) -> None:
