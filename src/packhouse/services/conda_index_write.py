@@ -147,11 +147,8 @@ class SubdirWriter:
         patched_bz2, patched_conda = packages, conda
         if instructions:
             patched = patch_records(packages, conda, instructions)
-            patched_bz2, patched_conda, removed = (
-                _keep_stamps(packages, patched.packages),
-                _keep_stamps(conda, patched.packages_conda),
-                patched.removed,
-            )
+            patched_bz2, patched_conda = patched.packages, patched.packages_conda
+            removed = patched.removed
         repodata = assemble_repodata(name, patched_bz2, patched_conda, removed, base_url=base_url)
         self.subdir.patched = {
             fn: data
@@ -284,21 +281,6 @@ class SubdirWriter:
 
 def _object(records: Mapping[str, bytes]) -> bytes:
     return b"{" + b",".join(orjson.dumps(fn) + b":" + records[fn] for fn in records) + b"}"
-
-
-def _keep_stamps(before: Mapping[str, bytes], after: dict[str, bytes]) -> dict[str, bytes]:
-    """CEP 47: a patch never changes `indexed_timestamp`; records it rewrote get theirs back."""
-    for fn, data in after.items():
-        original = before.get(fn)
-        if original is not None and data is not original:
-            old, new = orjson.loads(original), orjson.loads(data)
-            if new.get("indexed_timestamp") != old.get("indexed_timestamp"):
-                if "indexed_timestamp" in old:
-                    new["indexed_timestamp"] = old["indexed_timestamp"]
-                else:
-                    new.pop("indexed_timestamp", None)
-                after[fn] = orjson.dumps(new, option=orjson.OPT_SORT_KEYS)
-    return after
 
 
 def _channel_cache(path: Path) -> dict[str, Any]:

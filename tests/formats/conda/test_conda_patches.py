@@ -63,3 +63,22 @@ def test_patch_records_skips_bad_entries_and_applies_good_ones() -> None:
     assert orjson.loads(result.packages_conda["b-1-0.conda"])["depends"] == ["z"]
     assert result.removed == []
     assert patch_records({}, records, [1]).packages_conda == records  # type: ignore[arg-type]
+
+
+def test_patch_records_never_moves_indexed_timestamp() -> None:
+    # CEP 47: a patch changes what a record says, not when the channel first indexed it;
+    # a record without a stamp does not gain one.
+    records = {
+        "a-1-0.conda": orjson.dumps({"name": "a", "indexed_timestamp": 1_700_000_000_000}),
+        "b-1-0.conda": orjson.dumps({"name": "b"}),
+    }
+    change = {"indexed_timestamp": 5, "license": "MIT"}
+    stored = {
+        "patch_instructions_version": 1,
+        "packages.conda": {"a-1-0.conda": change, "b-1-0.conda": change},
+    }
+    result = patch_records({}, records, stored)
+    a = orjson.loads(result.packages_conda["a-1-0.conda"])
+    b = orjson.loads(result.packages_conda["b-1-0.conda"])
+    assert a == {"name": "a", "indexed_timestamp": 1_700_000_000_000, "license": "MIT"}
+    assert b == {"name": "b", "license": "MIT"}

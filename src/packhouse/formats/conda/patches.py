@@ -55,6 +55,7 @@ log = logging.getLogger("packhouse.conda")
 _SECTIONS = ("packages", "packages.conda")
 _LISTS = ("revoke", "remove")
 _TOP_LEVEL = frozenset({"patch_instructions_version", *_SECTIONS, *_LISTS})
+_ABSENT = object()
 # What identifies a record or its bytes; a patch changing them would break clients.
 _FIXED = frozenset({"name", "version", "build", "subdir", "md5", "sha256", "size"})
 
@@ -291,7 +292,19 @@ def patch_records(
         "packages.conda": touched_conda,
         "removed": [],
     }
+    # CEP 47: `indexed_timestamp` says when the channel first indexed the bytes; a patch
+    # (conda-index's included) never moves it, so `--exclude-newer` keeps its meaning.
+    stamps = [
+        {fn: record.get("indexed_timestamp", _ABSENT) for fn, record in section.items()}
+        for section in (touched_bz2, touched_conda)
+    ]
     apply_patch_instructions(partial, valid)
+    for section, kept in zip((touched_bz2, touched_conda), stamps, strict=True):
+        for fn, record in section.items():
+            if kept[fn] is _ABSENT:
+                record.pop("indexed_timestamp", None)
+            else:
+                record["indexed_timestamp"] = kept[fn]
     removed: list[str] = partial["removed"]
     gone = set(removed)
     new_bz2 = {fn: data for fn, data in packages.items() if fn not in gone}
