@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 from tests.conftest import VENV_BIN
 
@@ -70,6 +71,73 @@ def test_version_prints_the_installed_version_and_loads_nothing_heavy() -> None:
     )
     loaded = _loaded_after(probe)
     assert not {"fastapi", "starlette", "sqlalchemy", "rich", "pydantic"} & loaded
+
+
+_MODULES_AFTER = """
+import sys
+sys.argv = ["packhouse", *sys.argv[1:]]
+from packhouse.cli.main import main
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print("\\n".join(sys.modules))
+"""
+
+# What an admin command that does not serve never needs: the migration machinery (the
+# database is at the head already), the web stack, HTTP clients, the readers and proxies.
+NOT_FOR_ADMIN = (
+    "alembic",
+    "mako",
+    "starlette",
+    "fastapi",
+    "granian",
+    "uvicorn",
+    "httpx",
+    "packhouse.web",
+    "packhouse.services.pypi_reads",
+    "packhouse.services.conda_reads",
+    "packhouse.services.upstream_cache",
+)
+
+
+def _modules_of(*args: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", _MODULES_AFTER, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+def test_admin_commands_skip_alembic_at_the_head_and_load_little_more_than_version(
+    tmp_path: Path,
+) -> None:
+    """`packhouse user list` or `repo list` on a database at the newest migration imports no
+    Alembic (db/revision.py compares the stored revision with the files' head) and nothing of
+    the server. Start-up cost is counted in modules, not seconds: before, such a command
+    loaded 3.8 times the modules of `--version` (879 to 229); now about 2.4 times."""
+    data = tmp_path / "data"
+    upgraded = subprocess.run(
+        [str(VENV_BIN / "packhouse"), "db", "upgrade", "--data", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    baseline = len(_modules_of("--version"))
+    for command in (["user", "list"], ["repo", "list"], ["token", "list"]):
+        loaded = _modules_of(*command, "--data", str(data))
+        assert "packhouse.db.revision" in loaded  # it did check the revision
+        heavy = sorted(
+            m for m in loaded if any(m == n or m.startswith(n + ".") for n in NOT_FOR_ADMIN)
+        )
+        assert not heavy, f"packhouse {' '.join(command)} imported {heavy[:8]}"
+        assert len(loaded) < 3 * baseline, (command, len(loaded), baseline)
 
 
 def test_every_command_still_builds_its_help() -> None:

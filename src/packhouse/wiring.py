@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from packhouse.config import Settings
 from packhouse.db.engine import Database
 from packhouse.services.access import AccessService
 from packhouse.services.catalog import Catalog
-from packhouse.services.conda_proxied import ProxiedPages
-from packhouse.services.conda_proxy import CondaProxy
-from packhouse.services.conda_reads import CondaReader
-from packhouse.services.conda_upstream_shards import ShardsProxy
 from packhouse.services.context import Context
-from packhouse.services.pypi_proxy import PypiProxy
-from packhouse.services.pypi_reads import PypiReader
-from packhouse.services.upstream_cache import UpstreamCache
 from packhouse.storage.base import BlobStore
+
+if TYPE_CHECKING:
+    from packhouse.services.conda_reads import CondaReader
+    from packhouse.services.pypi_reads import PypiReader
+    from packhouse.services.upstream_cache import UpstreamCache
 
 
 def build_blob_store(settings: Settings) -> BlobStore:
@@ -39,24 +38,48 @@ def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     return Context(settings=settings, db=db, blobs=build_blob_store(settings))
 
 
-@dataclass
 class Services:
-    ctx: Context
-    catalog: Catalog
-    access: AccessService
-    pypi: PypiReader
-    conda: CondaReader
-    upstreams: UpstreamCache
+    """The services the web layer and the CLI use. The readers and the upstream clients
+    (httpx, the proxies, the page renderers) are built on first use, so an admin command
+    such as `packhouse user list` does not import them; the server builds them all at
+    start-up (`lazy=False`), before any request thread could race to."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.catalog = Catalog(ctx)
+        self.access = AccessService(ctx)
 
     @classmethod
-    def of(cls, ctx: Context) -> Services:
-        catalog = Catalog(ctx)
-        upstreams = UpstreamCache(ctx)
-        pypi = PypiReader(ctx, catalog, PypiProxy(upstreams))
-        proxied = ProxiedPages(ctx, CondaProxy(upstreams), ShardsProxy(upstreams))
-        conda = CondaReader(ctx, catalog, proxied)
-        return cls(ctx, catalog, AccessService(ctx), pypi, conda, upstreams)
+    def of(cls, ctx: Context, *, lazy: bool = False) -> Services:
+        built = cls(ctx)
+        if not lazy:
+            _ = built.pypi, built.conda
+        return built
+
+    @cached_property
+    def upstreams(self) -> UpstreamCache:
+        from packhouse.services.upstream_cache import UpstreamCache
+
+        return UpstreamCache(self.ctx)
+
+    @cached_property
+    def pypi(self) -> PypiReader:
+        from packhouse.services.pypi_proxy import PypiProxy
+        from packhouse.services.pypi_reads import PypiReader
+
+        return PypiReader(self.ctx, self.catalog, PypiProxy(self.upstreams))
+
+    @cached_property
+    def conda(self) -> CondaReader:
+        from packhouse.services.conda_proxied import ProxiedPages
+        from packhouse.services.conda_proxy import CondaProxy
+        from packhouse.services.conda_reads import CondaReader
+        from packhouse.services.conda_upstream_shards import ShardsProxy
+
+        proxied = ProxiedPages(self.ctx, CondaProxy(self.upstreams), ShardsProxy(self.upstreams))
+        return CondaReader(self.ctx, self.catalog, proxied)
 
     def close(self) -> None:
-        self.upstreams.close()
+        if "upstreams" in self.__dict__:
+            self.upstreams.close()
         self.ctx.db.dispose()

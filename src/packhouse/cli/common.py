@@ -102,7 +102,7 @@ def open_services(data: Path | None, config: Path | None) -> Iterator[Services]:
             " `packhouse db upgrade --data DIR`"
         )
     try:
-        svc = Services.of(build_context(settings))
+        svc = Services.of(build_context(settings), lazy=True)
     except PackhouseError as exc:
         fail(exc.message)
     try:

@@ -46,7 +46,14 @@ class Database:
         self.watcher.changed()
 
     def upgrade(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+        """Bring the schema to the newest migration (idempotent). Alembic is imported only
+        when the database is not already at the head (db/revision.py)."""
+        from packhouse.db.revision import at_head
+
+        with self.engine.connect() as conn:
+            current = at_head(conn)
+        if current:
+            return
         from packhouse.db.migrate import upgrade
 
         upgrade(self)
