@@ -8,12 +8,15 @@ actually decompressed, never by what the archive declares. Each refusal raises
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
 import stat
+import struct
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,7 +25,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from packhouse.errors import UnsafeArchive
+from packhouse.formats.pypi.entrypoints import check_entry_points
 from packhouse.formats.pypi.filenames import DistFilename
+from packhouse.formats.zipscan import scan_zip
 
 __all__ = [
     "ArchiveLimits",
@@ -36,7 +41,21 @@ _CHUNK = 64 * 1024
 # Below this uncompressed size a member's compression ratio is not checked: small, highly
 # repetitive files (license texts, empty __init__.py) compress very well and are harmless.
 _RATIO_FLOOR = _MIB
-_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+# Below this total uncompressed size the whole archive's ratio is not checked either.
+_TOTAL_RATIO_FLOOR = 8 * _MIB
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+# What tarfile raises on damaged or hostile headers besides TarError (a bad GNU sparse map
+# gives ValueError or IndexError, a bad number field ValueError, a huge one OverflowError).
+_TAR_ERRORS = (
+    tarfile.TarError,
+    OSError,
+    EOFError,
+    zlib.error,
+    ValueError,
+    IndexError,
+    OverflowError,
+    struct.error,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +66,7 @@ class ArchiveLimits:
     max_member_bytes: int = 512 * _MIB
     max_total_bytes: int = 2048 * _MIB
     max_ratio: int = 200  # uncompressed / compressed, per member above 1 MiB
+    max_total_ratio: int = 100  # all members' uncompressed / the archive's size, above 8 MiB
     max_metadata_bytes: int = 10 * _MIB
 
 
@@ -66,9 +86,15 @@ def _check_member_name(kind: str, name: str) -> None:
         raise UnsafeArchive(f"{kind} member {name!r} has an absolute path")
     if ".." in name.split("/"):
         raise UnsafeArchive(f"{kind} member {name!r} has a '..' path component")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeArchive(f"{kind} member {name!r} has a name that is not UTF-8") from None
 
 
 def _check_sizes(kind: str, name: str, size: int, total: int, limits: ArchiveLimits) -> None:
+    if size < 0:
+        raise UnsafeArchive(f"{kind} member {name!r} declares a negative size ({size})")
     if size > limits.max_member_bytes:
         raise UnsafeArchive(
             f"{kind} member {name!r} declares {size} bytes uncompressed;"
@@ -118,17 +144,32 @@ def _matches(dist: DistFilename, dirname: str, suffix: str) -> bool:
 # Zip (wheels and .zip sdists)
 
 
-def _open_zip(path: Path, kind: str) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as error:
-        raise UnsafeArchive(
-            f"{kind} is not a valid zip file ({error}); rebuild it and upload it again"
-        ) from error
+@contextlib.contextmanager
+def _open_zip(path: Path, kind: str, limits: ArchiveLimits) -> Iterator[zipfile.ZipFile]:
+    """The zip at `path`, after `scan_zip` found its local headers and central directory in
+    agreement (so every reader sees the same members)."""
+    with path.open("rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        scan_zip(fh, size, kind, methods=_ZIP_METHODS, max_members=limits.max_members)
+        try:
+            archive = zipfile.ZipFile(fh)
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            EOFError,
+            ValueError,
+            NotImplementedError,
+            OSError,
+        ) as error:
+            raise UnsafeArchive(
+                f"{kind} is not a valid zip file ({error}); rebuild it and upload it again"
+            ) from error
+        with archive:
+            yield archive
 
 
 def _check_zip_members(
-    archive: zipfile.ZipFile, kind: str, limits: ArchiveLimits
+    archive: zipfile.ZipFile, kind: str, limits: ArchiveLimits, archive_size: int
 ) -> dict[str, zipfile.ZipInfo]:
     """Check every member's name, type, compression and declared sizes; return them by name."""
     infos = archive.infolist()
@@ -146,11 +187,6 @@ def _check_zip_members(
             raise UnsafeArchive(f"{kind} has more than one member named {name!r}")
         if info.flag_bits & 0x1:
             raise UnsafeArchive(f"{kind} member {name!r} is encrypted")
-        if info.compress_type not in _ZIP_METHODS:
-            raise UnsafeArchive(
-                f"{kind} member {name!r} uses compression method {info.compress_type};"
-                " only stored (0) and deflated (8) are accepted"
-            )
         if stat.S_ISLNK(info.external_attr >> 16):
             raise UnsafeArchive(f"{kind} member {name!r} is a symbolic link")
         total += info.file_size
@@ -164,6 +200,12 @@ def _check_zip_members(
                 " the archive is refused as a possible decompression bomb"
             )
         members[name] = info
+    if total > _TOTAL_RATIO_FLOOR and total > limits.max_total_ratio * max(archive_size, 1):
+        raise UnsafeArchive(
+            f"{kind} members declare {total} bytes uncompressed in total from a"
+            f" {archive_size}-byte archive, a ratio above {limits.max_total_ratio}:1;"
+            " the archive is refused as a possible decompression bomb"
+        )
     return members
 
 
@@ -181,7 +223,7 @@ def _read_zip_member(
     try:
         with archive.open(info) as stream:
             return _read_capped(stream, kind, name, limits.max_metadata_bytes)
-    except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError, NotImplementedError) as error:
         raise UnsafeArchive(f"{kind} member {name!r} cannot be read: {error}") from error
 
 
@@ -192,8 +234,8 @@ def _top_level_dirs(names: Iterable[str]) -> set[str]:
 def read_wheel_metadata(path: Path, dist: DistFilename, limits: ArchiveLimits) -> bytes:
     """Return the raw bytes of `{name}-{version}.dist-info/METADATA` from a wheel on disk."""
     kind = "wheel"
-    with _open_zip(path, kind) as archive:
-        members = _check_zip_members(archive, kind, limits)
+    with _open_zip(path, kind, limits) as archive:
+        members = _check_zip_members(archive, kind, limits, path.stat().st_size)
         dist_infos = sorted(d for d in _top_level_dirs(members) if d.endswith(".dist-info"))
         if not dist_infos:
             raise UnsafeArchive("wheel has no top-level '.dist-info' directory")
@@ -214,6 +256,9 @@ def read_wheel_metadata(path: Path, dist: DistFilename, limits: ArchiveLimits) -
                 f"wheel is missing {', '.join(f'{dist_info}/{f}' for f in missing)};"
                 " rebuild it with a current build backend"
             )
+        entry_points = members.get(f"{dist_info}/entry_points.txt")
+        if entry_points is not None:
+            check_entry_points(_read_zip_member(archive, entry_points, kind, limits))
         return _read_zip_member(archive, members[f"{dist_info}/METADATA"], kind, limits)
 
 
@@ -239,8 +284,8 @@ def _pick_top(dist: DistFilename, tops: set[str]) -> str:
 
 def _read_zip_sdist(path: Path, dist: DistFilename, limits: ArchiveLimits) -> bytes:
     kind = "sdist"
-    with _open_zip(path, kind) as archive:
-        members = _check_zip_members(archive, kind, limits)
+    with _open_zip(path, kind, limits) as archive:
+        members = _check_zip_members(archive, kind, limits, path.stat().st_size)
         tops = {name.split("/", 1)[0] for name in members}
         top = _pick_top(dist, tops)
         info = members.get(f"{top}/PKG-INFO")
@@ -272,6 +317,29 @@ class _CappedReader:
         return data
 
 
+def _check_tar_member_type(member: tarfile.TarInfo) -> None:
+    """Only files and directories: docs/pypi.md promises "no links", and a link, device, FIFO
+    or sparse file is never part of a source tree (build tools do not write them)."""
+    name = member.name
+    if member.issym():
+        problem = f"is a symbolic link (to {member.linkname!r})"
+    elif member.islnk():
+        problem = f"is a hard link (to {member.linkname!r})"
+    elif member.issparse():
+        problem = "is a GNU sparse file"
+    elif member.ischr() or member.isblk():
+        problem = "is a device"
+    elif member.isfifo():
+        problem = "is a FIFO"
+    elif member.isreg() or member.isdir():
+        return
+    else:
+        problem = f"has the unknown tar type {member.type!r}"
+    raise UnsafeArchive(
+        f"sdist member {name!r} {problem}; an sdist may hold only regular files and directories"
+    )
+
+
 def _tar_limit(path: Path, limits: ArchiveLimits) -> int:
     """How many decompressed bytes a tar.gz may produce: its members' limit plus room for
     headers, and at most `max_ratio` times its compressed size."""
@@ -298,8 +366,7 @@ def _read_tar_sdist(path: Path, dist: DistFilename, limits: ArchiveLimits) -> by
                         raise UnsafeArchive(f"sdist has more than {limits.max_members} members")
                     name = member.name
                     _check_member_name(kind, name)
-                    if member.ischr() or member.isblk() or member.isfifo():
-                        raise UnsafeArchive(f"sdist member {name!r} is a device or FIFO")
+                    _check_tar_member_type(member)
                     total += member.size
                     _check_sizes(kind, name, member.size, total, limits)
                     first = name.split("/", 1)[0]
@@ -325,7 +392,7 @@ def _read_tar_sdist(path: Path, dist: DistFilename, limits: ArchiveLimits) -> by
                     found[name] = _read_capped(stream, kind, name, limits.max_metadata_bytes)
         except UnsafeArchive:
             raise
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
+        except _TAR_ERRORS as error:
             raise UnsafeArchive(
                 f"sdist is not a valid .tar.gz file ({error}); rebuild and upload it again"
             ) from error
