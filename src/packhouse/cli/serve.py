@@ -160,12 +160,25 @@ def _run_granian(app: ASGIApp, settings: Settings) -> None:
             if settings.tls_min_version == "1.3"
             else SSLProtocols.tls12,
         )
+        # granian logs "Embedded server is experimental!" as it starts: its embedded mode
+        # (one process, the app on this loop) is newer than its own process manager. Packhouse
+        # says what that means once, in its own words, instead.
+        logging.getLogger("_granian").addFilter(_not_embedded_warning)
+        console.print(
+            "HTTP server: granian, embedded in this process (a mode granian still calls"
+            " experimental; --server uvicorn is the alternative)",
+            highlight=False,
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, granian.stop)
         await granian.serve()
 
     uvloop.run(main())
+
+
+def _not_embedded_warning(record: logging.LogRecord) -> bool:
+    return record.getMessage() != "Embedded server is experimental!"
 
 
 def check_tls(settings: Settings) -> None:
