@@ -320,3 +320,48 @@ def test_the_total_ratio_is_not_applied_to_small_archives(tmp_path: Path) -> Non
 def test_the_total_cap_applies_whatever_the_ratio(tmp_path: Path) -> None:
     message = refusal(tmp_path, bomb(3, 400_000), ArchiveLimits(max_total_bytes=1_000_000))
     assert "wheel members declare more than 1000000 bytes uncompressed in total" in message
+
+
+# --- entry_points.txt ---------------------------------------------------------------------------
+
+
+def wheel_with_entry_points(text: bytes) -> bytes:
+    return build_zip([*members(), RawMember(b"demo-1.0.dist-info/entry_points.txt", text)])
+
+
+@pytest.mark.parametrize(
+    "name", ["../../bin/x", "/usr/bin/evil", "sub/dir", "a\\b", "..", ".", ".hidden", "-rf", "x y"]
+)
+@pytest.mark.parametrize("section", ["console_scripts", "gui_scripts"])
+def test_path_like_script_names_are_refused(tmp_path: Path, section: str, name: str) -> None:
+    data = wheel_with_entry_points(f"[{section}]\n{name} = demo:main\n".encode())
+    assert f"entry_points.txt [{section}] names the script {name!r}" in refusal(tmp_path, data)
+
+
+def test_plain_script_names_are_accepted(tmp_path: Path) -> None:
+    text = (
+        b"# comment\n[console_scripts]\ndemo = demo:main\ndemo-cli=demo.cli:run [extra]\n"
+        b"demo_2.1 = demo:main\n\n[gui_scripts]\nDemoGui = demo.gui:main\n"
+        b"[other.plugins]\n../anything = demo:plugin\n"
+    )
+    assert read(tmp_path, wheel_with_entry_points(text)) == METADATA
+
+
+def test_entry_points_not_utf8_is_refused(tmp_path: Path) -> None:
+    data = wheel_with_entry_points(b"[console_scripts]\ncaf\xe9 = demo:main\n")
+    assert "entry_points.txt is not UTF-8" in refusal(tmp_path, data)
+
+
+def test_every_bad_script_is_listed(tmp_path: Path) -> None:
+    data = wheel_with_entry_points(b"[console_scripts]\n../a = m:f\n/b = m:f\nnot an entry\n")
+    with pytest.raises(UnsafeArchive) as caught:
+        read(tmp_path, data)
+    assert len(caught.value.problems) == 3
+    assert "which is not 'name = module:function'" in caught.value.problems[2]
+
+
+def test_a_real_wheel_with_entry_points_is_accepted() -> None:
+    path = Path(__file__).parents[2] / "data" / "pypi" / "jinja2-3.1.6-py3-none-any.whl"
+    with zipfile.ZipFile(path) as archive:
+        assert "jinja2-3.1.6.dist-info/entry_points.txt" in archive.namelist()
+    assert b"Name: Jinja2" in read_metadata(path, parse_dist_filename(path.name), ArchiveLimits())
