@@ -11,7 +11,19 @@ from typing import Annotated
 
 import typer
 
-from packhouse.cli import admin, cache, group, journal, promote, repo, serve, token, upload, user
+from packhouse.cli import (
+    admin,
+    cache,
+    group,
+    journal,
+    promote,
+    repo,
+    serve,
+    token,
+    transfer,
+    upload,
+    user,
+)
 
 app = typer.Typer(
     name="packhouse",
@@ -57,6 +69,8 @@ app.command("fsck")(admin.fsck)
 app.command("upload")(upload.upload)
 app.add_typer(cache.app, name="cache")
 app.command("promote")(promote.promote)
+app.command("export")(transfer.export)
+app.command("import")(transfer.import_)
 
 
 def _add_optional_groups() -> None:
