@@ -18,6 +18,9 @@
     ├── AuthenticationRequired       no credentials, or credentials that are not valid
     ├── PermissionDenied             valid credentials without the right
     ├── RateLimited                  too many failed logins; carries retry_after seconds
+    ├── StorageFull                  the server's disk (or quota) ran out while storing
+    ├── Unavailable                  the database is locked or unreachable, past the retries;
+    │                                carries retry_after seconds
     └── UpstreamError                a proxy's upstream failed or sent something unusable
         ├── UpstreamRefused          the upstream URL or an address it resolves to is not allowed
         ├── UpstreamTimeout          the upstream did not connect or answer in time
@@ -110,6 +113,19 @@ class PermissionDenied(PackhouseError):
 
 class RateLimited(PackhouseError):
     def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageFull(PackhouseError):
+    """No space left where the server stores uploads or its database: nothing was kept."""
+
+
+class Unavailable(PackhouseError):
+    """A dependency of the server (its database) is busy or unreachable for now: the request
+    changed nothing and may be sent again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 

@@ -16,7 +16,7 @@ file; `serve` removes those at start and `fsck` reports them (`abandoned_temp_fi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,9 @@ class PendingArtifact:
     files: Mapping[Sha256, Path] = field(default_factory=dict)
     data: Mapping[Sha256, bytes] = field(default_factory=dict)
     detail: Mapping[str, Any] = field(default_factory=dict)
+    # a last check inside the write transaction, which may adjust the artifact or refuse it
+    # by raising (PyPI's release rules: services/pypi_releases.py)
+    guard: Callable[[Connection, PendingArtifact], PendingArtifact] | None = None
 
 
 def existing(ctx: Context, repo: Repository, filename: str) -> Artifact | None:
@@ -60,6 +63,8 @@ def commit(ctx: Context, repo: Repository, actor: str, pending: PendingArtifact)
             again = artifact_store.by_filename(conn, repo.id, new.filename)
             if again is not None:
                 return again
+            if pending.guard is not None:
+                pending = pending.guard(conn, pending)
             _put(ctx, pending, only_missing=True)
             add_row(conn, repo, actor, pending, action="upload")
     except IntegrityError:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+from sqlalchemy import Connection
 
 from packhouse.db.artifact_store import Artifact, NewArtifact
 from packhouse.db.repository_store import Repository
@@ -25,10 +27,36 @@ from packhouse.formats.pypi.metadata import check_matches_filename, parse_core_m
 from packhouse.services import artifacts
 from packhouse.services.access import Principal
 from packhouse.services.context import Context
+from packhouse.services.pypi_releases import release_version
 from packhouse.storage.base import IncomingFile
 from packhouse.types import RepoKind, Sha256
 
 _FILETYPES = {"bdist_wheel": "wheel", "sdist": "sdist"}
+_HEX = re.compile(r"[0-9a-f]+")
+
+# Fields the legacy upload API sends once per value (twine, uv publish, Warehouse's form):
+# core metadata's multiple-use fields. Any other field sent twice is refused, since which
+# value counts would be a guess (the name checked against the file, say, or a digest).
+MULTI_VALUED_FIELDS = frozenset(
+    {
+        "classifiers",
+        "platform",
+        "supported_platform",
+        "requires_dist",
+        "provides_dist",
+        "obsoletes_dist",
+        "requires_external",
+        "project_urls",
+        "provides_extra",
+        "provides_extras",
+        "dynamic",
+        "license_file",
+        "license_files",
+        "requires",
+        "provides",
+        "obsoletes",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +76,16 @@ def upload_pypi(
     fields: Mapping[str, str],
     filename: str | None,
     incoming: IncomingFile | None,
+    repeated: Collection[str] = (),
 ) -> UploadOutcome:
+    """`repeated`: the names of the form's fields sent more than once."""
     if repo.kind is not RepoKind.HOSTED or not repo.uploads_enabled:
         raise PermissionDenied(f"uploads to the repository {repo.name!r} are switched off")
+    twice = sorted(set(repeated) - MULTI_VALUED_FIELDS)
+    if twice:
+        raise InvalidUpload(
+            [f"the form has the field {name!r} more than once; send it once" for name in twice]
+        )
     dist = _check_form(fields, filename, incoming)
     assert incoming is not None
     digests = incoming.digests
@@ -61,6 +96,9 @@ def upload_pypi(
     found = artifacts.existing(ctx, repo, dist.filename)
     if found is not None:
         return _same_or_refuse(repo, found, digests.sha256)
+    # the release rules, checked before anything is stored, and again when it is committed
+    with ctx.db.read() as conn:
+        version = release_version(conn, repo.id, dist, str(dist.version))
 
     # PEP 658 metadata files are served for wheels only: an sdist's PKG-INFO may not be
     # what building it produces (PyPI does the same).
@@ -69,7 +107,7 @@ def upload_pypi(
         metadata_sha = Sha256(hashlib.sha256(raw_metadata).hexdigest())
     new = NewArtifact(
         filename=dist.filename,
-        version=str(dist.version),
+        version=version,
         packagetype=dist.kind,
         sha256=digests.sha256,
         md5=digests.md5,
@@ -87,13 +125,21 @@ def upload_pypi(
         display_name=metadata.name,
         files={digests.sha256: incoming.path},
         data={metadata_sha: raw_metadata} if metadata_sha else {},
+        guard=lambda conn, pending: _release_guard(conn, repo, dist, pending),
     )
     winner = artifacts.commit(ctx, repo, principal.name, pending)
     if winner is not None:
         return _same_or_refuse(repo, winner, digests.sha256)
-    return UploadOutcome(
-        repo.name, dist.name, str(dist.version), dist.filename, digests.sha256, True
-    )
+    return UploadOutcome(repo.name, dist.name, version, dist.filename, digests.sha256, True)
+
+
+def _release_guard(
+    conn: Connection, repo: Repository, dist: DistFilename, pending: artifacts.PendingArtifact
+) -> artifacts.PendingArtifact:
+    version = release_version(conn, repo.id, dist, str(dist.version))
+    if version == pending.new.version:
+        return pending
+    return dataclasses.replace(pending, new=dataclasses.replace(pending.new, version=version))
 
 
 def _check_form(
@@ -139,7 +185,12 @@ def _check_form(
     }
     for field, actual in sent.items():
         claimed = fields.get(field, "").strip().lower()
-        if claimed and not hmac.compare_digest(claimed, actual):
+        if claimed and not (claimed.isascii() and _HEX.fullmatch(claimed)):
+            problems.append(
+                f"the {field} sent is not a hexadecimal digest; send the {len(actual)}"
+                " hex digits of the file's digest, or leave the field out"
+            )
+        elif claimed and not hmac.compare_digest(claimed, actual):
             problems.append(
                 f"the {field} sent ({claimed}) does not match the uploaded file ({actual}):"
                 " the file was changed or cut short on the way"

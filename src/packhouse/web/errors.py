@@ -47,6 +47,8 @@ _STATUS: list[tuple[type[errors.PackhouseError], int]] = [
     (errors.AuthenticationRequired, 401),
     (errors.PermissionDenied, 403),
     (errors.RateLimited, 429),
+    (errors.StorageFull, 507),
+    (errors.Unavailable, 503),
     (errors.UpstreamError, 502),
 ]
 
@@ -64,7 +66,7 @@ def error_headers(exc: errors.PackhouseError) -> dict[str, str]:
         headers["WWW-Authenticate"] = REALM
     if isinstance(exc, errors.MethodNotAllowed):
         headers["Allow"] = ", ".join(exc.allowed)
-    if isinstance(exc, errors.RateLimited):
+    if isinstance(exc, errors.RateLimited | errors.Unavailable):
         headers["Retry-After"] = str(exc.retry_after)
     return headers
 

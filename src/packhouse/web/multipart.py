@@ -26,6 +26,9 @@ class ParsedForm:
     file: IncomingFile | None = None
     # the file part's own headers, names lowercased (prefix.dev's API sends x-file-sha256)
     file_headers: dict[str, str] = field(default_factory=dict)
+    # names of the fields sent more than once (`fields` holds the first value): whoever reads
+    # the form refuses those that must be single
+    repeated: set[str] = field(default_factory=set)
 
     def discard(self) -> None:
         if self.file is not None:
@@ -104,9 +107,13 @@ class _State:
         if self.sink is not None:
             self.sink.finish()
         elif not self.is_file and self.name is not None:
-            # The first value of a repeated field wins; the legacy API repeats only lists
-            # such as classifiers, which are read from the file itself.
-            self.form.fields.setdefault(self.name, self.buffer.decode("utf-8", "replace"))
+            # The first value is kept; the legacy API repeats only lists such as
+            # classifiers (read from the file itself), and a repeated single-valued field
+            # is refused by the service that reads the form.
+            if self.name in self.form.fields:
+                self.form.repeated.add(self.name)
+            else:
+                self.form.fields[self.name] = self.buffer.decode("utf-8", "replace")
 
     def on_end(self) -> None:
         self.ended = True

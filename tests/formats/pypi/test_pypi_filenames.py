@@ -14,10 +14,10 @@ from packhouse.formats.pypi.filenames import parse_dist_filename
         ("toml-0.10.2.tar.gz", "toml", "0.10.2"),
         ("six-1.16.0.tar.gz", "six", "1.16.0"),
         ("idna-3.7.tar.gz", "idna", "3.7"),
-        ("Foo_Bar-1.0.tar.gz", "foo-bar", "1.0"),
-        ("foo.bar-2.0rc1.zip", "foo-bar", "2.0rc1"),
-        ("zope.interface-6.0.tar.gz", "zope-interface", "6.0"),
-        ("legacy-name-1.0.tar.gz", "legacy-name", "1.0"),
+        ("foo_bar-1.0.tar.gz", "foo-bar", "1.0"),
+        ("foo_bar-2.0rc1.zip", "foo-bar", "2.0rc1"),
+        ("zope_interface-6.0.post1.tar.gz", "zope-interface", "6.0.post1"),
+        ("a_b_c-1!2.0.dev3+local.7.tar.gz", "a-b-c", "1!2.0.dev3+local.7"),
     ],
 )
 def test_sdists_parse(filename: str, name: str, version: str) -> None:
@@ -26,6 +26,28 @@ def test_sdists_parse(filename: str, name: str, version: str) -> None:
     assert dist.tags == frozenset()
     assert dist.build == ()
     assert dist.python_tag == "source"
+
+
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ("Legacy.Name-1.0.tar.gz", "legacy_name-1.0.tar.gz"),
+        ("Foo_Bar-1.0.tar.gz", "foo_bar-1.0.tar.gz"),
+        ("foo.bar-2.0rc1.zip", "foo_bar-2.0rc1.zip"),
+        ("zope.interface-6.0.tar.gz", "zope_interface-6.0.tar.gz"),
+        ("legacy-name-1.0.tar.gz", "legacy_name-1.0.tar.gz"),
+        ("foo__bar-1.0.tar.gz", "foo_bar-1.0.tar.gz"),
+        ("demo-1.0RC1.tar.gz", "demo-1.0rc1.tar.gz"),
+        ("demo-v1.0.tar.gz", "demo-1.0.tar.gz"),
+    ],
+)
+def test_legacy_sdist_names_are_refused_with_the_pep_625_name(
+    filename: str, expected: str
+) -> None:
+    with pytest.raises(InvalidUpload) as caught:
+        parse_dist_filename(filename)
+    assert "PEP 625" in str(caught.value)
+    assert repr(expected) in str(caught.value)
 
 
 def test_wheel_parses_with_tags_and_build() -> None:

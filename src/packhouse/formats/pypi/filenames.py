@@ -1,10 +1,13 @@
 """Distribution filenames: what an uploaded file's name says, checked before its bytes are read.
 
 Wheel names follow the binary distribution format spec (PEP 427/491, via
-`packaging.utils.parse_wheel_filename`). Source distributions follow PEP 625
-(`{name}-{version}.tar.gz`, name normalised with underscores) but, like PyPI, we also accept
-the legacy spelling that older setuptools wrote (`Foo.Bar-1.0.tar.gz`, `.zip`) as long as the
-name is a valid project name and the version is a valid PEP 440 version.
+`packaging.utils.parse_wheel_filename`). Source distributions follow PEP 625:
+`{name}-{version}.tar.gz` (or `.zip`) with the name normalised, lowercase with runs of `-_.`
+written `_`, and the version normalised (`str(Version(v))`). The legacy spellings older
+setuptools wrote (`Foo.Bar-1.0.tar.gz`, `foo-bar-1.0.tar.gz`) are refused with the name to
+use: they are what lets `a-b-1.0.tar.gz` be read as project `a`, version `b-1.0` by one tool
+and as `a-b` 1.0 by another. (PyPI still takes them, normalising the name; setuptools 69.3,
+hatchling, flit, pdm and uv have all written PEP 625 names since 2024.)
 """
 
 from __future__ import annotations
@@ -150,6 +153,15 @@ def _parse_sdist(filename: str) -> DistFilename:
             f"invalid sdist filename {filename!r}: {version_part!r} is not a valid version"
             " (see https://packaging.python.org/en/latest/specifications/version-specifiers/)"
         ) from error
+    normal_name = canonicalize_name(name_part).replace("-", "_")
+    if name_part != normal_name or version_part != str(version):
+        extension = filename[len(stem) :]
+        raise InvalidUpload(
+            f"invalid sdist filename {filename!r}: PEP 625 names a source distribution by its"
+            f" normalised name and version, here '{normal_name}-{version}{extension}';"
+            " build it with a current build backend (setuptools 69.3 or later, hatchling,"
+            " flit-core, pdm-backend, uv) or rename it"
+        )
     return DistFilename(filename, canonicalize_name(name_part), version, "sdist", frozenset(), ())
 
 

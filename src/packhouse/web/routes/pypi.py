@@ -86,7 +86,7 @@ async def upload(request: Request) -> Response:
     form = await read_form(request, "content")
     try:
         outcome = await run_in_threadpool(
-            upload_pypi, svc.ctx, repo, who, form.fields, form.filename, form.file
+            upload_pypi, svc.ctx, repo, who, form.fields, form.filename, form.file, form.repeated
         )
     finally:
         form.discard()
