@@ -203,7 +203,10 @@ class RunningServer:
         return httpx.Client(base_url=self.url, auth=auth, timeout=60)
 
 
-def start_server(data: Path, extra_env: dict[str, str] | None = None) -> RunningServer:
+def start_server(
+    data: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> RunningServer:
+    """`packhouse serve` on a free port; `args` are more options (`--server uvicorn`)."""
     port = free_port()
     env = {
         **os.environ,
@@ -215,7 +218,7 @@ def start_server(data: Path, extra_env: dict[str, str] | None = None) -> Running
     log_path = data.parent / f"{data.name}-server.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
-        [str(VENV_BIN / "packhouse"), "serve", "--port", str(port), "--data", str(data)],
+        [str(VENV_BIN / "packhouse"), "serve", "--port", str(port), "--data", str(data), *args],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
