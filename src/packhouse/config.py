@@ -41,8 +41,13 @@ class Settings(BaseSettings):
     data: Path = Path("packhouse-data")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    # Server processes on the one port (`serve --workers`); they share the database and blobs.
+    workers: int = Field(default=1, ge=1, le=64)
     # SQLAlchemy URL; empty means SQLite at <data>/packhouse.db.
     database_url: str = ""
+    # Seconds a write waits for another writer's SQLite lock before the request is answered
+    # 503 with Retry-After (nothing written); PostgreSQL writers queue on an advisory lock.
+    db_busy_timeout: float = Field(default=20.0, gt=0, le=600)
     storage: Literal["local", "s3"] = "local"
     s3: S3Settings = Field(default_factory=S3Settings)
     # The URL clients reach the server at, for printed hints; empty means http://host:port.

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from packhouse.cli.common import ConfigOption, DataOption, console, fail, settings_from
+from packhouse.cli.workers import (
+    WORKER_ARGS,
+    run_granian_workers,
+    run_uvicorn_workers,
+    worker_args,
+)
 from packhouse.errors import PackhouseError
 
 if TYPE_CHECKING:
@@ -44,6 +51,30 @@ def serve(
         Path | None,
         typer.Option(help="The PEM private key of --tls-cert.", show_default=False),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Server processes on the one port (setting `workers`, default 1). They share"
+            " the database and the blobs; use about one per core.",
+            show_default=False,
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the database, e.g. postgresql+psycopg://host/db"
+            " (default: SQLite in the data directory).",
+            show_default=False,
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Where blobs are kept: local (the data directory, the default) or"
+            " s3://BUCKET/PREFIX (endpoint and keys from the s3 settings).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the server.
 
@@ -58,6 +89,9 @@ def serve(
       packhouse serve --data /srv/packhouse --host 0.0.0.0 --port 8080
 
       packhouse serve --host 0.0.0.0 --port 8443 --tls-cert cert.pem --tls-key key.pem
+
+      packhouse serve --workers 4 --database-url postgresql+psycopg://db/packhouse
+        --storage s3://packages/blobs/
     """
     # the web application, its servers and the stores: imported here, not at start-up
     import uvicorn
@@ -70,15 +104,17 @@ def serve(
 
     if server not in ("granian", "uvicorn"):
         fail(f"--server must be granian or uvicorn, not {server!r}")
-    settings = settings_from(
-        data,
-        config,
-        host=host,
-        port=port,
-        access_log=access_log,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-    )
+    overrides: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "access_log": access_log,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "workers": workers,
+        "database_url": database_url,
+        **_storage_overrides(storage),
+    }
+    settings = settings_from(data, config, **overrides)
     try:
         check_tls(settings)
     except PackhouseError as exc:
@@ -105,6 +141,15 @@ def serve(
     # httpx logs every upstream request at INFO; proxies log what matters themselves
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
+    if settings.workers > 1:
+        # each worker builds its own stores after the fork; none are shared across it
+        Services.of(ctx, lazy=True).close()
+        os.environ[WORKER_ARGS] = worker_args(config, {"data": data, **overrides})
+        if server == "granian":
+            run_granian_workers(settings, _key_password(settings))
+        else:
+            run_uvicorn_workers(settings, _key_password(settings))
+        return
     services = Services.of(ctx)
     app = create_app(settings, services)
     if server == "granian":
@@ -125,6 +170,23 @@ def serve(
         ssl_keyfile_password=_key_password(settings),
     )
     services.close()
+
+
+def _storage_overrides(storage: str | None) -> dict[str, object]:
+    """The settings `--storage local` or `--storage s3://BUCKET/PREFIX` stands for."""
+    if storage is None:
+        return {}
+    if storage == "local":
+        return {"storage": "local"}
+    if not storage.startswith("s3://"):
+        fail(f"--storage must be local or s3://BUCKET/PREFIX, not {storage!r}", 2)
+    bucket, _, prefix = storage.removeprefix("s3://").partition("/")
+    if not bucket:
+        fail(f"--storage {storage!r} names no bucket: use s3://BUCKET/PREFIX", 2)
+    s3: dict[str, str] = {"bucket": bucket}
+    if prefix:
+        s3["prefix"] = prefix if prefix.endswith("/") else prefix + "/"
+    return {"storage": "s3", "s3": s3}
 
 
 def _run_granian(app: ASGIApp, settings: Settings) -> None:

@@ -1,0 +1,150 @@
+"""`packhouse serve --workers 2`: two processes on one port and one SQLite data directory.
+
+Every request opens its own connection, so the kernel hands it to either worker; an upload
+through one must be on the simple page and in the repodata of every next request, whichever
+worker answers. A worker killed with -9 is started again while the other goes on serving.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.builders import make_wheel, synth
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    SIMPLE_JSON,
+    VENV_BIN,
+    RunningServer,
+    start_server,
+    stop_server,
+)
+
+AUTH = ("admin", ADMIN_PASSWORD)
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def wait_for_workers(pid: int, count: int, timeout: float = 30) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = children(pid)
+        if len(found) == count:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"expected {count} workers under {pid}, found {children(pid)}")
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    data = tmp_path_factory.mktemp("workers") / "data"
+    running = start_server(data, args=("--workers", "2", "--no-access-log"))
+    yield running
+    stop_server(running)
+    assert not children(running.process.pid), "workers outlived the server"
+
+
+def fresh_get(server: RunningServer, path: str, headers: dict[str, str]) -> httpx.Response:
+    """One request on a new connection (either worker may take it)."""
+    with httpx.Client(base_url=server.url, auth=AUTH, timeout=30) as client:
+        return client.get(path, headers=headers)
+
+
+def upload_and_read_back(server: RunningServer, directory: Path, rounds: int) -> None:
+    """Upload a version, then read the page on fresh connections: each must list it."""
+    for i in range(rounds):
+        wheel = make_wheel(directory, "spread-pkg", f"1.{i}")
+        with httpx.Client(base_url=server.url, auth=AUTH, timeout=30) as client:
+            response = client.post(
+                "/pypi/main/",
+                data={":action": "file_upload", "name": "spread-pkg", "version": f"1.{i}"},
+                files={"content": (wheel.name, wheel.read_bytes())},
+            )
+        assert response.status_code == 200, response.text
+        for _ in range(6):
+            page = fresh_get(server, "/pypi/main/simple/spread-pkg/", SIMPLE_JSON)
+            assert page.status_code == 200
+            assert wheel.name in {f["filename"] for f in page.json()["files"]}, i
+
+
+def test_two_workers_serve_each_others_uploads_at_once(
+    workers: RunningServer, tmp_path: Path
+) -> None:
+    assert len(wait_for_workers(workers.process.pid, 2)) == 2
+    upload_and_read_back(workers, tmp_path, 8)
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgres(tmp_path: Path, postgres_url: str) -> None:
+    server = start_server(
+        tmp_path / "data", args=("--workers", "2", "--database-url", postgres_url)
+    )
+    try:
+        assert len(wait_for_workers(server.process.pid, 2)) == 2
+        upload_and_read_back(server, tmp_path, 4)
+    finally:
+        stop_server(server)
+
+
+def test_conda_uploads_are_in_every_workers_repodata(workers: RunningServer) -> None:
+    for i in range(4):
+        filename, data = synth.package_bytes(f"spread-{i}", "1.0")
+        with httpx.Client(base_url=workers.url, auth=AUTH, timeout=30) as client:
+            response = client.post(
+                "/api/v1/repositories/conda/main/packages",
+                files={"file": (filename, data, "application/octet-stream")},
+            )
+        assert response.status_code == 201, response.text
+        for _ in range(4):
+            repodata = fresh_get(workers, "/conda/main/noarch/repodata.json", {})
+            assert repodata.status_code == 200
+            assert filename in repodata.json()["packages.conda"], i
+
+
+def test_a_killed_worker_is_replaced_and_the_other_goes_on(workers: RunningServer) -> None:
+    before = wait_for_workers(workers.process.pid, 2)
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    for _ in range(20):  # the other worker answers meanwhile
+        assert fresh_get(workers, "/healthz", {}).status_code == 200
+    after = wait_for_workers(workers.process.pid, 2)
+    assert victim not in after
+    assert fresh_get(workers, "/pypi/main/simple/spread-pkg/", SIMPLE_JSON).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ("ftp://x/y", "--storage must be local or s3://BUCKET/PREFIX, not 'ftp://x/y'"),
+        ("s3:///blobs", "names no bucket"),
+    ],
+)
+def test_serve_refuses_a_storage_it_cannot_use(tmp_path: Path, storage: str, message: str) -> None:
+    result = subprocess.run(
+        [str(VENV_BIN / "packhouse"), "serve", "--data", str(tmp_path), "--storage", storage],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "packhouse.db").exists()
