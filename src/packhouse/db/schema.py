@@ -230,3 +230,17 @@ upstream_files = Table(
     Column("last_used_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_upstream_files_sha256", upstream_files.c.sha256)
+
+# Web UI sign-ins: the cookie holds a random secret; only its sha256 is kept here, with the
+# form token (CSRF) of the session. Signing out deletes the row.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("id_sha256", String(64), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_ui_sessions_user_id", ui_sessions.c.user_id)

@@ -9,27 +9,24 @@ from contextlib import asynccontextmanager
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 
 from packhouse.config import Settings
 from packhouse.errors import PackhouseError
 from packhouse.web.accesslog import AccessLog, RequestMetrics, install_log_redaction
 from packhouse.web.api import PREFIX as API_PREFIX
 from packhouse.web.api import create_api
-from packhouse.web.errors import handle_domain_error, handle_unexpected
+from packhouse.web.errors import handle_domain_error, handle_http_error, handle_unexpected
 from packhouse.web.routes import conda, conda_upload_apis, files, ops, pypi
 from packhouse.web.routes.ops import ServiceCollector
 from packhouse.web.security import NoReferrer, UrlToken
+from packhouse.web.ui import account as ui_account
+from packhouse.web.ui import routes as ui_routes
 from packhouse.wiring import Services, build_context
 
 log = logging.getLogger("packhouse.web")
-
-
-async def root(request: Request) -> Response:
-    return RedirectResponse("/pypi/main/simple/", status_code=302)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
@@ -62,7 +59,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     middleware += [Middleware(pypi.SimpleFastPath), Middleware(NoReferrer), Middleware(UrlToken)]
     app = Starlette(
         routes=[
-            Route("/", root),
+            *ui_account.routes,  # the web UI: `/` and /ui/ (the simple index stays put)
+            *ui_routes.routes,
             *ops.routes,
             *pypi.routes,
             *conda.routes,
@@ -72,7 +70,11 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         ],
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={PackhouseError: handle_domain_error, Exception: handle_unexpected},
+        exception_handlers={
+            PackhouseError: handle_domain_error,
+            HTTPException: handle_http_error,
+            Exception: handle_unexpected,
+        },
     )
     app.state.metrics_registry = registry
     return app

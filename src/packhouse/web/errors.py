@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -12,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from packhouse import errors
 from packhouse.auth.redact import redact_path
 from packhouse.web.accesslog import printable
+from packhouse.web.negotiate import Kind, preferred
 
 log = logging.getLogger("packhouse.web")
 
@@ -74,7 +76,12 @@ def error_headers(exc: errors.PackhouseError) -> dict[str, str]:
 def error_response(request: Request, exc: errors.PackhouseError) -> Response:
     status = status_of(exc)
     headers = error_headers(exc)
-    if request.url.path.startswith("/api/"):
+    kind = _wanted(request)
+    if kind == "html":
+        from packhouse.web.ui.error_page import error_page
+
+        return error_page(request, status, exc.message, headers)
+    if kind == "json":
         detail: object = exc.message
         if isinstance(exc, errors.InvalidUpload) and len(exc.problems) > 1:
             detail = exc.problems
@@ -83,6 +90,30 @@ def error_response(request: Request, exc: errors.PackhouseError) -> Response:
         text = "\n".join(f"- {p}" for p in exc.problems)
         return PlainTextResponse(f"{status} {text}\n", status_code=status, headers=headers)
     return PlainTextResponse(f"{status} {exc.message}\n", status_code=status, headers=headers)
+
+
+def _wanted(request: Request) -> Kind:
+    """What the request accepts decides (web/negotiate.py); without a preference, the
+    management API answers JSON and everything else plain text."""
+    return preferred(request.headers.get("accept")) or (
+        "json" if request.url.path.startswith("/api/") else "text"
+    )
+
+
+async def handle_http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no route for the path, a method not allowed), negotiated."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=headers)
+    kind = _wanted(request)
+    if kind == "html":
+        from packhouse.web.ui.error_page import error_page
+
+        return error_page(request, exc.status_code, str(exc.detail), headers)
+    if kind == "json":
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+    return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=headers)
 
 
 async def handle_domain_error(request: Request, exc: Exception) -> Response:
@@ -96,8 +127,14 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception(
         "unexpected error on %s %s", request.method, printable(redact_path(request.url.path))
     )
-    return PlainTextResponse(
-        "500 the server failed unexpectedly; the error is in its log\n",
-        status_code=500,
-        headers={"Cache-Control": "no-store"},
-    )
+    message = "the server failed unexpectedly; the error is in its log"
+    headers = {"Cache-Control": "no-store"}
+    kind = _wanted(request)
+    if kind == "html":
+        from packhouse.web.ui.error_page import error_page
+
+        with contextlib.suppress(Exception):  # the page itself failing: plain text
+            return error_page(request, 500, message, headers)
+    if kind == "json":
+        return JSONResponse({"detail": message}, status_code=500, headers=headers)
+    return PlainTextResponse(f"500 {message}\n", status_code=500, headers=headers)
