@@ -17,6 +17,7 @@ from packhouse.cli import (
     group,
     journal,
     promote,
+    pypi,
     repo,
     serve,
     token,
@@ -71,6 +72,7 @@ app.add_typer(cache.app, name="cache")
 app.command("promote")(promote.promote)
 app.command("export")(transfer.export)
 app.command("import")(transfer.import_)
+app.add_typer(pypi.app, name="pypi")
 
 
 def _add_optional_groups() -> None:

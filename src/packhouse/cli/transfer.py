@@ -1,4 +1,4 @@
-"""`packhouse export DIR`, `packhouse import DIR`."""
+"""`packhouse export DIR`, `packhouse export --static DIR`, `packhouse import DIR`."""
 
 from __future__ import annotations
 
@@ -46,6 +46,22 @@ def progress_bar() -> Iterator[ProgressFn]:
 
 def export(
     directory: DirArg,
+    static: Annotated[
+        bool,
+        typer.Option(
+            "--static",
+            help="Write a static tree for pip, uv, conda and rattler (file:// or any web"
+            " server) instead of an export to import.",
+        ),
+    ] = False,
+    repo: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--repo",
+            help="With --static: only this repository (pypi/NAME or conda/NAME, or NAME for"
+            " both); repeatable. Default: every repository.",
+        ),
+    ] = None,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -58,10 +74,21 @@ def export(
 
       packhouse export /backup/packhouse-2026-12-03
 
+      packhouse export --static /srv/mirror --repo main
     """
     from packhouse.cli.common import open_services
 
+    if repo and not static:
+        fail("--repo goes with --static (a full export always holds every repository)", 2)
     with open_services(data, config) as svc, progress_bar() as progress:
+        if static:
+            from packhouse.services.static_export import export_static
+
+            report = export_static(svc, directory, repo or [], progress)
+            console.print(
+                f"wrote a static tree at {directory}: {report.summary()}", highlight=False
+            )
+            return
         from packhouse.services.export import export_all
 
         done = export_all(svc.ctx, directory, progress)

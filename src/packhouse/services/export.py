@@ -80,10 +80,12 @@ def export_all(ctx: Context, directory: Path, progress: Progress = no_progress) 
             with path.open("wb") as out:
                 for row in dump_store.iter_rows(conn, name):
                     for sha in dump_store.blob_refs(name, row):
-                        added = copy_blob(ctx.blobs, Sha256(sha), blobs_dir, what=_label(row))
-                        if added is not None:
-                            copied += 1
-                            copied_bytes += added
+                        target = blobs_dir / sha
+                        if target.exists():
+                            continue
+                        added = copy_blob(ctx.blobs, Sha256(sha), target, what=_label(row))
+                        copied += 1
+                        copied_bytes += added
                     line = orjson.dumps(row) + b"\n"
                     out.write(line)
                     digest.update(line)
@@ -137,13 +139,11 @@ def _label(row: dict[str, Any]) -> str:
     return str(row.get("filename") or row.get("key") or "a row")
 
 
-def copy_blob(store: BlobStore, sha256: Sha256, blobs_dir: Path, *, what: str) -> int | None:
-    """Copy one blob to `blobs_dir/<sha256>`, hashing as it goes; returns its size, or None
-    when it was there already. Raises if the blob is missing or its bytes disagree."""
-    target = blobs_dir / sha256
-    if target.exists():
-        return None
-    fd, tmp = tempfile.mkstemp(dir=blobs_dir, prefix=".part-")
+def copy_blob(store: BlobStore, sha256: Sha256, target: Path, *, what: str) -> int:
+    """Copy one blob to the file `target`, hashing as it goes; returns its size. Raises if
+    the blob is missing or its bytes disagree with its name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
     digest = hashlib.sha256()
     size = 0
     try:
