@@ -14,6 +14,7 @@ from packhouse.storage.base import BlobStore
 
 if TYPE_CHECKING:
     from packhouse.services.conda_reads import CondaReader
+    from packhouse.services.oidc import OidcService
     from packhouse.services.pypi_reads import PypiReader
     from packhouse.services.upstream_cache import UpstreamCache
 
@@ -53,7 +54,7 @@ class Services:
     def of(cls, ctx: Context, *, lazy: bool = False) -> Services:
         built = cls(ctx)
         if not lazy:
-            _ = built.pypi, built.conda
+            _ = built.pypi, built.conda, built.oidc
         return built
 
     @cached_property
@@ -78,6 +79,12 @@ class Services:
 
         proxied = ProxiedPages(self.ctx, CondaProxy(self.upstreams), ShardsProxy(self.upstreams))
         return CondaReader(self.ctx, self.catalog, proxied)
+
+    @cached_property
+    def oidc(self) -> OidcService:
+        from packhouse.services.oidc import OidcService
+
+        return OidcService(self.ctx, self.catalog, self.upstreams.client)
 
     def close(self) -> None:
         if "upstreams" in self.__dict__:

@@ -76,7 +76,9 @@ app.add_typer(pypi.app, name="pypi")
 
 
 def _add_optional_groups() -> None:
-    from packhouse.cli import conda
+    from packhouse.cli import conda, oidc
+
+    app.add_typer(oidc.app, name="oidc")
 
     conda.app.command("patch")(upload.patch)
     app.add_typer(

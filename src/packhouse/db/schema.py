@@ -183,6 +183,49 @@ tokens = Table(
     Column("revoked", Boolean, nullable=False, default=False),
 )
 
+# Trusted publishing (OIDC). Issuers an administrator registered: their keys come from the
+# discovery document's jwks_uri, or are fixed (`jwks`, from a file, for air-gapped sites).
+oidc_issuers = Table(
+    "oidc_issuers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("jwks", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# A publisher: identity tokens of `issuer_id` whose claims hold every `claims` pair may
+# upload to one repository.
+oidc_publishers = Table(
+    "oidc_publishers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("issuer_id", ForeignKey("oidc_issuers.id", ondelete="CASCADE"), nullable=False),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("claims", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Upload tokens minted for a publisher (only the secret's sha256). (issuer_id, jti) is
+# unique: an identity token is exchanged once; rows are kept until both it and the minted
+# token have expired.
+oidc_tokens = Table(
+    "oidc_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("publisher_id", ForeignKey("oidc_publishers.id", ondelete="CASCADE"), nullable=False),
+    Column("issuer_id", Integer, nullable=False),
+    Column("jti", String(200), nullable=False),
+    Column("secret_sha256", String(64), nullable=False, unique=True),
+    Column("claims", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("identity_expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+    UniqueConstraint("issuer_id", "jti", name="uq_oidc_tokens_issuer_id_jti"),
+)
+
 # principal_kind: user, group, or special (":authenticated:", ":anonymous:").
 permissions = Table(
     "permissions",

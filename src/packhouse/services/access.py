@@ -13,6 +13,9 @@ Credentials, as clients send them:
   older `ph_...`);
 - `Authorization: Bearer ph-...`;
 - a token in the URL, `/t/ph-.../conda/...` (the web layer strips it and passes it here).
+
+A token minted by trusted publishing (services/oidc.py) has the same form and is found the
+same way; its principal is no user but a publisher, allowed to upload to its one repository.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from packhouse.auth import tokens
 from packhouse.auth.passwords import PasswordVerifier
 from packhouse.auth.ratelimit import FailureLimiter
-from packhouse.db import token_store, user_store
+from packhouse.db import oidc_store, token_store, user_store
+from packhouse.db.oidc_store import MintedToken
 from packhouse.db.repository_store import Repository
 from packhouse.db.token_store import Token
 from packhouse.errors import AuthenticationRequired, PermissionDenied, RateLimited
@@ -45,6 +49,8 @@ VERIFIED_TTL_SECONDS = 300.0
 # last_used_at is written at most this often per token, to keep reads from becoming writes
 LAST_USED_INTERVAL_SECONDS = 60.0
 MAX_REMEMBERED = 10_000
+# minted tokens this long past their expiry still answer "expired", not "unknown"
+MINTED_EXPIRED_KEPT = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -58,10 +64,12 @@ class Principal:
     token_repositories: frozenset[str] | None = None
     token_actions: frozenset[Action] | None = None
     token_expires_at: datetime | None = None
+    # A trusted publisher (by a minted token): no user, upload to its one repository only.
+    publisher_id: int | None = None
 
     @property
     def anonymous(self) -> bool:
-        return self.user_id is None
+        return self.user_id is None and self.publisher_id is None
 
     @property
     def full_admin(self) -> bool:
@@ -87,6 +95,7 @@ class _Snapshot:
     grants: Mapping[int, tuple[user_store.Grant, ...]] = field(default_factory=dict)
     tokens: Mapping[str, Token] = field(default_factory=dict)  # by secret sha256
     users_by_id: Mapping[int, user_store.User] = field(default_factory=dict)
+    minted: Mapping[str, MintedToken] = field(default_factory=dict)  # by secret sha256
 
 
 class AccessService:
@@ -119,6 +128,8 @@ class AccessService:
             for g in user_store.all_grants(conn):
                 grants.setdefault(g.repository_id, []).append(g)
             live = {t.secret_sha256: t for t in token_store.live(conn)}
+            since = self._ctx.clock() - MINTED_EXPIRED_KEPT
+            minted = {t.secret_sha256: t for t in oidc_store.live_tokens(conn, since)}
             snap = _Snapshot(
                 serial,
                 users,
@@ -126,6 +137,7 @@ class AccessService:
                 {k: tuple(v) for k, v in grants.items()},
                 live,
                 {u.id: u for u in users.values()},
+                minted,
             )
             self._snapshot = snap
             return snap
@@ -270,23 +282,26 @@ class AccessService:
 
     def token_login(self, secret: str, sent: str | None = None) -> Principal:
         """The principal a token stands for; records its use (at most once a minute)."""
-        who, token, serial = self._resolve_token(secret)
-        if self._touch_due(token):
+        who, token, serial, valid_until = self._resolve_token(secret)
+        if token is not None and self._touch_due(token):
             self._touch(token)
-        self._keep(sent or f"t:{secret}", who, serial, self._token_valid_until(token))
+            valid_until = self._token_valid_until(token)
+        self._keep(sent or f"t:{secret}", who, serial, valid_until)
         return who
 
     def _token_fast(self, secret: str, sent: str) -> Principal | None:
         try:
-            who, token, serial = self._resolve_token(secret)
+            who, token, serial, valid_until = self._resolve_token(secret)
         except AuthenticationRequired:
             return None  # the slow path raises the same error
-        if self._touch_due(token):
+        if token is not None and self._touch_due(token):
             return None
-        self._keep(sent, who, serial, self._token_valid_until(token))
+        self._keep(sent, who, serial, valid_until)
         return who
 
-    def _resolve_token(self, secret: str) -> tuple[Principal, Token, int]:
+    def _resolve_token(self, secret: str) -> tuple[Principal, Token | None, int, float]:
+        """The token's principal, its row (None for a minted one), the serial it was read
+        at, and until when it may be taken from memory."""
         if not tokens.well_formed(secret):
             raise AuthenticationRequired(
                 "the token is malformed: a Packhouse token is 'ph-' followed by 43 letters and"
@@ -294,7 +309,11 @@ class AccessService:
                 " one with `packhouse token create`"
             )
         snap = self.snapshot()
-        token = snap.tokens.get(tokens.hash_secret(secret))
+        digest = tokens.hash_secret(secret)
+        minted = snap.minted.get(digest)
+        if minted is not None and tokens.same_hash(minted.secret_sha256, secret):
+            return self._publisher_principal(minted), None, snap.serial, self._until(minted)
+        token = snap.tokens.get(digest)
         if token is None or not tokens.same_hash(token.secret_sha256, secret):
             raise AuthenticationRequired(
                 "the token is not valid: it is unknown or was revoked; create a new one"
@@ -322,7 +341,26 @@ class AccessService:
             token_actions=token.actions,
             token_expires_at=token.expires_at,
         )
-        return who, token, snap.serial
+        return who, token, snap.serial, self._token_valid_until(token)
+
+    def _publisher_principal(self, minted: MintedToken) -> Principal:
+        if minted.expires_at <= self._ctx.clock():
+            raise AuthenticationRequired(
+                f"the trusted-publishing token expired at {minted.expires_at:%H:%M:%S} UTC;"
+                " exchange a new identity token for another"
+            )
+        sub = minted.claims.get("sub", f"publisher {minted.publisher_id}")
+        return Principal(
+            f"oidc:{minted.issuer_name}:{sub}"[:200],
+            token_id=minted.id,
+            token_repositories=frozenset({minted.repository}),
+            token_actions=frozenset({Action.UPLOAD}),
+            token_expires_at=minted.expires_at,
+            publisher_id=minted.publisher_id,
+        )
+
+    def _until(self, minted: MintedToken) -> float:
+        return time.time() + (minted.expires_at - self._ctx.clock()).total_seconds()
 
     def _token_valid_until(self, token: Token) -> float:
         """Until when a resolved token may be taken from memory (wall-clock seconds)."""
@@ -357,7 +395,7 @@ class AccessService:
             a.implies(action) for a in principal.token_actions
         ):
             return False
-        if principal.is_admin:
+        if principal.is_admin or principal.publisher_id is not None:
             return True
         for g in self.snapshot().grants.get(repo.id, ()):
             if not Action(g.action).implies(action):
@@ -408,6 +446,8 @@ class AccessService:
     def require_user(self, principal: Principal) -> None:
         if principal.anonymous:
             raise AuthenticationRequired("send credentials: a user and password, or a token")
+        if principal.publisher_id is not None:
+            raise PermissionDenied("a trusted-publishing token may only upload")
 
     def _sent_key(self, sent: str) -> bytes:
         return hmac.digest(self._key, sent.encode("utf-8", "surrogateescape"), "sha256")

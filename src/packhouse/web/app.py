@@ -19,7 +19,7 @@ from packhouse.web.accesslog import AccessLog, RequestMetrics, install_log_redac
 from packhouse.web.api import PREFIX as API_PREFIX
 from packhouse.web.api import create_api
 from packhouse.web.errors import handle_domain_error, handle_http_error, handle_unexpected
-from packhouse.web.routes import conda, conda_upload_apis, files, ops, pypi
+from packhouse.web.routes import conda, conda_upload_apis, files, oidc, ops, pypi
 from packhouse.web.routes.ops import ServiceCollector
 from packhouse.web.security import NoReferrer, UrlToken
 from packhouse.web.ui import account as ui_account
@@ -66,6 +66,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             *conda.routes,
             *files.routes,
             *conda_upload_apis.routes,  # before the API mount: one of them is under /api/v1
+            *oidc.routes,  # trusted publishing: /_/oidc/... and /api/oidc/mint_token
             Mount(API_PREFIX, app=api),
         ],
         middleware=middleware,

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from packhouse.errors import PackhouseError
-from packhouse.web.api import accounts, conda, journal, promote, repositories, tokens
+from packhouse.web.api import accounts, conda, journal, oidc, promote, repositories, tokens
 from packhouse.web.errors import handle_domain_error
 
 PREFIX = "/api/v1"
@@ -41,6 +41,6 @@ def create_api() -> FastAPI:
             RequestValidationError: _invalid_request,
         },
     )
-    for module in (accounts, tokens, repositories, promote, journal, conda):
+    for module in (accounts, tokens, repositories, promote, journal, conda, oidc):
         api.include_router(module.router)
     return api
