@@ -15,7 +15,7 @@ $(VENV)/bootstrap/bin/uv:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(VENV)/bootstrap uv
 
 $(BIN)/.installed-run: pyproject.toml | $(UV)
-	test -x $(BIN)/python || $(UV) venv --quiet --seed --python $(PYTHON) $(VENV)
+	test -x $(BIN)/python || $(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(VENV)
 	$(UV) pip install --quiet --python $(BIN)/python -e .
 	touch $@
 
