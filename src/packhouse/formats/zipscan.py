@@ -297,7 +297,10 @@ def _check_local(fh: BinaryIO, entry: ZipEntry, raw: bytes, kind: str) -> int:
     described = (crc, csize, usize)
     expected = (entry.crc, entry.compressed_size, entry.file_size)
     deferred = bool(flags & 0x0008)
-    if described != expected and not (deferred and described == (0, 0, 0)):
+    # With a data descriptor, a local field may be zero (macOS's ditto zeroes the CRC and the
+    # compressed size but keeps the size): the descriptor must then give the real values.
+    agree = all(a == b or (deferred and a == 0) for a, b in zip(described, expected, strict=True))
+    if not agree:
         raise UnsafeArchive(
             f"{kind} member {name!r} has other sizes or CRC in its local header than in the"
             " central directory"

@@ -5,10 +5,15 @@ old-style packages without paths.json) and the icon when index.json names one. E
 decompressor is capped, so no archive can exhaust memory or run for ever:
 
 - `.conda` is a zip that must hold exactly `metadata.json`, `info-<stem>.tar.zst` and
-  `pkg-<stem>.tar.zst`; `info-` is streamed through `zstandard` with `max_window_size`;
+  `pkg-<stem>.tar.zst`, all stored (not deflated), with nothing before, between or after
+  them (`formats/zipscan.py`); both tarballs are streamed through `zstandard` with
+  `max_window_size` and a cap on decompressed bytes, and every member of both is checked;
 - `.tar.bz2` is streamed through `bz2` with a cap on decompressed bytes.
 
-The tar members are walked with `conda_package_streaming`'s stream-mode tar generator.
+The tar members are walked with `conda_package_streaming`'s stream-mode tar generator and
+checked by `members.TreeCheck` (no absolute or `..` names, no links in `info/`, symbolic links
+elsewhere only within the package, hard links only to earlier files, no devices, FIFOs or
+sparse files).
 md5, sha256 and size are computed here from the file's bytes; any in index.json are ignored.
 """
 
@@ -19,11 +24,11 @@ import fnmatch
 import hashlib
 import io
 import os
+import struct
 import tarfile
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import IO, Any, BinaryIO
 
 import orjson
@@ -31,6 +36,7 @@ import zstandard
 from conda_package_streaming.package_streaming import tar_generator
 
 from packhouse.errors import InvalidUpload, TooLarge, UnsafeArchive
+from packhouse.formats.conda.members import TreeCheck
 from packhouse.formats.conda.names import (
     build_problems,
     name_problems,
@@ -38,6 +44,7 @@ from packhouse.formats.conda.names import (
     subdir_problems,
     version_problems,
 )
+from packhouse.formats.zipscan import scan_zip
 
 __all__ = [
     "Digests",
@@ -62,6 +69,7 @@ PATHS_JSON = "info/paths.json"
 HAS_PREFIX = "info/has_prefix"
 ICON_PNG = "info/icon.png"
 _JSON_MEMBERS = (INDEX_JSON, ABOUT_JSON, RUN_EXPORTS_JSON, PATHS_JSON)
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)  # deflated: refused, with the reason
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,7 @@ class Limits:
     max_info_size: int = 256 * _MiB  # all info/ members together (decompressed)
     max_zstd_window: int = 128 * _MiB  # zstd's own default decoder limit (window log 27)
     max_bz2_decompressed: int = 8 * _GiB  # a whole .tar.bz2, decompressed
+    max_pkg_decompressed: int = 8 * _GiB  # a .conda's pkg-*.tar.zst, decompressed
     max_metadata_json: int = 64 * _KiB  # the .conda zip's metadata.json
 
 
@@ -150,30 +159,28 @@ class _CappedReader(io.RawIOBase):
         return len(data)
 
 
-def _member_problem(member: tarfile.TarInfo, in_info: bool) -> str | None:
-    name = member.name
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        return f"archive member {name!r} has an absolute path"
-    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
-        return f"archive member {name!r} has a '..' path component"
-    if not in_info:
-        return None
-    if member.issym():
-        return f"info/ member {name!r} is a symbolic link"
-    if member.islnk():
-        return f"info/ member {name!r} is a hard link"
-    if member.ischr() or member.isblk():
-        return f"info/ member {name!r} is a device"
-    if member.isfifo():
-        return f"info/ member {name!r} is a FIFO"
-    if not (member.isreg() or member.isdir()):
-        return f"info/ member {name!r} is not a regular file or directory"
-    return None
+# What tarfile raises on damaged or hostile headers besides TarError (a bad GNU sparse map
+# gives ValueError or IndexError, a huge number field OverflowError).
+_TAR_ERRORS = (
+    tarfile.TarError,
+    EOFError,
+    OSError,
+    zipfile.BadZipFile,
+    ValueError,
+    IndexError,
+    OverflowError,
+    struct.error,
+)
 
 
-def _walk_info(stream: IO[bytes], limits: Limits, *, info_only_archive: bool) -> dict[str, bytes]:
-    """Walk a tar stream; return the wanted info/ members' bytes after checking every member."""
+def _walk(stream: IO[bytes], limits: Limits, part: str) -> dict[str, bytes]:
+    """Walk a tar stream, checking every member; return the wanted info/ members' bytes.
+
+    `part` is "info" (a .conda's info-*.tar.zst: only info/), "pkg" (its pkg-*.tar.zst:
+    no info/) or "whole" (a .tar.bz2)."""
     wanted = {*_JSON_MEMBERS, HAS_PREFIX, ICON_PNG}
+    labels = {"info": "info-*.tar.zst", "pkg": "pkg-*.tar.zst", "whole": ".tar.bz2"}
+    tree = TreeCheck(labels[part])
     found: dict[str, bytes] = {}
     info_total = 0
     count = 0
@@ -183,11 +190,14 @@ def _walk_info(stream: IO[bytes], limits: Limits, *, info_only_archive: bool) ->
             raise UnsafeArchive(f"archive has more than {limits.max_members} members")
         name = member.name
         in_info = name == "info" or name.startswith("info/")
-        if info_only_archive and not in_info:
+        if part == "info" and not in_info:
             raise UnsafeArchive(f"info-*.tar.zst member {name!r} is outside info/")
-        problem = _member_problem(member, in_info)
-        if problem:
-            raise UnsafeArchive(problem)
+        if part == "pkg" and in_info:
+            raise UnsafeArchive(
+                f"pkg-*.tar.zst member {name!r} belongs in info-*.tar.zst: it would overwrite"
+                " what Packhouse reads"
+            )
+        tree.add(member, in_info)
         if not in_info:
             continue
         info_total += member.size
@@ -203,23 +213,45 @@ def _walk_info(stream: IO[bytes], limits: Limits, *, info_only_archive: bool) ->
         reader = tar.extractfile(member)
         if reader is not None:
             found[name] = reader.read()
+    tree.finish()
     return found
 
 
-def _zstd_error(error: zstandard.ZstdError, limits: Limits) -> InvalidUpload:
+def _zstd_error(error: zstandard.ZstdError, limits: Limits, member: str) -> InvalidUpload:
     text = str(error)
     if "memory" in text or "window" in text.lower():
         return UnsafeArchive(
-            "info-*.tar.zst needs a zstd window larger than the limit of"
-            f" {limits.max_zstd_window} bytes"
+            f"{member} needs a zstd window larger than the limit of {limits.max_zstd_window} bytes"
         )
-    return InvalidUpload(f"info-*.tar.zst is not valid zstd data: {text}")
+    return InvalidUpload(f"{member} is not valid zstd data: {text}")
 
 
-def _read_conda(fileobj: BinaryIO, stem: str, limits: Limits) -> dict[str, bytes]:
+def _walk_zstd(zf: zipfile.ZipFile, member: str, limits: Limits, part: str) -> dict[str, bytes]:
+    cap = limits.max_info_size + _MiB if part == "info" else limits.max_pkg_decompressed
+    label = f"{part}-*.tar.zst"
+    decompressor = zstandard.ZstdDecompressor(max_window_size=limits.max_zstd_window)
+    try:
+        with zf.open(member) as compressed:
+            reader = decompressor.stream_reader(compressed, read_size=256 * _KiB)
+            capped = _CappedReader(
+                reader,
+                cap,  # for info/: tar headers and padding on top of the members
+                lambda: TooLarge(
+                    f"info/ holds more than {limits.max_info_size} bytes"
+                    if part == "info"
+                    else f"{label} decompresses to more than {cap} bytes"
+                ),
+            )
+            return _walk(capped, limits, part)  # type: ignore[arg-type]
+    except zstandard.ZstdError as error:
+        raise _zstd_error(error, limits, label) from error
+
+
+def _read_conda(fileobj: BinaryIO, size: int, stem: str, limits: Limits) -> dict[str, bytes]:
+    entries = scan_zip(fileobj, size, ".conda", methods=_ZIP_METHODS, max_members=16)
     try:
         zf = zipfile.ZipFile(fileobj)
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as error:
         raise InvalidUpload(
             f"not a valid .conda file: the zip archive is unreadable ({error})"
         ) from error
@@ -231,6 +263,12 @@ def _read_conda(fileobj: BinaryIO, stem: str, limits: Limits) -> dict[str, bytes
                 f"a .conda archive must hold exactly metadata.json, info-{stem}.tar.zst and"
                 f" pkg-{stem}.tar.zst; this one holds {sorted(names)!r}"
             )
+        for entry in entries:
+            if entry.method != zipfile.ZIP_STORED:
+                raise UnsafeArchive(
+                    f".conda member {entry.name!r} is deflated; a .conda's members are stored"
+                    " (uncompressed in the zip: the tarballs are zstd-compressed already)"
+                )
         meta_info = zf.getinfo("metadata.json")
         if meta_info.file_size > limits.max_metadata_json:
             raise TooLarge(f"metadata.json is over the limit of {limits.max_metadata_json} bytes")
@@ -240,18 +278,9 @@ def _read_conda(fileobj: BinaryIO, stem: str, limits: Limits) -> dict[str, bytes
             raise InvalidUpload(f"metadata.json is not valid JSON: {error}") from error
         if not isinstance(metadata, dict) or metadata.get("conda_pkg_format_version", 2) != 2:
             raise InvalidUpload("metadata.json must be an object with conda_pkg_format_version 2")
-        decompressor = zstandard.ZstdDecompressor(max_window_size=limits.max_zstd_window)
-        try:
-            with zf.open(f"info-{stem}.tar.zst") as compressed:
-                reader = decompressor.stream_reader(compressed, read_size=256 * _KiB)
-                capped = _CappedReader(
-                    reader,
-                    limits.max_info_size + _MiB,  # tar headers and padding on top
-                    lambda: TooLarge(f"info/ holds more than {limits.max_info_size} bytes"),
-                )
-                return _walk_info(capped, limits, info_only_archive=True)  # type: ignore[arg-type]
-        except zstandard.ZstdError as error:
-            raise _zstd_error(error, limits) from error
+        found = _walk_zstd(zf, f"info-{stem}.tar.zst", limits, "info")
+        _walk_zstd(zf, f"pkg-{stem}.tar.zst", limits, "pkg")
+        return found
 
 
 def _read_tar_bz2(fileobj: BinaryIO, limits: Limits) -> dict[str, bytes]:
@@ -261,7 +290,7 @@ def _read_tar_bz2(fileobj: BinaryIO, limits: Limits) -> dict[str, bytes]:
         limits.max_bz2_decompressed,
         lambda: TooLarge(f".tar.bz2 decompresses to more than {limits.max_bz2_decompressed} bytes"),
     )
-    return _walk_info(capped, limits, info_only_archive=False)  # type: ignore[arg-type]
+    return _walk(capped, limits, "whole")  # type: ignore[arg-type]
 
 
 def _load_json_object(found: Mapping[str, bytes], name: str, problems: list[str]) -> dict[str, Any]:
@@ -412,10 +441,11 @@ def read_package(
     )
     try:
         if parsed.extension == ".conda":
-            found = _read_conda(fileobj, parsed.stem, limits)
+            size = len(source) if isinstance(source, bytes) else os.fstat(fileobj.fileno()).st_size
+            found = _read_conda(fileobj, size, parsed.stem, limits)
         else:
             found = _read_tar_bz2(fileobj, limits)
-    except (tarfile.TarError, EOFError, OSError, zipfile.BadZipFile) as error:
+    except _TAR_ERRORS as error:
         raise InvalidUpload(f"{filename}: the archive is damaged or truncated ({error})") from error
     finally:
         fileobj.close()

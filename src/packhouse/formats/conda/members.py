@@ -1,0 +1,166 @@
+"""What a conda package's tar members may be, wherever they are (`info/` or the package body).
+
+conda extracts a package into its cache and then links every file into an environment, so a
+member must stay inside the package root when extracted:
+
+- no absolute names and no `..` components;
+- in `info/`, regular files and directories only (Packhouse reads these files);
+- elsewhere also symbolic links, as long as their target, resolved through the package's
+  other symbolic links, stays inside the package root (`lib/libz.so -> libz.so.1` is common;
+  `/etc/passwd` or `../../x` is refused), and hard links to a regular file that an earlier
+  member of the same archive holds (what tar requires);
+- never devices, FIFOs or GNU sparse files (conda-build never writes them).
+
+`TreeCheck` is fed every member in archive order and checks the symbolic links at the end,
+when all of them are known (a link may point through one that comes later).
+"""
+
+from __future__ import annotations
+
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from packhouse.errors import UnsafeArchive
+
+__all__ = ["TreeCheck"]
+
+_MAX_LINK_DEPTH = 40  # like the kernel's limit on nested symbolic links
+
+
+def _name_problem(name: str) -> str | None:
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return f"archive member {name!r} has an absolute path"
+    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+        return f"archive member {name!r} has a '..' path component"
+    if "\x00" in name:
+        return f"archive member {name!r} has a NUL byte in its name"
+    return None
+
+
+def _parts(path: str) -> list[str]:
+    return [part for part in path.split("/") if part not in ("", ".")]
+
+
+@dataclass
+class TreeCheck:
+    """Checks one archive's members; `label` names the archive part in messages."""
+
+    label: str = "archive"
+    _files: set[str] = field(default_factory=set)
+    _links: dict[str, str] = field(default_factory=dict)
+
+    def add(self, member: tarfile.TarInfo, in_info: bool) -> None:
+        """Refuse `member` if its name or type is not allowed where it is."""
+        name = member.name
+        problem = _name_problem(name)
+        if problem:
+            raise UnsafeArchive(problem)
+        kind = _special_kind(member)
+        if kind is None:
+            if member.isreg():
+                self._files.add("/".join(_parts(name)))
+            return
+        if in_info or kind not in ("symbolic link", "hard link"):
+            where = "info/ member" if in_info else f"{self.label} member"
+            raise UnsafeArchive(f"{where} {name!r} is a {kind}")
+        if member.issym():
+            self._links["/".join(_parts(name))] = member.linkname
+        else:
+            self._check_hard_link(name, member.linkname)
+
+    def _check_hard_link(self, name: str, target: str) -> None:
+        problem = _name_problem(target)
+        if problem or not target:
+            raise UnsafeArchive(
+                f"{self.label} member {name!r} is a hard link to {target!r}, outside the package"
+            )
+        if "/".join(_parts(target)) not in self._files:
+            raise UnsafeArchive(
+                f"{self.label} member {name!r} is a hard link to {target!r}, which is not a"
+                " regular file earlier in the archive"
+            )
+
+    def finish(self) -> None:
+        """Check every symbolic link, resolved through the others, stays inside the package."""
+        resolved: dict[str, list[str] | None] = {}
+        for name, target in self._links.items():
+            if "\\" in target:
+                raise UnsafeArchive(
+                    f"{self.label} member {name!r} is a symbolic link to {target!r}, which has a"
+                    " backslash"
+                )
+            if _is_absolute(target):
+                raise UnsafeArchive(
+                    f"{self.label} member {name!r} is a symbolic link to the absolute path"
+                    f" {target!r}, outside the package"
+                )
+            if self._target(name, resolved, set()) is None:
+                raise UnsafeArchive(
+                    f"{self.label} member {name!r} is a symbolic link to {target!r}, which leaves"
+                    " the package"
+                )
+
+    def _target(
+        self, link: str, resolved: dict[str, list[str] | None], busy: set[str]
+    ) -> list[str] | None:
+        """Where the link `link` leads, as path parts from the root; None if it leaves it."""
+        if link in resolved:
+            return resolved[link]
+        if link in busy or len(busy) > _MAX_LINK_DEPTH:
+            raise UnsafeArchive(f"{self.label} has symbolic links nested too deep or in a loop")
+        busy.add(link)
+        target = self._links[link]
+        where: list[str] | None = []
+        if not _is_absolute(target):
+            where = self._walk([*_parts(link)[:-1], *target.split("/")], resolved, busy)
+        else:
+            where = None
+        busy.discard(link)
+        resolved[link] = where
+        return where
+
+    def _walk(
+        self, parts: list[str], resolved: dict[str, list[str] | None], busy: set[str]
+    ) -> list[str] | None:
+        """Walk `parts` from the package root as the kernel would, following known links."""
+        where: list[str] = []
+        for part in parts:
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not where:
+                    return None
+                where.pop()
+                continue
+            where.append(part)
+            joined = "/".join(where)
+            if joined in self._links:
+                target = self._target(joined, resolved, busy)
+                if target is None:
+                    return None
+                where = list(target)
+        return where
+
+
+def _is_absolute(target: str) -> bool:
+    return target.startswith("/") or (len(target) > 1 and target[1] == ":")
+
+
+def _special_kind(member: tarfile.TarInfo) -> str | None:
+    """None for a regular file or directory, else what the member is."""
+    if member.issparse():
+        return "GNU sparse file"
+    if member.isreg() or member.isdir():
+        return None
+    if member.issym():
+        return "symbolic link"
+    if member.islnk():
+        return "hard link"
+    if member.ischr():
+        return "character device"
+    if member.isblk():
+        return "block device"
+    if member.isfifo():
+        return "FIFO"
+    return f"member of the unknown tar type {member.type!r}"
