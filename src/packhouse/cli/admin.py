@@ -12,6 +12,7 @@ from packhouse.types import Format
 
 if TYPE_CHECKING:
     from packhouse.services import manage
+    from packhouse.services.context import Context
 
 RepoArg = Annotated[str, typer.Argument(help="Repository name.")]
 ProjectArg = Annotated[str, typer.Argument(help="Project (PyPI) or package (conda) name.")]
@@ -146,6 +147,15 @@ def fsck(
             " process uses (left by a server killed mid-upload).",
         ),
     ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Also hash every blob rows need, mend what can be derived again (PEP 658"
+            " files from their wheels, proxies' cached copies fetched again) and list what"
+            " cannot; implies --remove.",
+        ),
+    ] = False,
     grace_minutes: Annotated[
         int,
         typer.Option(
@@ -168,11 +178,15 @@ def fsck(
       packhouse fsck
 
       packhouse fsck --remove
+
+      packhouse fsck --repair
     """
     from packhouse.db import artifact_store
     from packhouse.services import artifacts
 
+    remove = remove or repair
     with open_services(data, config) as svc:
+        unmendable = _repair(svc.ctx) if repair else 0
         blobs = list(svc.ctx.blobs.iter_blobs())
         with svc.ctx.db.read() as conn:
             wanted = artifact_store.referenced_sha256s(conn)
@@ -200,5 +214,23 @@ def fsck(
             f" {len(dropped)} removed, {len(left)} abandoned temporary files"
             + (" removed" if remove and left else "")
         )
-        if missing:
+        if missing or unmendable:
             raise typer.Exit(1)
+
+
+def _repair(ctx: Context) -> int:
+    """fsck --repair's own part (services/repair.py): says what it mended and what it
+    cannot; returns how many it cannot."""
+    from packhouse.services.repair import repair
+
+    report = repair(ctx)
+    for line in report.mended:
+        console.print(f"[green]mended[/] {line}", highlight=False)
+    for line in report.unmendable:
+        console.print(f"[red]cannot mend[/] {line}", highlight=False)
+    console.print(
+        f"{report.checked} blobs hashed, {len(report.mended)} mended,"
+        f" {len(report.unmendable)} cannot be mended",
+        highlight=False,
+    )
+    return len(report.unmendable)
