@@ -92,12 +92,12 @@ class Upload:
 
 def multipart_pypi(upload: Upload, boundary: str) -> tuple[bytes, bytes]:
     """The legacy upload form around the file: (head, tail)."""
-    version = upload.filename.split("-")[1]
+    name, version = upload.filename.split("-")[:2]
     fields = {
         ":action": "file_upload",
         "protocol_version": "1",
         "metadata_version": "2.1",
-        "name": PROJECT,
+        "name": name,
         "version": version,
         "filetype": "bdist_wheel",
         "pyversion": "py3",
