@@ -41,9 +41,7 @@ def test_sdists_parse(filename: str, name: str, version: str) -> None:
         ("demo-v1.0.tar.gz", "demo-1.0.tar.gz"),
     ],
 )
-def test_legacy_sdist_names_are_refused_with_the_pep_625_name(
-    filename: str, expected: str
-) -> None:
+def test_legacy_sdist_names_are_refused_with_the_pep_625_name(filename: str, expected: str) -> None:
     with pytest.raises(InvalidUpload) as caught:
         parse_dist_filename(filename)
     assert "PEP 625" in str(caught.value)
