@@ -67,7 +67,13 @@ def test_users_are_managed_by_administrators(client: TestClient) -> None:
         "/api/v1/users", json={"name": "bob", "password": "bob-password"}, auth=ROOT
     )
     assert created.status_code == 201
-    assert created.json() == {"name": "bob", "admin": False, "disabled": False, "groups": []}
+    assert created.json() == {
+        "name": "bob",
+        "admin": False,
+        "disabled": False,
+        "service": False,
+        "groups": [],
+    }
     again = client.post("/api/v1/users", json={"name": "bob", "password": "x"}, auth=ROOT)
     assert again.status_code == 409
     assert "already exists" in again.json()["detail"]

@@ -368,69 +368,108 @@ def list_repos(data: DataOption = None, config: ConfigOption = None) -> None:
         console.print(table)
 
 
+GrantFormatOption = Annotated[
+    Format | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="Only the repository of this format (same as naming it pypi/NAME or conda/NAME).",
+        show_default=False,
+    ),
+]
+
+
 @app.command("grant")
 def grant(
-    name: str,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="pypi/NAME or conda/NAME names one repository; a bare NAME every repository"
+            " so named (pypi/main and conda/main)."
+        ),
+    ],
     principal: Annotated[
         str, typer.Argument(help="A user, a group (with --group), :authenticated: or :anonymous:")
     ],
     action: Annotated[Action, typer.Argument(help="read, upload or admin")],
-    fmt: FormatOption = Format.PYPI,
+    fmt: GrantFormatOption = None,
     group: Annotated[bool, typer.Option("--group", help="PRINCIPAL names a group.")] = False,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Grant an action on a repository (replacing what that principal had).
+    """Grant an action on repositories (replacing what that principal had there). A bare
+    name means every repository of that name, as a token's --repo does.
 
     Examples:
 
-      packhouse repo grant main alice upload
+      packhouse repo grant pypi/main alice upload
+
+      packhouse repo grant main ci upload      # pypi/main and conda/main
 
       packhouse repo grant main :anonymous: read
 
       packhouse repo grant main developers read --group
     """
-    _set(data, config, fmt, name, principal, action, group)
-    console.print(f"granted {action} on {fmt}/{name} to {principal}", highlight=False)
+    reached = _set(data, config, fmt, name, principal, action, group)
+    console.print(f"granted {action} on {reached} to {principal}", highlight=False)
 
 
 @app.command("revoke")
 def revoke(
-    name: str,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="pypi/NAME or conda/NAME names one repository; a bare NAME every repository"
+            " so named."
+        ),
+    ],
     principal: str,
-    fmt: FormatOption = Format.PYPI,
+    fmt: GrantFormatOption = None,
     group: Annotated[bool, typer.Option("--group", help="PRINCIPAL names a group.")] = False,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Take away whatever a principal was granted on a repository.
+    """Take away whatever a principal was granted on repositories (a bare name: every
+    repository so named).
 
     Example:
 
       packhouse repo revoke main :anonymous:
     """
-    _set(data, config, fmt, name, principal, None, group)
-    console.print(f"revoked {principal}'s access to {fmt}/{name}", highlight=False)
+    reached = _set(data, config, fmt, name, principal, None, group)
+    console.print(f"revoked {principal}'s access to {reached}", highlight=False)
 
 
 def _set(
     data: DataOption,
     config: ConfigOption,
-    fmt: Format,
+    fmt: Format | None,
     name: str,
     principal: str,
     action: Action | None,
     group: bool,
-) -> None:
+) -> str:
+    """Set the permission on every repository `name` reaches; returns them, comma-separated."""
+    from packhouse.errors import RepositoryNotFound
     from packhouse.services.repos import set_permission
 
     with open_services(data, config) as svc:
-        set_permission(
-            svc.ctx,
-            actor="cli",
-            fmt=fmt,
-            name=name,
-            principal=principal,
-            action=action,
-            kind="group" if group else None,
-        )
+        repos = svc.catalog.named(name, fmt)
+        if not repos:
+            raise RepositoryNotFound(
+                f"there is no repository {name!r}"
+                + (f" of format {fmt}" if fmt and "/" not in name else "")
+                + ": name it as NAME or FORMAT/NAME (e.g. main or pypi/main);"
+                " `packhouse repo list` shows them"
+            )
+        for repo in repos:
+            set_permission(
+                svc.ctx,
+                actor="cli",
+                fmt=repo.format,
+                name=repo.name,
+                principal=principal,
+                action=action,
+                kind="group" if group else None,
+            )
+    return ", ".join(r.qualified_name for r in repos)

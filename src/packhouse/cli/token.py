@@ -70,11 +70,17 @@ def create(
             actions=scope or [Action.READ],
             expires=expires,
         )
-    t = made.token
+        t = made.token
+        # what each --repo reaches now: a bare name is every repository so named
+        reached = [
+            entry if "/" in entry else f"{entry} ({', '.join(r.qualified_name for r in found)})"
+            for entry in t.repositories or ()
+            for found in [svc.catalog.named(entry)]
+        ]
     err_console.print(
         f"created token {t.id} [bold]{t.name}[/] for {t.user_name}: "
         f"{', '.join(a.value for a in sorted(t.actions, key=list(Action).index))} on "
-        f"{', '.join(t.repositories) if t.repositories else 'every repository they can reach'}"
+        f"{', '.join(reached) if t.repositories else 'every repository they can reach'}"
         f"{f', expires {_when(t.expires_at)}' if t.expires_at else ''}."
         "\nThe secret is shown once; store it now:",
         highlight=False,

@@ -19,23 +19,43 @@ app = typer.Typer(
 def add(
     name: str,
     admin: Annotated[bool, typer.Option("--admin", help="Make the user an administrator.")] = False,
+    service: Annotated[
+        bool,
+        typer.Option(
+            "--service",
+            help="A service account (a CI bot): no password, cannot sign in, only holds tokens.",
+        ),
+    ] = False,
     data: DataOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Add a user; the password comes from a hidden prompt, or stdin when piped.
+    """Add a user; the password comes from a hidden prompt, or stdin when piped. A service
+    account (--service) has none: it acts only through the tokens made for it.
 
     Examples:
 
       packhouse user add alice
 
-      echo "$PASSWORD" | packhouse user add ci-bot
+      echo "$PASSWORD" | packhouse user add release-bot
+
+      packhouse user add ci --service
     """
     from packhouse.services import accounts
 
-    password = read_secret(f"Password for {name}")
+    password = None if service else read_secret(f"Password for {name}")
     with open_services(data, config) as svc:
-        accounts.create_user(svc.ctx, actor="cli", name=name, password=password, admin=admin)
-        console.print(f"added user [bold]{name}[/]{' (administrator)' if admin else ''}")
+        accounts.create_user(
+            svc.ctx, actor="cli", name=name, password=password, admin=admin, service=service
+        )
+    what = "service account" if service else "user"
+    console.print(f"added {what} [bold]{name}[/]{' (administrator)' if admin else ''}")
+    if service:
+        console.print(
+            f"  grant it a right, then make its token:\n"
+            f"  packhouse repo grant main {name} upload\n"
+            f"  packhouse token create --user {name} --repo main --scope upload --name ci",
+            highlight=False,
+        )
 
 
 @app.command("passwd")
@@ -120,10 +140,11 @@ def list_users(data: DataOption = None, config: ConfigOption = None) -> None:
 
     with open_services(data, config) as svc:
         groups = svc.access.snapshot().groups
-        table = Table("name", "admin", "disabled", "groups")
+        table = Table("name", "kind", "admin", "disabled", "groups")
         for u in accounts.list_users(svc.ctx):
             table.add_row(
                 u.name,
+                "service" if u.is_service else "user",
                 "yes" if u.is_admin else "",
                 "yes" if u.disabled else "",
                 ", ".join(sorted(groups.get(u.id, ()))),

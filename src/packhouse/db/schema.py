@@ -150,6 +150,8 @@ users = Table(
     Column("disabled", Boolean, nullable=False, default=False),
     Column("password_changed_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # A service account: no password (password_hash NULL), only tokens (0006).
+    Column("is_service", Boolean, nullable=False, default=False, server_default=sa_false()),
 )
 
 groups = Table(

@@ -21,6 +21,8 @@ class User:
     is_admin: bool
     disabled: bool
     password_changed_at: datetime | None
+    # A service account (a CI bot): no password, never signs in, only holds tokens.
+    is_service: bool = False
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,13 @@ class Grant:
 
 def _user(row: Row[Any]) -> User:
     return User(
-        row.id, row.name, row.password_hash, row.is_admin, row.disabled, row.password_changed_at
+        row.id,
+        row.name,
+        row.password_hash,
+        row.is_admin,
+        row.disabled,
+        row.password_changed_at,
+        row.is_service,
     )
 
 
@@ -53,7 +61,14 @@ def list_users(conn: Connection) -> Sequence[User]:
     return [_user(r) for r in conn.execute(select(users).order_by(users.c.name))]
 
 
-def create_user(conn: Connection, name: str, password_hash: str | None, is_admin: bool) -> User:
+def create_user(
+    conn: Connection,
+    name: str,
+    password_hash: str | None,
+    is_admin: bool,
+    *,
+    is_service: bool = False,
+) -> User:
     if get_user(conn, name) is not None:
         raise AlreadyExists(f"a user named {name!r} already exists")
     now = datetime.now(UTC)
@@ -63,6 +78,7 @@ def create_user(conn: Connection, name: str, password_hash: str | None, is_admin
             password_hash=password_hash,
             is_admin=is_admin,
             disabled=False,
+            is_service=is_service,
             password_changed_at=now,
             created_at=now,
         )

@@ -27,7 +27,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from packhouse.auth import tokens
@@ -426,9 +426,29 @@ class AccessService:
             raise AuthenticationRequired(
                 f"the {repo.format} repository {repo.name!r} needs credentials to {action}"
             )
+        # Say which command gives the right: a token whose owner holds it only needs a
+        # token that reaches it; otherwise the owner (or the user) needs the grant.
+        qualified = f"{repo.format}/{repo.name}"
+        if principal.publisher_id is not None:
+            raise PermissionDenied(
+                f"this trusted-publishing token may not {action} in the {repo.format}"
+                f" repository {repo.name!r}: it uploads only where its publisher is registered"
+                f" (`packhouse oidc publisher add --repo {qualified} ...` registers one here)"
+            )
+        if principal.token_id is not None:
+            owner = replace(principal, token_id=None, token_repositories=None, token_actions=None)
+            if self.can(owner, repo, action):
+                raise PermissionDenied(
+                    f"this token may not {action} in the {repo.format} repository"
+                    f" {repo.name!r}: its scope leaves that out; make one that reaches it:"
+                    f" `packhouse token create --user {principal.name} --repo {qualified}"
+                    f" --scope {action}`"
+                )
         what = "this token" if principal.token_id is not None else repr(principal.name)
         raise PermissionDenied(
-            f"{what} may not {action} in the {repo.format} repository {repo.name!r}"
+            f"{what} may not {action} in the {repo.format} repository {repo.name!r}; an"
+            f" administrator grants it with"
+            f" `packhouse repo grant {qualified} {principal.name} {action}`"
         )
 
     def require_admin(self, principal: Principal) -> None:

@@ -13,14 +13,13 @@ from datetime import datetime
 from packhouse.auth import tokens
 from packhouse.auth.passwords import hash_password
 from packhouse.db import journal_store, token_store, user_store
-from packhouse.db.repository_store import Repository
 from packhouse.db.token_store import Token
 from packhouse.db.user_store import Group, User
 from packhouse.errors import InvalidInput, InvalidName, NotFound, PermissionDenied
 from packhouse.services.access import AccessService
 from packhouse.services.catalog import Catalog
 from packhouse.services.context import Context
-from packhouse.types import Action, Format
+from packhouse.types import Action
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
 _ORDER = [Action.READ, Action.UPLOAD, Action.ADMIN]
@@ -38,20 +37,46 @@ def check_name(kind: str, name: str) -> str:
 # -- users ------------------------------------------------------------------------------
 
 
-def create_user(ctx: Context, *, actor: str, name: str, password: str, admin: bool) -> User:
+def create_user(
+    ctx: Context,
+    *,
+    actor: str,
+    name: str,
+    password: str | None,
+    admin: bool,
+    service: bool = False,
+) -> User:
+    """A user with a password, or (`service`) a service account: no password, it cannot
+    sign in and acts only through the tokens made for it (a CI pipeline's)."""
     check_name("user", name)
-    hashed = hash_password(password)
-    with ctx.db.write() as conn:
-        journal_store.append(
-            conn, actor=actor, action="user.create", detail={"user": name, "admin": admin}
+    if service and password is not None:
+        raise InvalidInput(
+            f"{name!r} is to be a service account, which has no password: leave it out and"
+            f" give it a token (`packhouse token create --user {name} ...`)"
         )
-        return user_store.create_user(conn, name, hashed, admin)
+    if password is None and not service:
+        raise InvalidInput(
+            "a user needs a password; for a CI bot that only holds tokens, create a service"
+            f" account: `packhouse user add {name} --service`"
+        )
+    hashed = None if password is None else hash_password(password)
+    detail: dict[str, object] = {"user": name, "admin": admin}
+    if service:
+        detail["service"] = True
+    with ctx.db.write() as conn:
+        journal_store.append(conn, actor=actor, action="user.create", detail=detail)
+        return user_store.create_user(conn, name, hashed, admin, is_service=service)
 
 
 def set_password(ctx: Context, *, actor: str, name: str, password: str) -> None:
     hashed = hash_password(password)
     with ctx.db.write() as conn:
         user = user_store.require_user(conn, name)
+        if user.is_service:
+            raise InvalidInput(
+                f"{name!r} is a service account: it has no password and acts only through"
+                f" tokens (`packhouse token create --user {name} --repo REPO --scope upload`)"
+            )
         journal_store.append(conn, actor=actor, action="user.password", detail={"user": name})
         user_store.update_user(conn, user.id, password_hash=hashed)
 
@@ -242,7 +267,7 @@ def _check_scope(
     who = access.principal_of(user)
     scope: list[str] = []
     for entry in repositories:
-        matched = _repos_named(catalog, entry)
+        matched = catalog.named(entry)
         if not matched:
             raise NotFound(
                 f"there is no repository {entry!r}: name it as NAME or FORMAT/NAME"
@@ -251,24 +276,11 @@ def _check_scope(
         if not any(access.can(who, r, top) for r in matched):
             raise PermissionDenied(
                 f"{user.name!r} does not hold {top} on {entry!r}, so a token of theirs cannot"
-                " either; ask a repository administrator for the right first"
+                f" either; grant it first: `packhouse repo grant {entry} {user.name} {top}`"
             )
         if entry not in scope:
             scope.append(entry)
     return scope
-
-
-def _repos_named(catalog: Catalog, entry: str) -> list[Repository]:
-    fmt, sep, name = entry.partition("/")
-    if sep:
-        try:
-            wanted = Format(fmt)
-        except ValueError:
-            raise InvalidInput(
-                f"unknown format {fmt!r} in {entry!r}: use pypi/NAME or conda/NAME"
-            ) from None
-        return [r for r in catalog.all(wanted) if r.name == name]
-    return [r for r in catalog.all() if r.name == entry]
 
 
 def _may_create_unscoped(user: User, actions: Sequence[Action]) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from packhouse.db import repository_store
 from packhouse.db.repository_store import Repository
-from packhouse.errors import RepositoryNotFound
+from packhouse.errors import InvalidInput, RepositoryNotFound
 from packhouse.services.context import Context
 from packhouse.services.repos import resolution_order
 from packhouse.types import Format
@@ -56,6 +56,24 @@ class Catalog:
 
     def all(self, fmt: Format | None = None) -> Sequence[Repository]:
         return [r for (f, _), r in self._snapshot().by_key.items() if fmt is None or f == fmt]
+
+    def named(self, entry: str, fmt: Format | None = None) -> list[Repository]:
+        """The repositories a name given by a person reaches, the one meaning every command
+        and the API give it: `FORMAT/NAME` (pypi/main) names one; a bare `NAME` every
+        repository so named, of either format (pypi/main and conda/main), or of `fmt` only
+        when that is given. Empty when none exists."""
+        head, sep, name = entry.partition("/")
+        if sep:
+            try:
+                wanted: Format | None = Format(head)
+            except ValueError:
+                raise InvalidInput(
+                    f"unknown format {head!r} in {entry!r}: use pypi/NAME or conda/NAME"
+                ) from None
+        else:
+            wanted, name = fmt, entry
+        found = [r for r in self.all(wanted) if r.name == name]
+        return sorted(found, key=lambda r: list(Format).index(r.format))
 
     def readers_of(self, repo: Repository) -> list[Repository]:
         """Every repository whose resolution order includes `repo` (itself first)."""

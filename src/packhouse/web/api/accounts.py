@@ -48,7 +48,12 @@ def list_users(svc: ServicesDep, _: AdminDep) -> list[UserOut]:
 )
 def create_user(body: UserCreate, svc: ServicesDep, who: AdminDep) -> UserOut:
     accounts.create_user(
-        svc.ctx, actor=who.name, name=body.name, password=body.password, admin=body.admin
+        svc.ctx,
+        actor=who.name,
+        name=body.name,
+        password=body.password,
+        admin=body.admin,
+        service=body.service,
     )
     return _out(svc, body.name)
 

@@ -34,19 +34,36 @@ class UserOut(BaseModel):
     name: str
     admin: bool
     disabled: bool
+    service: bool = Field(
+        default=False, description="A service account: no password, acts only through tokens."
+    )
     groups: list[str] = []
 
     @classmethod
     def of(cls, user: User, groups: frozenset[str] = frozenset()) -> UserOut:
         return cls(
-            name=user.name, admin=user.is_admin, disabled=user.disabled, groups=sorted(groups)
+            name=user.name,
+            admin=user.is_admin,
+            disabled=user.disabled,
+            service=user.is_service,
+            groups=sorted(groups),
         )
 
 
 class UserCreate(InputModel):
     name: Name = Field(examples=["alice"])
-    password: str = Field(min_length=1, max_length=4096)
+    password: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="Required, except for a service account, which has none.",
+    )
     admin: StrictBool = False
+    service: StrictBool = Field(
+        default=False,
+        description="A service account (a CI bot): no password, cannot sign in, only holds"
+        " tokens (`packhouse user add NAME --service`).",
+    )
 
 
 class UserUpdate(InputModel):
