@@ -307,6 +307,14 @@ class PypiReader:
 
     # -- PyPI's JSON API ------------------------------------------------------------------
 
+    def cached_json_api(
+        self, repo: Repository, project: str, version: str | None, base_url: str
+    ) -> Page | None:
+        """The JSON API document if it is known good at the newest serial (no database, no
+        rendering, no thread), as `json_api` would answer it."""
+        key = ("pypi-json", repo.id, canonicalize_name(project), version, base_url)
+        return self._ctx.pages.fresh(key, self._ctx.db.watcher.current())
+
     def json_api(self, repo: Repository, project: str, version: str | None, base_url: str) -> Page:
         name = canonicalize_name(project)
         serial = self._ctx.db.watcher.current()

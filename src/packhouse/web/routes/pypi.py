@@ -110,9 +110,10 @@ async def _json(request: Request, version: str | None) -> Response:
     repo = svc.catalog.get(Format.PYPI, request.path_params["repo"])
     await authorize(request, repo, Action.READ)
     base_url = str(request.base_url).rstrip("/")
-    page = await run_in_threadpool(
-        svc.pypi.json_api, repo, request.path_params["project"], version, base_url
-    )
+    project = request.path_params["project"]
+    page = svc.pypi.cached_json_api(repo, project, version, base_url)
+    if page is None:
+        page = await run_in_threadpool(svc.pypi.json_api, repo, project, version, base_url)
     return page_response(
         request, page, max_age=svc.ctx.settings.index_max_age, public=svc.access.is_public(repo.id)
     )
