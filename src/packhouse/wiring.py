@@ -33,7 +33,7 @@ def build_blob_store(settings: Settings) -> BlobStore:
 def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     settings.data.mkdir(parents=True, exist_ok=True)
     (settings.data / "tmp").mkdir(exist_ok=True)
-    db = Database(settings.sqlalchemy_url)
+    db = Database(settings.sqlalchemy_url, settings.db_busy_timeout)
     if migrate:
         db.upgrade()
     return Context(settings=settings, db=db, blobs=build_blob_store(settings))

@@ -165,8 +165,10 @@ def test_pypi_index_of_a_directory_is_installable_and_incremental(tmp_path: Path
     assert (wheels / "ph_dir_base-1.0-py3-none-any.whl.metadata").is_file()
     index = (wheels / "simple").as_uri() + "/"
     python = make_venv(tmp_path / "venv")
-    run(python, "-m", "pip", "install", "--index-url", index, "ph-dir-app")
+    pip = run(python, "-m", "pip", "install", "-v", "--index-url", index, "ph-dir-app").stdout
     assert installed_version(python, "ph_dir_base") == "1.0"
+    metadata_url = (wheels / "ph_dir_base-1.0-py3-none-any.whl.metadata").as_uri()
+    assert f"Obtaining dependency information for ph-dir-base from {metadata_url}" in pip
 
     quiet = packhouse("pypi", "index", wheels)
     assert "0 read, 1 skipped, 0 pages written, 0 removed" in quiet

@@ -18,26 +18,37 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.pool import StaticPool
 
+from packhouse.db import faults
 from packhouse.db.schema import journal
 
 _WRITE_LOCK_KEY = 0x5041434B  # "PACK"
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, busy_timeout: float = 20.0) -> None:
+        """`busy_timeout`: seconds a SQLite writer waits for another's write lock before
+        the request is answered 503 (db/faults.py)."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self.engine = _make_engine(url)
+        self.busy_timeout = busy_timeout
+        self.engine = _make_engine(url, busy_timeout)
         self.watcher = SerialWatcher(self)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn, conn.begin():
+        with (
+            faults.translated(self.busy_timeout),
+            faults.connect(self.engine, retry=not self.is_sqlite) as conn,
+            conn.begin(),
+        ):
             yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with (
+            faults.translated(self.busy_timeout),
+            faults.connect(self.engine, retry=not self.is_sqlite) as conn,
+        ):
             conn.execution_options(packhouse_write=True)
             with conn.begin():
                 if not self.is_sqlite:
@@ -63,7 +74,7 @@ class Database:
         self.engine.dispose()
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, busy_timeout: float) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     memory = url in ("sqlite://", "sqlite:///:memory:")
@@ -72,7 +83,7 @@ def _make_engine(url: str) -> Engine:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": 60},
+        connect_args={"check_same_thread": False, "timeout": busy_timeout},
         poolclass=StaticPool if memory else None,
     )
 
@@ -84,7 +95,7 @@ def _make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -129,7 +140,7 @@ class SerialWatcher:
             return self._read_serial()
 
     def _read_serial(self) -> int:
-        with self._db.engine.connect() as conn:
+        with self._db.read() as conn:
             value = conn.execute(select(func.max(journal.c.serial))).scalar()
         self._serial = int(value or 0)
         return self._serial

@@ -18,7 +18,12 @@ from packhouse.errors import PackhouseError
 from packhouse.web.accesslog import AccessLog, RequestMetrics, install_log_redaction
 from packhouse.web.api import PREFIX as API_PREFIX
 from packhouse.web.api import create_api
-from packhouse.web.errors import handle_domain_error, handle_http_error, handle_unexpected
+from packhouse.web.errors import (
+    handle_domain_error,
+    handle_http_error,
+    handle_os_error,
+    handle_unexpected,
+)
 from packhouse.web.routes import conda, conda_upload_apis, files, oidc, ops, pypi
 from packhouse.web.routes.ops import ServiceCollector
 from packhouse.web.security import NoReferrer, UrlToken
@@ -74,6 +79,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         exception_handlers={
             PackhouseError: handle_domain_error,
             HTTPException: handle_http_error,
+            OSError: handle_os_error,  # no space left: 507
             Exception: handle_unexpected,
         },
     )

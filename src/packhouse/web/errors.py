@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 
 from starlette.exceptions import HTTPException
@@ -119,6 +120,18 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
 async def handle_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.PackhouseError)
     return error_response(request, exc)
+
+
+async def handle_os_error(request: Request, exc: Exception) -> Response:
+    """An OSError out of a route: no space left on the device (or quota) is the 507 it
+    means, said to the client; any other is unexpected (handle_unexpected)."""
+    assert isinstance(exc, OSError)
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        raise exc
+    log.warning(
+        "no space left on %s %s: %s", request.method, printable(redact_path(request.url.path)), exc
+    )
+    return error_response(request, errors.StorageFull())
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
