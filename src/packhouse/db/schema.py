@@ -289,3 +289,16 @@ ui_sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_ui_sessions_user_id", ui_sessions.c.user_id)
+
+# Blobs being written for a row not yet committed ("use") or being deleted ("delete"), so
+# neither needs the write lock while it talks to the blob store (services/blob_claims.py).
+# Rows live for one upload or one delete; a crashed process's rows expire.
+blob_claims = Table(
+    "blob_claims",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sha256", String(64), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_blob_claims_sha256", blob_claims.c.sha256)

@@ -1,13 +1,15 @@
 """Committing and dropping artifacts: the one flow PyPI and conda uploads share.
 
-Blobs are written first (outside any transaction: an S3 put may be slow), then the row is
+Blobs are written first, outside any transaction (an S3 put may be slow), then the row is
 added in one write transaction. Writers are serialised (SQLite's write lock, PostgreSQL's
-advisory lock), and two checks inside those transactions keep every live artifact's bytes
-stored whatever runs beside it:
+advisory lock) but never call the blob store while they hold it: blob claims
+(services/blob_claims.py) keep every live artifact's bytes stored whatever runs beside it,
+in this process or another:
 
-- committing an artifact re-puts its blobs if they went missing since they were written
-  (a delete of other files with the same bytes ran in between);
-- dropping a blob happens in a write transaction that first checks no live artifact uses it.
+- committing an artifact claims its blobs for use before storing them, and gives the claim
+  up in the transaction that adds the row;
+- dropping a blob claims it for deletion only when no live row and no writer needs it, and
+  deletes it after that transaction.
 
 A refused or lost race leaves at most an unreferenced blob, which `packhouse fsck --remove`
 reclaims. A process killed while receiving an upload or writing a blob leaves a temporary
@@ -27,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from packhouse.db import artifact_store, journal_store, repository_store
 from packhouse.db.artifact_store import Artifact, NewArtifact
 from packhouse.db.repository_store import Repository
+from packhouse.services import blob_claims
 from packhouse.services.context import Context
 from packhouse.storage.base import INCOMING_PREFIX, TEMP_PREFIX, abandoned
 from packhouse.types import Sha256
@@ -56,23 +59,24 @@ def existing(ctx: Context, repo: Repository, filename: str) -> Artifact | None:
 def commit(ctx: Context, repo: Repository, actor: str, pending: PendingArtifact) -> Artifact | None:
     """Store the blobs, then the row, journalled. Returns None when committed, or the
     artifact that holds the filename already (a concurrent upload won; nothing changed)."""
-    _put(ctx, pending, only_missing=False)
     new = pending.new
-    try:
-        with ctx.db.write() as conn:
-            again = artifact_store.by_filename(conn, repo.id, new.filename)
-            if again is not None:
-                return again
-            if pending.guard is not None:
-                pending = pending.guard(conn, pending)
-            _put(ctx, pending, only_missing=True)
-            add_row(conn, repo, actor, pending, action="upload")
-    except IntegrityError:
-        # The unique (repository, filename) caught a concurrent upload of the same name.
-        winner = existing(ctx, repo, new.filename)
-        if winner is None:
-            raise
-        return winner
+    with blob_claims.using(ctx, [*pending.files, *pending.data]) as claim:
+        _put(ctx, pending)
+        try:
+            with ctx.db.write() as conn:
+                again = artifact_store.by_filename(conn, repo.id, new.filename)
+                if again is not None:
+                    return again
+                if pending.guard is not None:
+                    pending = pending.guard(conn, pending)
+                add_row(conn, repo, actor, pending, action="upload")
+                claim.release(conn)
+        except IntegrityError:
+            # The unique (repository, filename) caught a concurrent upload of the same name.
+            winner = existing(ctx, repo, new.filename)
+            if winner is None:
+                raise
+            return winner
     return None
 
 
@@ -100,28 +104,17 @@ def add_row(
     return serial
 
 
-def _put(ctx: Context, pending: PendingArtifact, *, only_missing: bool) -> None:
+def _put(ctx: Context, pending: PendingArtifact) -> None:
     for sha, path in pending.files.items():
-        if not only_missing or not ctx.blobs.exists(sha):
-            ctx.blobs.put_file(sha, path)
+        ctx.blobs.put_file(sha, path)
     for sha, data in pending.data.items():
-        if not only_missing or not ctx.blobs.exists(sha):
-            ctx.blobs.put_bytes(sha, data)
+        ctx.blobs.put_bytes(sha, data)
 
 
 def drop_unreferenced(ctx: Context, shas: Iterable[str]) -> list[str]:
-    """Delete the blobs no live artifact uses; returns those deleted.
-
-    Each check and delete runs in a write transaction, so no upload of the same bytes can
-    commit between them (see `commit`).
-    """
-    dropped: list[str] = []
-    for sha in sorted(set(shas)):
-        with ctx.db.write() as conn:
-            if not artifact_store.sha256_in_use(conn, sha):
-                ctx.blobs.delete(Sha256(sha))
-                dropped.append(sha)
-    return dropped
+    """Delete the blobs no live artifact, cached file or writer uses; returns those deleted
+    (services/blob_claims.py: no upload of the same bytes can lose them meanwhile)."""
+    return blob_claims.delete_unused(ctx, shas)
 
 
 def temp_files(ctx: Context) -> list[Path]:

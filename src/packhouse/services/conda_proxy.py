@@ -45,6 +45,7 @@ from packhouse.auth.redact import redact_url
 from packhouse.db.repository_store import Repository
 from packhouse.errors import ArtifactNotFound, UpstreamError, UpstreamTooLarge
 from packhouse.formats.conda import remote
+from packhouse.services import blob_claims
 from packhouse.services.artifacts import drop_unreferenced
 from packhouse.services.conda_order import NameRecords
 from packhouse.services.conda_records import INDEX_VERSION, Deriver, Line, decode_lines
@@ -296,10 +297,6 @@ class CondaProxy:
             path, index, sha256 = deriver.derive(chunks)
         except remote.RemoteError as exc:
             raise UpstreamError(f"{url} of {proxy.qualified_name} is not repodata: {exc}") from None
-        try:
-            ctx.blobs.put_file(sha256, path)
-        finally:
-            path.unlink(missing_ok=True)
         if deriver.skipped.count:
             log.warning(
                 "%s of %s: %d records left out: %s",
@@ -314,7 +311,12 @@ class CondaProxy:
             index["base_url"] = base_url
         body = msgpack.packb(index, use_bin_type=True)
         page = fetched_page(response.headers, body, sha256, sha256, ctx.clock())
-        self.cache.write_page(proxy.id, repodata_key(subdir), page)
+        try:
+            with blob_claims.using(ctx, [sha256]):
+                ctx.blobs.put_file(sha256, path)
+                self.cache.write_page(proxy.id, repodata_key(subdir), page)
+        finally:
+            path.unlink(missing_ok=True)
         return page
 
     # -- reading records ------------------------------------------------------------------

@@ -40,6 +40,7 @@ from packhouse.formats.pypi.archives import ArchiveLimits, read_wheel_metadata
 from packhouse.formats.pypi.filenames import parse_dist_filename
 from packhouse.formats.pypi.remote import RemoteFile
 from packhouse.formats.pypi.simple import SimpleFile
+from packhouse.services import blob_claims
 from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate
 from packhouse.services.upstream_cache import StoredFile, StoredPage, UpstreamCache, digest_of
 from packhouse.types import Sha256
@@ -282,10 +283,12 @@ class PypiProxy:
         sha = Sha256(hashlib.sha256(raw).hexdigest())
         if sha != want:
             return None
-        ctx.blobs.put_bytes(sha, raw)
         stored = StoredFile(proxy.id, name, wheel.project, None, sha, len(raw))
-        with ctx.db.write() as conn:
-            self.cache.add_file(conn, stored, ctx.clock())
+        with blob_claims.using(ctx, [sha]) as claim:
+            ctx.blobs.put_bytes(sha, raw)
+            with ctx.db.write() as conn:
+                self.cache.add_file(conn, stored, ctx.clock())
+                claim.release(conn)
         return stored
 
     def visible(

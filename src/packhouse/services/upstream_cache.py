@@ -25,6 +25,7 @@ from packhouse.auth.redact import redact_url
 from packhouse.db.repository_store import Repository
 from packhouse.db.schema import upstream_files, upstream_pages
 from packhouse.errors import NotFound, TooLarge, UpstreamError, UpstreamTooLarge
+from packhouse.services import blob_claims
 from packhouse.services.context import Context
 from packhouse.storage.base import IncomingFile
 from packhouse.types import Sha256
@@ -447,10 +448,12 @@ class Download:
                 f" not match the sha256 its index gives (expected {expected.sha256}, got"
                 f" {got}); nothing was kept"
             )
-        cache.ctx.blobs.put_file(got, incoming.path)
         stored = dataclasses.replace(expected, size=incoming.digests.size)
-        with cache.ctx.db.write() as conn:
-            cache.add_file(conn, stored, cache.ctx.clock())
+        with blob_claims.using(cache.ctx, [got]) as claim:
+            cache.ctx.blobs.put_file(got, incoming.path)
+            with cache.ctx.db.write() as conn:
+                cache.add_file(conn, stored, cache.ctx.clock())
+                claim.release(conn)
         self.stored = stored
 
     def close(self) -> None:
