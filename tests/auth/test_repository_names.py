@@ -97,3 +97,5 @@ def test_refusals_name_the_command_that_grants_the_right(memory_services: Servic
     text = str(narrow.value)
     assert "its scope leaves that out" in text
     assert "`packhouse token create --user ci --repo pypi/main --scope upload`" in text
+    with pytest.raises(PermissionDenied, match="`packhouse user admin ci` makes them one"):
+        svc.access.require_admin(ci)

@@ -87,6 +87,8 @@ def test_private_repository_is_403_for_callers_without_the_right(client: TestCli
         response = client.get(path, auth=BOB, follow_redirects=False)
         assert response.status_code == 403, (path, response.status_code)
         assert "'bob' may not read" in response.text or "may not read this file" in response.text
+        # and says which command gives the right
+        assert "`packhouse repo grant pypi/main bob read`" in response.text, response.text
     assert client.get("/pypi/main/simple/secret-thing/", auth=ROOT).status_code == 200
     assert client.get("/pypi/main/simple/no-such-project/", auth=ROOT).status_code == 404
 

@@ -241,7 +241,11 @@ def _explain(response: httpx.Response, plan: _Plan, repo: str) -> str:
         text = text[len(str(status)) :].strip()
     hint = {
         401: " (send credentials: --user/--password or --token)",
-        403: f" (ask an administrator for 'upload' on {plan.kind}/{repo})",
+        # the server names the command that grants the right; older servers did not
+        403: ""
+        if "`packhouse " in text
+        else f" (an administrator grants it: `packhouse repo grant {plan.kind}/{repo} USER"
+        " upload`)",
         404: f" (is there a {plan.kind} repository named {repo!r}?)",
     }.get(status, "")
     return f"{status} {text}{hint}"

@@ -461,7 +461,10 @@ class AccessService:
                 "this needs an administrator's password or an admin token scoped to every"
                 " repository"
             )
-        raise PermissionDenied(f"{principal.name!r} is not an administrator")
+        raise PermissionDenied(
+            f"{principal.name!r} is not an administrator (`packhouse user admin"
+            f" {principal.name}` makes them one)"
+        )
 
     def require_user(self, principal: Principal) -> None:
         if principal.anonymous:

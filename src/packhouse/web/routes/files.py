@@ -55,7 +55,11 @@ def check_file_access(svc: Services, who: Principal, found: FoundFile | ProxiedF
         return any(svc.access.is_public(r.id) for r in readers.values())
     if who.anonymous:
         raise AuthenticationRequired("this file is not public: send credentials")
-    raise PermissionDenied(f"{who.name!r} may not read this file")
+    holder = found.holders[0].qualified_name if found.holders else "REPO"
+    raise PermissionDenied(
+        f"{who.name!r} may not read this file; an administrator grants read on a repository"
+        f" that holds it: `packhouse repo grant {holder} {who.name} read`"
+    )
 
 
 def _may_read(svc: Services, who: Principal, holder: Repository) -> bool:
