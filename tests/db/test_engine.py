@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+from sqlalchemy import event, text
 
 from packhouse.db import journal_store
 from packhouse.db.engine import Database
@@ -50,3 +55,51 @@ def test_journal_filters(tmp_path: Path) -> None:
         assert first.repository == "pypi/team"
         assert first.time.tzinfo is not None
     db.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_watcher_learns_of_writes_by_notify_not_by_query(postgres_url: str) -> None:
+    server = Database(postgres_url)
+    server.upgrade()
+    other = Database(postgres_url)  # another process on the same database
+    statements: list[str] = []
+    event.listen(server.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        server.watcher.current()
+        before = server.watcher.current()  # now listening
+        statements.clear()
+        for _ in range(50):
+            assert server.watcher.current() == before
+        assert statements == []  # nothing written: no query at all
+
+        with other.write() as conn:
+            made = journal_store.append(conn, actor="cli", action="test")
+        assert wait_for(lambda: server.watcher.current() == made)
+        statements.clear()
+        assert server.watcher.current() == made
+        assert statements == []
+
+        # the listening connection dies: every call reads the journal again, so no write
+        # is missed, and listening starts again later
+        listener = server.watcher._listener  # its backend is what we kill
+        assert listener is not None
+        pid = listener._conn.info.backend_pid
+        with other.write() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            again = journal_store.append(conn, actor="cli", action="test")
+        assert wait_for(lambda: server.watcher.current() == again)
+        with other.write() as conn:
+            last = journal_store.append(conn, actor="cli", action="test")
+        assert server.watcher.current() == last  # read, not waited for
+    finally:
+        other.dispose()
+        server.dispose()
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, select, t
 from sqlalchemy.pool import StaticPool
 
 from packhouse.db import faults
+from packhouse.db.notify import JournalListener, announce
 from packhouse.db.schema import journal
 
 _WRITE_LOCK_KEY = 0x5041434B  # "PACK"
@@ -53,6 +54,7 @@ class Database:
             with conn.begin():
                 if not self.is_sqlite:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _WRITE_LOCK_KEY})
+                    announce(conn)
                 yield conn
         self.watcher.changed()
 
@@ -110,8 +112,9 @@ class SerialWatcher:
     """Answers "what is the newest journal serial?" cheaply enough to ask on every request.
 
     On SQLite a dedicated connection asks `PRAGMA data_version`, which changes only when
-    another connection (of any process) has committed; only then is the journal read.
-    Elsewhere the journal is read each time (one indexed lookup).
+    another connection (of any process) has committed; only then is the journal read. On
+    PostgreSQL the journal is read only when a write was announced (db/notify.py), or on
+    every call while the process cannot listen.
     """
 
     def __init__(self, db: Database) -> None:
@@ -120,6 +123,7 @@ class SerialWatcher:
         self._serial = -1
         self._data_version = -1
         self._raw: sqlite3.Connection | None = None
+        self._listener = None if db.is_sqlite else JournalListener(db.engine)
         if db.is_sqlite and db.url not in ("sqlite://", "sqlite:///:memory:"):
             path = db.url.removeprefix("sqlite:///")
             self._raw = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -137,6 +141,9 @@ class SerialWatcher:
                 self._data_version = version
                 self._serial = serial or 0
                 return self._serial
+            listener = self._listener
+            if listener is not None and self._serial >= 0 and listener.news() is False:
+                return self._serial
             return self._read_serial()
 
     def _read_serial(self) -> int:
@@ -149,8 +156,12 @@ class SerialWatcher:
         """This process committed: forget the remembered data_version."""
         with self._lock:
             self._data_version = -1
+            if self._listener is not None:
+                self._serial = -1
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         if self._raw is not None:
             self._raw.close()
             self._raw = None
