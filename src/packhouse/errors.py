@@ -120,6 +120,13 @@ class RateLimited(PackhouseError):
 class StorageFull(PackhouseError):
     """No space left where the server stores uploads or its database: nothing was kept."""
 
+    def __init__(
+        self,
+        message: str = "the server has no space left to store this (its disk or quota is"
+        " full); nothing was kept: try again once the operator has freed space",
+    ) -> None:
+        super().__init__(message)
+
 
 class Unavailable(PackhouseError):
     """A dependency of the server (its database) is busy or unreachable for now: the request

@@ -4,6 +4,8 @@ an IncomingFile that hashes and enforces the size limit while the bytes arrive.
 
 from __future__ import annotations
 
+import errno
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,12 +13,14 @@ from pathlib import Path
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from packhouse.errors import InvalidUpload, TooLarge
+from packhouse.errors import InvalidUpload, StorageFull, TooLarge
 from packhouse.storage.base import IncomingFile
 
 MAX_FIELDS_BYTES = 16 * 1024 * 1024  # long descriptions are sent as a field
 MAX_FIELDS = 1000
 UPLOAD_SLACK = 1024 * 1024  # room for a form's other fields around its file
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+log = logging.getLogger("packhouse.web")
 
 
 @dataclass
@@ -171,6 +175,12 @@ async def parse_form(
     except MultipartParseError as exc:
         state.form.discard()
         raise InvalidUpload(f"the multipart body is malformed: {exc}") from None
+    except OSError as exc:
+        state.form.discard()
+        if exc.errno in NO_SPACE_ERRNOS:
+            log.warning("no space left receiving an upload into %s: %s", tmp_dir, exc)
+            raise StorageFull() from None
+        raise
     except BaseException:
         state.form.discard()
         raise
