@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # minted upload token lives.
     oidc_audience: str = ""
     oidc_token_minutes: int = Field(default=15, ge=1, le=360)
+    # PEP 740: verify uploaded attestations with sigstore (offline trust root) before storing
+    # them; needs the `attestations` extra. Off: their shape and subject are still checked.
+    attestations_verify: bool = False
     # Failed password logins allowed per user name and per client address within the window
     # (seconds); past that the server answers 429 with Retry-After until the window releases.
     login_failure_limit: int = Field(default=10, ge=1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +54,13 @@ def server(
     stop_server(running)
 
 
+def uv_trusted_publish(
+    server: RunningServer, certs: Certificates, issuer: Issuer, dist: Path
+) -> subprocess.CompletedProcess[str]:
+    """`uv publish --trusted-publishing always dist/*` to pypi/main as in a GitHub job."""
+    return uv_publish_to(server, "main", certs, f"{issuer.url}/token?api-version=2.0", dist)
+
+
 @pytest.fixture
 def http(server: RunningServer, certs: Certificates) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, verify=certs.context(), timeout=60) as client:
@@ -65,29 +73,7 @@ def test_uv_publish_with_trusted_publishing(
     dist = tmp_path / "dist"
     dist.mkdir()
     make_wheel(dist, "ph-trusted", "1.0")
-    env = {k: v for k, v in os.environ.items() if k not in CA_VARIABLES and "GITHUB" not in k}
-    env.update(CLIENT_ENV)
-    env.update(
-        SSL_CERT_FILE=str(certs.ca),
-        GITHUB_ACTIONS="true",
-        ACTIONS_ID_TOKEN_REQUEST_URL=f"{issuer.url}/token?api-version=2.0",
-        ACTIONS_ID_TOKEN_REQUEST_TOKEN=REQUEST_TOKEN,
-    )
-    result = subprocess.run(
-        [
-            str(VENV_BIN / "uv"),
-            "publish",
-            "--trusted-publishing",
-            "always",
-            "--publish-url",
-            f"{server.url}/pypi/main/",
-            str(dist / "*"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    result = uv_trusted_publish(server, certs, issuer, dist)
     assert result.returncode == 0, result.stdout + result.stderr
     page = http.get(
         "/pypi/main/simple/ph-trusted/",
@@ -200,3 +186,165 @@ def test_cli_lists_and_refuses(server: RunningServer) -> None:
     bad = server.run_cli("oidc", "issuer", "add", "x", "--url", "https://10.255.255.1", check=False)
     assert bad.returncode == 1
     assert "10.255.255.1" in bad.stderr
+
+
+ASSETS = Path(__file__).parents[1] / "data" / "attestations"
+WHEEL = "rfc8785-0.1.2-py3-none-any.whl"
+
+
+def test_pep740_attestations_are_stored_and_served_as_provenance(
+    server: RunningServer, certs: Certificates, issuer: Issuer, http: httpx.Client, tmp_path: Path
+) -> None:
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    for name in (WHEEL, f"{WHEEL}.publish.attestation"):
+        shutil.copy(ASSETS / name, dist / name)
+    result = uv_trusted_publish(server, certs, issuer, dist)
+    assert result.returncode == 0, result.stdout + result.stderr
+    admin = ("admin", server.admin_password)
+    page = http.get(
+        "/pypi/main/simple/rfc8785/",
+        auth=admin,
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+    ).json()
+    (entry,) = page["files"]
+    sha = entry["hashes"]["sha256"]
+    assert entry["provenance"] == f"../../../../files/{sha}/{WHEEL}.provenance"
+    html = http.get("/pypi/main/simple/rfc8785/", auth=admin, headers={"Accept": "text/html"})
+    assert f'data-provenance="../../../../files/{sha}/{WHEEL}.provenance"' in html.text
+    served = http.get(f"/files/{sha}/{WHEEL}.provenance", auth=admin)
+    assert served.status_code == 200, served.text
+    sent = json.loads((ASSETS / f"{WHEEL}.publish.attestation").read_text())
+    assert served.json() == {
+        "version": 1,
+        "attestation_bundles": [
+            {
+                "publisher": {
+                    "kind": "github",
+                    "repository": "acme/app",
+                    "environment": "release",
+                },
+                "attestations": [sent],
+            }
+        ],
+    }
+    # a file without attestations has neither the key nor a provenance file
+    other = http.get(
+        "/pypi/main/simple/ph-trusted/",
+        auth=admin,
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+    ).json()["files"]
+    assert all("provenance" not in f for f in other)
+    missing = http.get(f"/files/{other[0]['hashes']['sha256']}/{other[0]['filename']}.provenance")
+    assert missing.status_code == 401  # not public: the same answer as for any private file
+    assert http.get(f"/files/{sha}/{WHEEL}.provenance").status_code == 401
+
+
+def test_attestations_need_trusted_publishing_and_the_right_file(
+    server: RunningServer, http: httpx.Client, issuer: Issuer, tmp_path: Path
+) -> None:
+    make_wheel(tmp_path, "ph-attested", "1.0")
+    wheel = tmp_path / "ph_attested-1.0-py3-none-any.whl"
+    form = {
+        ":action": "file_upload",
+        "protocol_version": "1",
+        "name": "ph-attested",
+        "version": "1.0",
+        "filetype": "bdist_wheel",
+        "pyversion": "py3",
+        "metadata_version": "2.1",
+        "attestations": (ASSETS / f"{WHEEL}.publish.attestation").read_text().join("[]"),
+    }
+    files = {"content": (wheel.name, wheel.read_bytes(), "application/octet-stream")}
+    by_password = http.post(
+        "/pypi/main/", data=form, files=files, auth=("admin", server.admin_password)
+    )
+    assert by_password.status_code == 400
+    assert "only from uploads made by trusted publishing" in by_password.text
+    minted = http.post("/_/oidc/mint-token", json={"token": issuer.token(AUDIENCE)}).json()
+    wrong_file = http.post(
+        "/pypi/main/", data=form, files=files, auth=("__token__", minted["token"])
+    )
+    assert wrong_file.status_code == 400
+    assert f"is for '{WHEEL}', not for '{wheel.name}'" in wrong_file.text
+
+
+SDIST = "pypi_attestations-0.0.19.tar.gz"
+
+
+def test_attestations_verified_with_sigstore_when_enabled(
+    tmp_path: Path, certs: Certificates, issuer: Issuer
+) -> None:
+    """A server with attestations_verify: the real attestations of pypi-attestations'
+    release (signed by its GitHub workflow, logged in Rekor) verify offline for a publisher
+    of that repository and are refused for one of another. The issuer is registered under
+    GitHub's URL with keys from a file (as an air-gapped site would), and the local issuer
+    signs for that URL."""
+    token_service = f"{issuer.url}/token?api-version=2.0"
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(issuer.jwks()))
+    env = {"PACKHOUSE_ATTESTATIONS_VERIFY": "true", "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    running = start_tls_server(tmp_path / "data", certs, env)
+    github = "https://token.actions.githubusercontent.com"
+    try:
+        running.run_cli("oidc", "issuer", "add", "gh", "--url", github, "--jwks-file", str(jwks))
+        running.run_cli("repo", "create", "other")
+        for repo, claim in (("main", "trailofbits/pypi-attestations"), ("other", "acme/app")):
+            running.run_cli(
+                "oidc", "publisher", "add", "--repo", f"pypi/{repo}", "--issuer", "gh",
+                "--claim", f"repository={claim}",
+            )  # fmt: skip
+        saved = issuer.url, issuer.identity
+        issuer.url = github
+        try:
+            dist = tmp_path / "dist"
+            dist.mkdir()
+            for name in (SDIST, f"{SDIST}.publish.attestation"):
+                shutil.copy(ASSETS / name, dist / name)
+            issuer.identity = github_identity("trailofbits/pypi-attestations", "release")
+            ok = uv_publish_to(running, "main", certs, token_service, dist)
+            assert ok.returncode == 0, ok.stdout + ok.stderr
+            issuer.identity = github_identity("acme/app", "release")
+            refused = uv_publish_to(running, "other", certs, token_service, dist)
+        finally:
+            issuer.url, issuer.identity = saved
+        assert refused.returncode != 0
+        assert "does not verify" in refused.stderr
+        assert "https://github.com/acme/app" in refused.stderr
+        with httpx.Client(base_url=running.url, verify=certs.context()) as client:
+            page = client.get(
+                "/pypi/main/simple/pypi-attestations/",
+                auth=("admin", running.admin_password),
+                headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+            ).json()
+        assert page["files"][0]["provenance"].endswith(f"{SDIST}.provenance")
+    finally:
+        stop_server(running)
+
+
+def uv_publish_to(
+    server: RunningServer, repo: str, certs: Certificates, token_service: str, dist: Path
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in CA_VARIABLES and "GITHUB" not in k}
+    env.update(CLIENT_ENV)
+    env.update(
+        SSL_CERT_FILE=str(certs.ca),
+        GITHUB_ACTIONS="true",
+        ACTIONS_ID_TOKEN_REQUEST_URL=token_service,
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN=REQUEST_TOKEN,
+    )
+    return subprocess.run(
+        [
+            str(VENV_BIN / "uv"),
+            "publish",
+            "--trusted-publishing",
+            "always",
+            "--publish-url",
+            f"{server.url}/pypi/{repo}/",
+            str(dist / "*"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )

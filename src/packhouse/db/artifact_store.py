@@ -36,6 +36,7 @@ class Artifact:
     yanked_reason: str | None
     deleted: bool
     serial: int
+    provenance: dict[str, Any] | None = None  # PEP 740 provenance object (PyPI)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class NewArtifact:
     record: bytes | None = None
     yanked: bool = False  # an upload never is; a promoted file keeps its source's state
     yanked_reason: str | None = None
+    provenance: dict[str, Any] | None = None  # PEP 740 provenance object (PyPI)
 
 
 _columns = [*artifacts.c, projects.c.name.label("project")]
@@ -87,6 +89,7 @@ def _from_row(row: Row[Any]) -> Artifact:
         yanked_reason=row.yanked_reason,
         deleted=row.deleted,
         serial=row.serial,
+        provenance=row.provenance,
     )
 
 
@@ -136,6 +139,7 @@ def add(conn: Connection, repo_id: int, project_id: int, new: NewArtifact, seria
             yanked_reason=new.yanked_reason if new.yanked else None,
             deleted=False,
             serial=serial,
+            provenance=new.provenance,
         )
     )
 

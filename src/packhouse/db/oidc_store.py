@@ -85,6 +85,13 @@ def require_issuer(conn: Connection, name: str) -> Issuer:
     return found
 
 
+def get_issuer(conn: Connection, issuer_id: int) -> Issuer:
+    row = conn.execute(select(oidc_issuers).where(oidc_issuers.c.id == issuer_id)).first()
+    if row is None:
+        raise NotFound(f"there is no OIDC issuer with id {issuer_id}")
+    return _issuer(row)
+
+
 def list_issuers(conn: Connection) -> Sequence[Issuer]:
     return [_issuer(r) for r in conn.execute(select(oidc_issuers).order_by(oidc_issuers.c.name))]
 

@@ -118,6 +118,8 @@ artifacts = Table(
     Column("metadata_sha256", String(64)),  # PEP 658 metadata file, stored as a blob
     Column("metadata", JSON),  # parsed core metadata (PyPI) or about/run_exports (conda)
     Column("record", LargeBinary),  # conda: the repodata record, serialised once
+    # PyPI: the PEP 740 provenance object of the file's attestations (None: none were sent)
+    Column("provenance", JSON(none_as_null=True)),
     Column("yanked", Boolean, nullable=False, default=False),
     Column("yanked_reason", Text),
     # A deleted artifact stays as a tombstone so its filename can never be reused.

@@ -85,6 +85,7 @@ SIMPLE_COLUMNS = (
     artifacts.c.yanked_reason,
     artifacts.c.metadata_sha256,
     artifacts.c.size,
+    artifacts.c.provenance.is_not(None).label("has_provenance"),
     # As the driver gives it: SQLAlchemy's own parsing of SQLite's text timestamps (a regex
     # per row) was most of the time to render a page of 5,000 files; see timestamp.
     type_coerce(artifacts.c.upload_time, String).label("upload_time"),
@@ -109,6 +110,9 @@ def simple_file(row: Row[Any]) -> simple.SimpleFile:
         metadata_sha256=row.metadata_sha256,
         size=row.size,
         upload_time=timestamp(row.upload_time),
+        provenance=f"../../../../files/{row.sha256}/{filename}.provenance"
+        if row.has_provenance
+        else None,
     )
 
 

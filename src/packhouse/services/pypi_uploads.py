@@ -13,15 +13,19 @@ import hmac
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import Connection
 
+from packhouse.db import oidc_store
 from packhouse.db.artifact_store import Artifact, NewArtifact
 from packhouse.db.repository_store import Repository
 from packhouse.errors import FileExists, InvalidUpload, PermissionDenied
+from packhouse.formats.pypi import attestations
 from packhouse.formats.pypi.archives import ArchiveLimits, read_metadata
+from packhouse.formats.pypi.attestations import parse_attestations
 from packhouse.formats.pypi.filenames import DistFilename, parse_dist_filename
 from packhouse.formats.pypi.metadata import check_matches_filename, parse_core_metadata
 from packhouse.services import artifacts
@@ -96,6 +100,7 @@ def upload_pypi(
     found = artifacts.existing(ctx, repo, dist.filename)
     if found is not None:
         return _same_or_refuse(repo, found, digests.sha256)
+    provenance = _provenance(ctx, principal, fields.get("attestations"), dist, digests.sha256)
     # the release rules, checked before anything is stored, and again when it is committed
     with ctx.db.read() as conn:
         version = release_version(conn, repo.id, dist, str(dist.version))
@@ -118,6 +123,7 @@ def upload_pypi(
         requires_python=metadata.requires_python,
         metadata_sha256=metadata_sha,
         metadata=_jsonable(dataclasses.asdict(metadata)),
+        provenance=provenance,
     )
     pending = artifacts.PendingArtifact(
         new=new,
@@ -131,6 +137,31 @@ def upload_pypi(
     if winner is not None:
         return _same_or_refuse(repo, winner, digests.sha256)
     return UploadOutcome(repo.name, dist.name, version, dist.filename, digests.sha256, True)
+
+
+def _provenance(
+    ctx: Context, principal: Principal, field: str | None, dist: DistFilename, sha256: str
+) -> dict[str, Any] | None:
+    """The PEP 740 provenance object of the form's `attestations`, or None without them.
+    Attestations are taken from trusted publishers only (as PyPI does): the provenance
+    names the publisher, which a password or an API token does not identify."""
+    if field is None or not field.strip():
+        return None
+    if principal.publisher_id is None:
+        raise InvalidUpload(
+            "attestations are taken only from uploads made by trusted publishing (the"
+            " provenance names the publisher); upload without them, or publish from CI"
+            " with a publisher (docs/publishing.md)"
+        )
+    found = parse_attestations(field, dist.filename, sha256)
+    with ctx.db.read() as conn:
+        publisher = oidc_store.get_publisher(conn, principal.publisher_id)
+        issuer = oidc_store.get_issuer(conn, publisher.issuer_id)
+    if ctx.settings.attestations_verify:
+        from packhouse.services.attestation_verify import verify
+
+        verify(found, dist.filename, sha256, issuer.url, publisher.claims)
+    return attestations.provenance(found, {"kind": publisher.issuer_name, **publisher.claims})
 
 
 def _release_guard(

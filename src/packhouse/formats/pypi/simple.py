@@ -78,6 +78,8 @@ class SimpleFile:
     size: int  # PEP 700 `size` (JSON only)
     upload_time: datetime | None  # PEP 700 `upload-time` (JSON only), UTC
     gpg_sig: bool = False  # PEP 503 `data-gpg-sig` / PEP 691 `gpg-sig`; shown only when True
+    # PEP 740 `data-provenance` / `provenance`: the provenance object's URL; shown when set
+    provenance: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,9 @@ def _anchor(file: SimpleFile) -> str:
         ]
     if file.gpg_sig:
         parts.append(' data-gpg-sig="true"')
+    if file.provenance is not None:
+        # PEP 740: data-provenance, the URL of the file's provenance object.
+        parts += [' data-provenance="', _escape(file.provenance), '"']
     parts += [">", _escape(file.filename), "</a><br />\n"]
     return "".join(parts)
 
@@ -226,6 +231,8 @@ def _file_json(file: SimpleFile) -> dict[str, Any]:
         out["upload-time"] = _upload_time(file.upload_time)  # PEP 700
     if file.gpg_sig:
         out["gpg-sig"] = True
+    if file.provenance is not None:
+        out["provenance"] = file.provenance  # PEP 740
     return out
 
 

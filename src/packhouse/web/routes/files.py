@@ -8,7 +8,13 @@ from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from packhouse.db.repository_store import Repository
@@ -71,11 +77,17 @@ async def serve_file(request: Request) -> Response:
     sha256: str = request.path_params["sha256"]
     filename: str = request.path_params["filename"]
     metadata = filename.endswith(".metadata")
+    provenance = filename.endswith(".provenance")  # PEP 740, hosted files only
     artifact_name = filename.removesuffix(".metadata") if metadata else filename
+    artifact_name = artifact_name.removesuffix(".provenance") if provenance else artifact_name
     who = await principal(request)
     try:
         found = await run_in_threadpool(svc.pypi.find_file, sha256, artifact_name)
     except ArtifactNotFound:
+        if provenance:
+            if who.anonymous:
+                raise AuthenticationRequired("this file is not public: send credentials") from None
+            raise
         proxied = await run_in_threadpool(
             svc.pypi.find_proxied, sha256, artifact_name, metadata, partial(_may_read, svc, who)
         )
@@ -94,6 +106,13 @@ async def serve_file(request: Request) -> Response:
             raise AuthenticationRequired("this file is not public: send credentials") from None
         raise
     public = check_file_access(svc, who, found)
+    if provenance:
+        if found.artifact.provenance is None:
+            raise ArtifactNotFound(f"{artifact_name!r} has no provenance (no attestations)")
+        return JSONResponse(
+            found.artifact.provenance,
+            headers={"Cache-Control": f"{'public' if public else 'private'}, {IMMUTABLE}"},
+        )
     blob = found.artifact.sha256
     if metadata:
         if found.artifact.metadata_sha256 is None:
