@@ -95,7 +95,11 @@ def check_issuer_name(name: str) -> str:
 
 
 def check_issuer_url(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:  # "http://[::1", "http://host:99999"
+        raise InvalidInput(f"the issuer URL {url[:200]!r} is not a valid URL") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidInput(
             f"the issuer URL {url[:200]!r} must be an http(s) URL, e.g."
