@@ -24,7 +24,7 @@ crash = load_module(
 def test_nothing_acknowledged_is_lost_and_nothing_half_written_across_kill_9(
     tmp_path: Path,
 ) -> None:
-    rounds = int(os.environ.get("PACKHOUSE_CRASH_ROUNDS", "6"))
+    rounds = int(os.environ.get("PACKHOUSE_CRASH_ROUNDS", "5"))
     seed = random.randrange(1 << 30)
     lines: list[str] = []
     summary = crash.run_rounds(
