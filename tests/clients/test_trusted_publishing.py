@@ -348,3 +348,46 @@ def uv_publish_to(
         timeout=300,
         env=env,
     )
+
+
+NOARCH = Path(__file__).parents[1] / "data" / "conda" / "conda" / "test-recipes" / "noarch"
+
+
+def test_rattler_build_upload_prefix_with_trusted_publishing(
+    server: RunningServer, certs: Certificates, issuer: Issuer, http: httpx.Client
+) -> None:
+    """py-rattler-build's prefix upload with no API key, in a faked GitHub Actions job: it
+    asks for an identity token for the server's host, exchanges it at /api/oidc/mint_token
+    and uploads with the raw token."""
+    admin = ("admin", server.admin_password)
+    added = http.post(
+        "/api/v1/oidc/publishers",
+        auth=admin,
+        json={"repository": "conda/main", "issuer": "github", "claims": {"repository": "acme/app"}},
+    )
+    assert added.status_code == 201, added.text
+    package = NOARCH / "dependency-1.0-0.conda"
+    env = {k: v for k, v in os.environ.items() if k not in CA_VARIABLES and "GITHUB" not in k}
+    env.update(
+        SSL_CERT_FILE=str(certs.ca),
+        GITHUB_ACTIONS="true",
+        ACTIONS_ID_TOKEN_REQUEST_URL=f"{issuer.url}/token?api-version=2.0",
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN=REQUEST_TOKEN,
+    )
+    code = (
+        "from rattler_build.upload import upload_package_to_prefix as upload;"
+        f" upload([{str(package)!r}], {server.url!r}, 'main', api_key=None)"
+    )
+    try:
+        result = subprocess.run(
+            [str(VENV_BIN / "python"), "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    finally:
+        http.delete(f"/api/v1/oidc/publishers/{added.json()['id']}", auth=admin)
+    repodata = http.get("/conda/main/noarch/repodata.json", auth=admin).json()
+    assert "dependency-1.0-0.conda" in repodata["packages.conda"]
