@@ -92,8 +92,11 @@ class Settings(BaseSettings):
     # Upstream addresses in loopback, private and link-local ranges are refused unless they
     # fall in one of these networks (CIDRs), e.g. ["10.0.0.0/8"] for an internal mirror.
     upstream_allowed_networks: list[str] = Field(default_factory=list)
+    # Reverse proxies or load balancers in front of the server (addresses or CIDRs): for
+    # requests from them the client is read from X-Forwarded-For (web/client.py).
+    trusted_proxies: list[str] = Field(default_factory=list)
 
-    @field_validator("upstream_allowed_networks")
+    @field_validator("upstream_allowed_networks", "trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for text in value:

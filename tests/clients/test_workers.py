@@ -57,7 +57,11 @@ def wait_for_workers(pid: int, count: int, timeout: float = 30) -> set[int]:
 @pytest.fixture(scope="module")
 def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data = tmp_path_factory.mktemp("workers") / "data"
-    running = start_server(data, args=("--workers", "2", "--no-access-log"))
+    env = {  # the limit is low and the test client is the trusted proxy
+        "PACKHOUSE_LOGIN_FAILURE_LIMIT": "4",
+        "PACKHOUSE_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+    }
+    running = start_server(data, env, args=("--workers", "2", "--no-access-log"))
     yield running
     stop_server(running)
     assert not children(running.process.pid), "workers outlived the server"
@@ -118,6 +122,21 @@ def test_conda_uploads_are_in_every_workers_repodata(workers: RunningServer) -> 
             repodata = fresh_get(workers, "/conda/main/noarch/repodata.json", {})
             assert repodata.status_code == 200
             assert filename in repodata.json()["packages.conda"], i
+
+
+def test_failed_logins_are_limited_once_for_all_workers_by_forwarded_address(
+    workers: RunningServer,
+) -> None:
+    def login(user: str, address: str) -> int:
+        with httpx.Client(base_url=workers.url, auth=(user, "wrong-password"), timeout=30) as c:
+            return c.get("/pypi/main/simple/", headers={"X-Forwarded-For": address}).status_code
+
+    # four failures spread over both workers reach the limit of four, in all
+    assert [login("mallory", "198.51.100.7, 203.0.113.5") for _ in range(4)] == [401] * 4
+    assert login("mallory", "203.0.113.9") == 429  # the user is limited
+    assert login("trent", "203.0.113.5") == 429  # so is the address, for anyone
+    # the address is the proxy-added rightmost one, not what the sender wrote to its left
+    assert login("trent", "203.0.113.5, 203.0.113.6") == 401
 
 
 def test_a_killed_worker_is_replaced_and_the_other_goes_on(workers: RunningServer) -> None:

@@ -4,8 +4,8 @@ A login counts as a failure before it is verified (`attempt`, which checks and c
 one lock, so a concurrent burst cannot all pass the check) and is forgiven once it succeeds
 (`forgive`).
 
-In memory, per process: with several processes each one limits on its own, so the
-effective limit is at most `limit` times the number of processes.
+`FailureLimiter` keeps the failures in memory, for one process; the server uses the same
+rule over the database (services/login_limits.py), so all its processes share one limit.
 """
 
 from __future__ import annotations
@@ -17,6 +17,17 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 MAX_KEYS = 100_000
+
+
+def wait_seconds(failures: Iterable[Sequence[float]], limit: int, window: float, now: float) -> int:
+    """Seconds until every key may try again, given each key's recent failure times
+    (oldest first); 0 when none has reached `limit` within `window`."""
+    wait = 0.0
+    for times in failures:
+        if len(times) >= limit:
+            # the oldest failure that keeps the key at the limit must age out
+            wait = max(wait, times[len(times) - limit] + window - now)
+    return math.ceil(wait) if wait > 0 else 0
 
 
 class FailureLimiter:
@@ -62,13 +73,8 @@ class FailureLimiter:
             self._add(keys, now)
 
     def _wait(self, keys: Iterable[str], now: float) -> int:
-        wait = 0.0
-        for key in keys:
-            times = self._recent(key, now)
-            if times is not None and len(times) >= self.limit:
-                # the oldest failure that keeps the key at the limit must age out
-                wait = max(wait, times[len(times) - self.limit] + self.window - now)
-        return math.ceil(wait) if wait > 0 else 0
+        recent = [self._recent(key, now) for key in keys]
+        return wait_seconds([t for t in recent if t is not None], self.limit, self.window, now)
 
     def _add(self, keys: Iterable[str], now: float) -> None:
         if len(self._failures) > MAX_KEYS:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -304,3 +305,14 @@ blob_claims = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_blob_claims_sha256", blob_claims.c.sha256)
+
+# Failed password logins, so every process of a server applies one limit (services/
+# login_limits.py); rows older than the window are pruned.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(300), nullable=False),
+    Column("at", Float, nullable=False),
+)
+Index("ix_login_failures_key_at", login_failures.c.key, login_failures.c.at)

@@ -32,13 +32,13 @@ from datetime import datetime, timedelta
 
 from packhouse.auth import tokens
 from packhouse.auth.passwords import PasswordVerifier
-from packhouse.auth.ratelimit import FailureLimiter
 from packhouse.db import oidc_store, token_store, user_store
 from packhouse.db.oidc_store import MintedToken
 from packhouse.db.repository_store import Repository
 from packhouse.db.token_store import Token
 from packhouse.errors import AuthenticationRequired, PermissionDenied, RateLimited
 from packhouse.services.context import Context
+from packhouse.services.login_limits import SharedFailureLimiter
 from packhouse.types import Action
 
 log = logging.getLogger("packhouse.access")
@@ -110,8 +110,8 @@ class AccessService:
         self._touched: dict[int, float] = {}  # token id -> when its use was last recorded
         # hash of the credentials a request sent -> (principal, serial, valid until)
         self._resolved: dict[bytes, tuple[Principal, int, float]] = {}
-        self.limiter = FailureLimiter(
-            ctx.settings.login_failure_limit, float(ctx.settings.login_failure_window)
+        self.limiter = SharedFailureLimiter(
+            ctx.db, ctx.settings.login_failure_limit, float(ctx.settings.login_failure_window)
         )
 
     # -- snapshot -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from packhouse.errors import InvalidUpload, TooLarge
 from packhouse.services.access import Principal
 from packhouse.services.pages import Page
 from packhouse.types import Action
+from packhouse.web.client import client_address
 from packhouse.web.multipart import UPLOAD_SLACK, ParsedForm, parse_form
 from packhouse.wiring import Services
 
@@ -30,7 +31,7 @@ async def principal(request: Request) -> Principal:
     quick = svc.access.authenticate_cached(header, url_token)
     if quick is not None:
         return quick
-    client = request.client.host if request.client else None
+    client = client_address(request)
     return await run_in_threadpool(svc.access.authenticate, header, url_token, client)
 
 

@@ -34,6 +34,7 @@ from packhouse.services.access import Principal
 from packhouse.services.conda_uploads import CondaUploadOutcome, upload_conda
 from packhouse.storage.base import IncomingFile
 from packhouse.types import Action, Format
+from packhouse.web.client import client_address
 from packhouse.web.deps import principal, read_form, services
 from packhouse.web.routes.conda import _receive as receive_body
 
@@ -73,7 +74,7 @@ async def _caller(request: Request) -> Principal:
     quick = svc.access.authenticate_cached(bearer)
     if quick is not None:
         return quick
-    client = request.client.host if request.client else None
+    client = client_address(request)
     return await run_in_threadpool(svc.access.authenticate, bearer, None, client)
 
 

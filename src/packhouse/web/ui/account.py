@@ -18,6 +18,7 @@ from packhouse.services.access import may_manage_token
 from packhouse.services.sessions import LIFETIME, SignedIn, csrf_ok
 from packhouse.types import Action
 from packhouse.web import deps
+from packhouse.web.client import client_address
 from packhouse.web.ui.render import HTML_SECURITY_HEADERS
 from packhouse.web.ui.routes import context
 from packhouse.web.ui.state import LOGIN_COOKIE, SESSION_COOKIE, set_cookie, signed_in, ui
@@ -92,7 +93,7 @@ async def login(request: Request) -> Response:
     username, password = form.get("username"), form.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username:
         return await login_page(request, "Enter your user name and password.", 400)
-    client = request.client.host if request.client else None
+    client = client_address(request)
     sessions = ui(request).sessions
     try:
         made = await run_in_threadpool(sessions.sign_in, username, password, client)
