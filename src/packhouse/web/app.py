@@ -26,7 +26,7 @@ from packhouse.web.errors import (
 )
 from packhouse.web.routes import conda, conda_upload_apis, files, oidc, ops, pypi
 from packhouse.web.routes.ops import ServiceCollector
-from packhouse.web.security import NoReferrer, UrlToken
+from packhouse.web.security import NoReferrer, PublicOrigin, UrlToken
 from packhouse.web.ui import account as ui_account
 from packhouse.web.ui import routes as ui_routes
 from packhouse.wiring import Services, build_context
@@ -62,6 +62,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     # the simple API's fast path answers cached pages itself (with their Referrer-Policy);
     # it handles only /pypi/ paths, which UrlToken leaves alone
     middleware += [Middleware(pypi.SimpleFastPath), Middleware(NoReferrer), Middleware(UrlToken)]
+    if settings.public_url:
+        # absolute URLs name public_url, never the request's Host (after the fast path,
+        # whose answers hold no absolute URL)
+        middleware.append(Middleware(PublicOrigin, public_url=settings.public_url))
     app = Starlette(
         routes=[
             *ui_account.routes,  # the web UI: `/` and /ui/ (the simple index stays put)

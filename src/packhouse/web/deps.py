@@ -9,6 +9,7 @@ from starlette.responses import Response
 from packhouse.auth.redact import redact_path
 from packhouse.db.repository_store import Repository
 from packhouse.errors import InvalidUpload, TooLarge
+from packhouse.formats.conda.html import STYLE_CSP_SOURCE
 from packhouse.services.access import Principal
 from packhouse.services.pages import Page
 from packhouse.types import Action
@@ -112,6 +113,13 @@ def index_cache_control(max_age: int) -> str:
     return REVALIDATE if max_age <= 0 else f"max-age={max_age}"
 
 
+# HTML index pages (PEP 503 simple pages, conda index.html) hold links and, in conda's, one
+# inline style (allowed by its hash): no script, no other origin, no framing, no forms.
+INDEX_PAGE_CSP = (
+    "default-src 'none'; style-src 'self' "
+    + STYLE_CSP_SOURCE
+    + "; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+).encode("latin-1")
 RawHeaders = tuple[tuple[bytes, bytes], ...]
 _page_headers_cache: dict[tuple[object, ...], RawHeaders] = {}
 
@@ -161,7 +169,10 @@ def _page_headers(
         ),
         (b"vary", (vary if public else f"{vary}, Authorization").encode("latin-1")),
         (b"referrer-policy", b"no-referrer"),
+        (b"x-content-type-options", b"nosniff"),
     ]
+    if content_type is not None and content_type.startswith("text/html"):
+        raw.append((b"content-security-policy", INDEX_PAGE_CSP))
     if page.stale:
         raw.append((b"warning", b'110 - "Response is Stale"'))
     if content_type is not None:

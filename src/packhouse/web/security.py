@@ -10,14 +10,26 @@ The segment is taken out of the path before routing, and the token is put in
 this middleware, so it sees the original path and masks the token.
 
 `NoReferrer`: every response carries `Referrer-Policy: no-referrer`, so a page fetched with
-a token in its URL never leaks it to the next site through the Referer header.
+a token in its URL never leaks it to the next site through the Referer header, and
+`X-Content-Type-Options: nosniff`, so no browser reads a file or JSON as HTML or script; an
+HTML response without a Content-Security-Policy of its own gets the index pages' (the web
+UI and the page views set theirs; the API's Swagger page is allowed its CDN and its one
+inline script, as FastAPI renders it).
+
+`PublicOrigin`: with `public_url` set, the request's scheme, server and Host header are
+those of `public_url` before the app sees them, so every absolute URL it builds (the JSON
+API's file URLs, Starlette's trailing-slash redirects, url_for) names the public address and
+never what a client put in Host: a poisoned Host can't reach a cached page or a Location.
 """
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from packhouse.auth.tokens import PREFIXES
+from packhouse.web.deps import INDEX_PAGE_CSP
 
 URL_TOKEN_KEY = "packhouse.url_token"  # noqa: S105 (a scope key name)
 _CONDA = "/conda"
@@ -65,9 +77,47 @@ class NoReferrer:
         async def send_with_policy(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                if not any(name.lower() == b"referrer-policy" for name, _ in headers):
-                    headers.append((b"referrer-policy", b"no-referrer"))
-                    message = {**message, "headers": headers}
+                names = {name.lower() for name, _ in headers}
+                added = [(k, v) for k, v in _ALWAYS if k not in names]
+                if b"content-security-policy" not in names and any(
+                    name.lower() == b"content-type" and value.startswith(b"text/html")
+                    for name, value in headers
+                ):
+                    docs = scope["path"] == DOCS_PATH
+                    added.append((b"content-security-policy", DOCS_CSP if docs else INDEX_PAGE_CSP))
+                if added:
+                    message = {**message, "headers": headers + added}
             await send(message)
 
         await self.app(scope, receive, send_with_policy)
+
+
+_ALWAYS = ((b"referrer-policy", b"no-referrer"), (b"x-content-type-options", b"nosniff"))
+DOCS_PATH = "/api/v1/docs"
+DOCS_CSP = (
+    b"default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline';"
+    b" style-src https://cdn.jsdelivr.net; img-src https://fastapi.tiangolo.com data:;"
+    b" connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class PublicOrigin:
+    def __init__(self, app: ASGIApp, public_url: str) -> None:
+        self.app = app
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"public_url {public_url!r} is not an http(s) URL")
+        self.scheme = parts.scheme
+        self.host = parts.netloc.rpartition("@")[2].encode("idna")
+        self.server = (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = dict(scope)
+            scope["scheme"] = self.scheme
+            scope["server"] = self.server
+            scope["headers"] = [
+                *((k, v) for k, v in scope["headers"] if k != b"host"),
+                (b"host", self.host),
+            ]
+        await self.app(scope, receive, send)

@@ -109,7 +109,8 @@ async def _json(request: Request, version: str | None) -> Response:
     svc = services(request)
     repo = svc.catalog.get(Format.PYPI, request.path_params["repo"])
     await authorize(request, repo, Action.READ)
-    base_url = str(request.base_url).rstrip("/")
+    # public_url when set (PublicOrigin makes request.base_url its origin, but not its path)
+    base_url = svc.ctx.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
     project = request.path_params["project"]
     page = svc.pypi.cached_json_api(repo, project, version, base_url)
     if page is None:
