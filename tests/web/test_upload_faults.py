@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.builders import make_wheel
+from tests.builders import make_wheel, synth
 from tests.conftest import (
     ADMIN_PASSWORD,
     VENV_BIN,
@@ -107,6 +107,13 @@ def listed(server: RunningServer, project: str) -> list[str]:
         return []
     assert response.status_code == 200, response.text
     return [f["filename"] for f in response.json()["files"]]
+
+
+def conda_filenames(server: RunningServer) -> set[str]:
+    response = requests.get(f"{server.url}/conda/main/noarch/repodata.json", auth=AUTH, timeout=60)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    return set(data.get("packages", {})) | set(data.get("packages.conda", {}))
 
 
 def blob_count(data: Path) -> int:
@@ -230,6 +237,17 @@ def test_disk_full_is_a_507_the_client_reads_and_nothing_is_recorded(
         assert listed(server, "ph-huge") == []
         assert leftovers(small_disk) == []
         assert blob_count(small_disk) == len(uploaded) * 2
+        # a conda package, PUT as a raw body: refused the same way
+        filename, package = synth.package_bytes(
+            "ph-conda-full", "1.0", files={"share/blob.bin": random.randbytes(2_500_000)}
+        )
+        conda_url = f"{server.url}/conda/main/noarch/{filename}"
+        response = requests.put(conda_url, data=package, auth=AUTH, timeout=120)
+        assert response.status_code == 507, response.text
+        assert "no space left" in response.text, response.text
+        assert filename not in conda_filenames(server)
+        assert leftovers(small_disk) == []
+        assert blob_count(small_disk) == len(uploaded) * 2
         # the server still serves what it has
         for name in uploaded:
             assert listed(server, name.split("-")[0].replace("_", "-")) == [name]
@@ -240,6 +258,9 @@ def test_disk_full_is_a_507_the_client_reads_and_nothing_is_recorded(
         assert response.status_code == 200, response.text
         assert listed(server, project) == [wheel.name]
         assert wheel.name in journal_files(small_disk)
+        response = requests.put(conda_url, data=package, auth=AUTH, timeout=120)
+        assert response.status_code in (200, 201), response.text
+        assert filename in conda_filenames(server)
         assert leftovers(small_disk) == []
     finally:
         stop_server(server)
