@@ -59,7 +59,6 @@ sys.path.insert(0, str(HERE))
 from conda_synth import package_bytes  # noqa: E402 (the bench folder is put on the path first)
 from wheelgen import wheel_bytes, wheel_filename  # noqa: E402
 
-BIN = Path(sys.executable).parent
 ADMIN_PASSWORD = "crash-rounds-admin-password"
 SIMPLE_JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 PROJECT = "crashpkg"
@@ -370,7 +369,16 @@ class Server:
         self.data.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [str(BIN / "packhouse"), "serve", "--port", str(port), "--data", str(self.data)],
+                [
+                    sys.executable,
+                    "-m",
+                    "packhouse",
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--data",
+                    str(self.data),
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self.env,
@@ -409,7 +417,7 @@ class Server:
 
     def fsck(self) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(BIN / "packhouse"), "fsck", "--data", str(self.data)],
+            [sys.executable, "-m", "packhouse", "fsck", "--data", str(self.data)],
             capture_output=True,
             text=True,
             env=self.env,
@@ -623,8 +631,9 @@ def run_rounds(
             )
             for problem in found[:20]:
                 emit(f"  {problem}")
-        found = checker.problems()  # the last re-sent uploads, checked too
-        summary.problems += [f"after the last round: {p}" for p in found]
+        if summary.rounds == rounds:  # the last re-sent uploads, checked too
+            found = checker.problems()
+            summary.problems += [f"after the last round: {p}" for p in found]
     finally:
         server.stop()
     summary.acked = len(ledger.acked)

@@ -66,6 +66,7 @@ def test_the_checks_find_what_a_crash_could_leave(tmp_path: Path) -> None:
                 " VALUES ('2026-01-01 00:00:00', 'x', 'upload', 'pypi/main', 'ghost.whl', '{}')"
             )
         db.close()
+        checker = crash.Checker(server, ledger)  # one that has not downloaded them yet
         found = "\n".join(checker.problems())
     finally:
         server.stop()
