@@ -209,6 +209,7 @@ def _copy_of(a: Artifact, actor: str, now: datetime) -> NewArtifact:
         record=a.record,
         yanked=a.yanked,
         yanked_reason=a.yanked_reason,
+        provenance=a.provenance,  # PEP 740: the attestations are about these bytes
     )
 
 
