@@ -300,7 +300,11 @@ def _print_welcome(settings: Settings, admin: str | None, password: str | None) 
         " NAME\n"
         f"  packhouse upload --url {base} --user {user} --repo main pkg-1.0-0.conda\n"
         f"  conda install -c {scheme}://{user}:PASSWORD@{hostport}/conda/main/ NAME"
-        "  (or a token: .../t/<token>/conda/main/)\n",
+        "  (or a token: .../t/<token>/conda/main/)\n"
+        "A CI pipeline publishes with a token of a service account:\n"
+        "  packhouse user add ci --service\n"
+        "  packhouse repo grant pypi/main ci upload\n"
+        "  packhouse token create --user ci --repo pypi/main --scope upload --name ci\n",
         highlight=False,
         soft_wrap=True,
     )
