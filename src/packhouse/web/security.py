@@ -24,6 +24,7 @@ never what a client put in Host: a poisoned Host can't reach a cached page or a 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -76,23 +77,40 @@ class NoReferrer:
 
         async def send_with_policy(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {name.lower() for name, _ in headers}
-                added = [(k, v) for k, v in _ALWAYS if k not in names]
-                if b"content-security-policy" not in names and any(
-                    name.lower() == b"content-type" and value.startswith(b"text/html")
-                    for name, value in headers
-                ):
-                    docs = scope["path"] == DOCS_PATH
-                    added.append((b"content-security-policy", DOCS_CSP if docs else INDEX_PAGE_CSP))
+                added = _missing(message.get("headers", ()), scope["path"])
                 if added:
-                    message = {**message, "headers": headers + added}
+                    message = {**message, "headers": [*message.get("headers", ()), *added]}
             await send(message)
 
         await self.app(scope, receive, send_with_policy)
 
 
-_ALWAYS = ((b"referrer-policy", b"no-referrer"), (b"x-content-type-options", b"nosniff"))
+def _missing(headers: Iterable[tuple[bytes, bytes]], path: str) -> list[tuple[bytes, bytes]]:
+    """The policy headers a response lacks (one pass: this runs for every response that is
+    not the simple API's fast path, repodata among them)."""
+    referrer = nosniff = csp = html = False
+    for name, value in headers:
+        name = name.lower()
+        if name == b"referrer-policy":
+            referrer = True
+        elif name == b"x-content-type-options":
+            nosniff = True
+        elif name == b"content-security-policy":
+            csp = True
+        elif name == b"content-type":
+            html = value.startswith(b"text/html")
+    added = []
+    if not referrer:
+        added.append((b"referrer-policy", b"no-referrer"))
+    if not nosniff:
+        added.append((b"x-content-type-options", b"nosniff"))
+    if html and not csp:
+        added.append(
+            (b"content-security-policy", DOCS_CSP if path == DOCS_PATH else INDEX_PAGE_CSP)
+        )
+    return added
+
+
 DOCS_PATH = "/api/v1/docs"
 DOCS_CSP = (
     b"default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline';"
