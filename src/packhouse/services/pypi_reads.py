@@ -476,9 +476,14 @@ def _core_metadata(stored: dict[str, Any] | None) -> CoreMetadata | None:
 
 
 def _releases(files: Sequence[Artifact], base_url: str) -> list[jsonapi.JsonRelease]:
-    by_version: dict[str, list[Artifact]] = {}
+    """One release per PEP 440 version, named as its first file in page order wrote it.
+    Uploads store a file of an equal version under the release's text
+    (services/pypi_releases.py); files stored before that rule (`1.0` and `1.0.0`) are
+    shown as one release too."""
+    releases: dict[object, tuple[str, list[Artifact]]] = {}
     for a in files:
-        by_version.setdefault(a.version, []).append(a)
+        releases.setdefault(version_key(a.version), (a.version, []))[1].append(a)
+    by_version = dict(releases.values())
     return [
         jsonapi.JsonRelease(
             version=v,
