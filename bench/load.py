@@ -300,12 +300,17 @@ async def run(args: argparse.Namespace, server: Server) -> int:
         for _ in range(args.concurrency)
     ]
 
-    async def sample_middle() -> None:
-        await asyncio.sleep(args.duration / 2)
-        rss["middle"] = rss_mib(pid)
+    series: list[float] = []
+
+    async def sample() -> None:  # every tenth of the run; the middle one reported apart
+        for i in range(1, 10):
+            await asyncio.sleep(args.duration / 10)
+            series.append(rss_mib(pid))
+            if i == 5:
+                rss["middle"] = series[-1]
 
     begin = time.monotonic()
-    await asyncio.gather(sample_middle(), *(w.run(until) for w in workers))
+    await asyncio.gather(sample(), *(w.run(until) for w in workers))
     elapsed = time.monotonic() - begin
     rss["end"] = rss_mib(pid)
     total = sum(len(v) for v in stats.latencies.values())
@@ -315,6 +320,7 @@ async def run(args: argparse.Namespace, server: Server) -> int:
         f" ({total / elapsed:.0f}/s), {errors} errors, {stats.not_modified} answered 304;"
         f" server RSS {rss['start']:.0f} / {rss['middle']:.0f} / {rss['end']:.0f} MiB"
         " (start / middle / end)",
+        "RSS every tenth of the run (MiB): " + " ".join(f"{v:.0f}" for v in [*series, rss["end"]]),
         "",
         "| kind | requests | p50 ms | p99 ms | errors |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -341,7 +347,10 @@ def main() -> None:
     parser.add_argument("--wheels", type=int, default=5, help="per project, seeded")
     parser.add_argument("--packages", type=int, default=300, help="conda packages, seeded")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--read-only", action="store_true", help="no uploads during the run")
     args = parser.parse_args()
+    if args.read_only:
+        WEIGHTS["upload_wheel"] = WEIGHTS["upload_conda"] = 0
     with tempfile.TemporaryDirectory(prefix="packhouse-load-") as tmp:
         server = Server(Path(tmp) / "data", "load-server.log")
         server.start()
