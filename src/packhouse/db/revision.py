@@ -48,6 +48,7 @@ def stored_revision(conn: Connection) -> str | None:
     try:
         rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
     except DBAPIError:
+        conn.rollback()  # PostgreSQL refuses anything more in a failed transaction
         return None
     return str(rows[0][0]) if len(rows) == 1 else None
 
