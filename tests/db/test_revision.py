@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
@@ -55,3 +56,17 @@ def test_several_heads_or_an_unreadable_chain_are_not_guessed(tmp_path: Path) ->
     assert head_revision(tmp_path) is None
     head_revision.cache_clear()
     assert head_revision(VERSIONS) is not None
+
+
+@pytest.mark.postgres
+def test_postgres_before_and_after_the_migrations(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    try:
+        with db.engine.connect() as conn:
+            assert not at_head(conn)  # no alembic_version table yet: the probe fails cleanly
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+        db.upgrade()
+        with db.engine.connect() as conn:
+            assert at_head(conn)
+    finally:
+        db.dispose()
