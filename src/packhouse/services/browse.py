@@ -78,6 +78,7 @@ class RepoSummary:
     projects: int  # hosted names in its resolution order
     files: int
     order: tuple[Repository, ...]
+    public: bool = False  # anonymous callers may read it
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,8 @@ class Browse:
             for member in hosted:
                 names.update(index.by_repo.get(member.id, {}))
             files = sum(index.files.get(m.id, 0) for m in hosted)
-            out.append(RepoSummary(repo, len(names), files, tuple(order)))
+            public = self._access.is_public(repo.id)
+            out.append(RepoSummary(repo, len(names), files, tuple(order), public))
         return out
 
     def latest_uploads(
