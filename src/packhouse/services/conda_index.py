@@ -120,7 +120,8 @@ def _extract_one(path: str, subdir: str) -> tuple[str, str, bytes, bytes, str]:
 
     filename = os.path.basename(path)
     try:
-        record = make_record(read_package(path, subdir=subdir))
+        # The operator's own files, indexed like conda-index: info/ only (uploads check all).
+        record = make_record(read_package(path, subdir=subdir, check_body=False))
     except PackhouseError as error:
         return filename, "", b"", b"", str(error)
     except Exception as error:

@@ -300,3 +300,11 @@ def test_sparse_member_is_refused() -> None:
     body = index_blocks() + tar_blocks(info, b"data") + b"\0" * 1024
     with pytest.raises(UnsafeArchive, match="'lib/holes' is a GNU sparse file"):
         read(bz2.compress(body), f"{STEM}.tar.bz2")
+
+
+def test_indexing_without_the_body_check_reads_info_only() -> None:
+    """`packhouse conda index` (the operator's own files) skips the pkg-*.tar.zst walk."""
+    data = conda([special("lib/passwd", tarfile.SYMTYPE, "/etc/passwd")])
+    assert read_package(data, f"{STEM}.conda", check_body=False).index["name"] == "demo"
+    with pytest.raises(UnsafeArchive):
+        read_package(data, f"{STEM}.conda")

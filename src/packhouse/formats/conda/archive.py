@@ -33,7 +33,6 @@ from typing import IO, Any, BinaryIO
 
 import orjson
 import zstandard
-from conda_package_streaming.package_streaming import tar_generator
 
 from packhouse.errors import InvalidUpload, TooLarge, UnsafeArchive
 from packhouse.formats.conda.members import TreeCheck
@@ -61,6 +60,7 @@ _KiB = 1024
 _MiB = 1024 * _KiB
 _GiB = 1024 * _MiB
 _CHUNK = 1 * _MiB
+_TAR_BUFFER = 64 * _KiB
 
 INDEX_JSON = "info/index.json"
 ABOUT_JSON = "info/about.json"
@@ -184,35 +184,38 @@ def _walk(stream: IO[bytes], limits: Limits, part: str) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     info_total = 0
     count = 0
-    for tar, member in tar_generator(stream):
-        count += 1
-        if count > limits.max_members:
-            raise UnsafeArchive(f"archive has more than {limits.max_members} members")
-        name = member.name
-        in_info = name == "info" or name.startswith("info/")
-        if part == "info" and not in_info:
-            raise UnsafeArchive(f"info-*.tar.zst member {name!r} is outside info/")
-        if part == "pkg" and in_info:
-            raise UnsafeArchive(
-                f"pkg-*.tar.zst member {name!r} belongs in info-*.tar.zst: it would overwrite"
-                " what Packhouse reads"
-            )
-        tree.add(member, in_info)
-        if not in_info:
-            continue
-        info_total += member.size
-        if info_total > limits.max_info_size:
-            raise TooLarge(f"info/ holds more than {limits.max_info_size} bytes")
-        if name not in wanted or not member.isreg():
-            continue
-        if member.size > limits.max_member_size:
-            raise TooLarge(
-                f"info/ member {name!r} is {member.size} bytes, over the limit of"
-                f" {limits.max_member_size}"
-            )
-        reader = tar.extractfile(member)
-        if reader is not None:
-            found[name] = reader.read()
+    # Stream mode ("r|", forward only) as conda_package_streaming reads packages, with a
+    # larger buffer than tarfile's 10 KiB: skipping a member's data is reading it, in buffers.
+    with tarfile.open(fileobj=stream, mode="r|", bufsize=_TAR_BUFFER, encoding="utf-8") as tar:
+        for member in tar:
+            count += 1
+            if count > limits.max_members:
+                raise UnsafeArchive(f"archive has more than {limits.max_members} members")
+            name = member.name
+            in_info = name == "info" or name.startswith("info/")
+            if part == "info" and not in_info:
+                raise UnsafeArchive(f"info-*.tar.zst member {name!r} is outside info/")
+            if part == "pkg" and in_info:
+                raise UnsafeArchive(
+                    f"pkg-*.tar.zst member {name!r} belongs in info-*.tar.zst: it would"
+                    " overwrite what Packhouse reads"
+                )
+            tree.add(member, in_info)
+            if not in_info:
+                continue
+            info_total += member.size
+            if info_total > limits.max_info_size:
+                raise TooLarge(f"info/ holds more than {limits.max_info_size} bytes")
+            if name not in wanted or not member.isreg():
+                continue
+            if member.size > limits.max_member_size:
+                raise TooLarge(
+                    f"info/ member {name!r} is {member.size} bytes, over the limit of"
+                    f" {limits.max_member_size}"
+                )
+            reader = tar.extractfile(member)
+            if reader is not None:
+                found[name] = reader.read()
     tree.finish()
     return found
 
@@ -247,7 +250,9 @@ def _walk_zstd(zf: zipfile.ZipFile, member: str, limits: Limits, part: str) -> d
         raise _zstd_error(error, limits, label) from error
 
 
-def _read_conda(fileobj: BinaryIO, size: int, stem: str, limits: Limits) -> dict[str, bytes]:
+def _read_conda(
+    fileobj: BinaryIO, size: int, stem: str, limits: Limits, check_body: bool
+) -> dict[str, bytes]:
     entries = scan_zip(fileobj, size, ".conda", methods=_ZIP_METHODS, max_members=16)
     try:
         zf = zipfile.ZipFile(fileobj)
@@ -279,7 +284,8 @@ def _read_conda(fileobj: BinaryIO, size: int, stem: str, limits: Limits) -> dict
         if not isinstance(metadata, dict) or metadata.get("conda_pkg_format_version", 2) != 2:
             raise InvalidUpload("metadata.json must be an object with conda_pkg_format_version 2")
         found = _walk_zstd(zf, f"info-{stem}.tar.zst", limits, "info")
-        _walk_zstd(zf, f"pkg-{stem}.tar.zst", limits, "pkg")
+        if check_body:
+            _walk_zstd(zf, f"pkg-{stem}.tar.zst", limits, "pkg")
         return found
 
 
@@ -417,12 +423,17 @@ def read_package(
     subdir: str | None = None,
     limits: Limits | None = None,
     digests: Digests | None = None,
+    check_body: bool = True,
 ) -> PackageContents:
     """Read and validate one package.
 
     `source` is a path or the file's bytes; `filename` defaults to the path's name. `subdir`,
     when given, is where the package is placed and must equal index.json's subdir. Pass
     `digests` when the caller already hashed the bytes (an upload streamed to a blob).
+    `check_body=False` leaves a .conda's pkg-*.tar.zst unread (its info/ is all a record
+    needs): for indexing a channel directory the operator put there, as conda-index does;
+    every upload checks the body. A .tar.bz2's body is always checked (it is decompressed
+    to reach info/ anyway).
     Raises InvalidUpload (with every problem found), UnsafeArchive or TooLarge.
     """
     limits = limits or Limits()
@@ -442,7 +453,7 @@ def read_package(
     try:
         if parsed.extension == ".conda":
             size = len(source) if isinstance(source, bytes) else os.fstat(fileobj.fileno()).st_size
-            found = _read_conda(fileobj, size, parsed.stem, limits)
+            found = _read_conda(fileobj, size, parsed.stem, limits, check_body)
         else:
             found = _read_tar_bz2(fileobj, limits)
     except _TAR_ERRORS as error:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import tarfile
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 from packhouse.errors import UnsafeArchive
 
@@ -31,7 +30,7 @@ _MAX_LINK_DEPTH = 40  # like the kernel's limit on nested symbolic links
 def _name_problem(name: str) -> str | None:
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         return f"archive member {name!r} has an absolute path"
-    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
+    if ".." in name.replace("\\", "/").split("/"):
         return f"archive member {name!r} has a '..' path component"
     if "\x00" in name:
         return f"archive member {name!r} has a NUL byte in its name"
