@@ -122,7 +122,7 @@ def _looks_like_dist(name: str) -> bool:
 
 
 def _read(root: Path, path: Path, stat: os.stat_result) -> dict[str, Any]:
-    dist = parse_dist_filename(path.name)
+    dist = parse_dist_filename(path.name, legacy_names=True)  # files that exist already
     digest = hashlib.sha256()
     with path.open("rb") as src:
         while chunk := src.read(_CHUNK):

@@ -125,7 +125,7 @@ def _parse_wheel(filename: str) -> DistFilename:
     return DistFilename(filename, name, version, "wheel", tags, build)
 
 
-def _parse_sdist(filename: str) -> DistFilename:
+def _parse_sdist(filename: str, legacy_names: bool) -> DistFilename:
     if filename.endswith(".tar.gz"):
         stem = filename[: -len(".tar.gz")]
     elif filename.endswith(".zip"):
@@ -154,7 +154,7 @@ def _parse_sdist(filename: str) -> DistFilename:
             " (see https://packaging.python.org/en/latest/specifications/version-specifiers/)"
         ) from error
     normal_name = canonicalize_name(name_part).replace("-", "_")
-    if name_part != normal_name or version_part != str(version):
+    if not legacy_names and (name_part != normal_name or version_part != str(version)):
         extension = filename[len(stem) :]
         raise InvalidUpload(
             f"invalid sdist filename {filename!r}: PEP 625 names a source distribution by its"
@@ -165,14 +165,16 @@ def _parse_sdist(filename: str) -> DistFilename:
     return DistFilename(filename, canonicalize_name(name_part), version, "sdist", frozenset(), ())
 
 
-def parse_dist_filename(filename: str) -> DistFilename:
+def parse_dist_filename(filename: str, *, legacy_names: bool = False) -> DistFilename:
     """Parse and validate an uploaded distribution's filename.
 
     Raises `InvalidUpload` saying what is wrong: an unsafe name (path separators, `..`,
     control characters, a leading dot, too long), an extension we do not accept, or a name
-    that does not follow the wheel or sdist naming rules.
+    that does not follow the wheel or sdist naming rules. `legacy_names` takes the sdist
+    names PyPI still serves (`Foo.Bar-1.0.tar.gz`), for reading files that exist (the static
+    indexer), never for uploads.
     """
     _check_safe(filename)
     if _kind_of(filename) == "wheel":
         return _parse_wheel(filename)
-    return _parse_sdist(filename)
+    return _parse_sdist(filename, legacy_names)
