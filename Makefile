@@ -12,7 +12,8 @@ BIN := $(VENV)/bin
 UV := $(or $(shell command -v uv 2>/dev/null),$(VENV)/bootstrap/bin/uv)
 
 $(VENV)/bootstrap/bin/uv:
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(VENV)/bootstrap uv
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --no-compile \
+		--target $(VENV)/bootstrap uv
 
 $(BIN)/.installed-run: pyproject.toml | $(UV)
 	test -x $(BIN)/python || $(UV) venv --quiet --seed --allow-existing --python $(PYTHON) $(VENV)
