@@ -9,12 +9,23 @@ out in primary-key order, so two databases holding the same data dump to the sam
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, LargeBinary, Table, func, insert, select, text
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    LargeBinary,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+)
 
 from packhouse.db.engine import Database
 from packhouse.db.schema import metadata
@@ -71,6 +82,24 @@ def insert_rows(conn: Connection, name: str, rows: Sequence[Mapping[str, Any]]) 
             raise ValueError(f"{name}: unknown columns {sorted(unknown)}")
         decoded.append({col: _decode(kinds[col], row.get(col)) for col in kinds})
     conn.execute(insert(t), decoded)
+
+
+@functools.cache
+def seeded_tables() -> frozenset[str]:
+    """Tables the migrations themselves fill (bookkeeping such as `generations`): found by
+    migrating a scratch in-memory database, so a table added later is found too. An import
+    treats a target holding only these rows as empty and replaces them."""
+    scratch = Database("sqlite://")
+    try:
+        scratch.upgrade()
+        with scratch.read() as conn:
+            return frozenset(name for name, n in counts(conn).items() if n)
+    finally:
+        scratch.dispose()
+
+
+def clear(conn: Connection, name: str) -> None:
+    conn.execute(delete(table(name)))
 
 
 def reset_sequences(conn: Connection) -> None:

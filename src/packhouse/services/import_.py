@@ -4,8 +4,9 @@ All or nothing, in this order:
 
 1. the manifest is read and checked: its format and version, and that its schema revision
    is the target's (both servers on the same Packhouse schema);
-2. the target database must be empty (no row in any table: a server that has started once
-   holds its `main` repositories and admin user, so import before the first `serve`);
+2. the target database must be empty (no row in any table but those the migrations fill,
+   which are replaced: a server that has started once holds its `main` repositories and
+   admin user, so import before the first `serve`);
 3. every table file is checked against the manifest's sha256 and size, before anything is
    written;
 4. blobs first: each file in blobs/ is hashed and refused unless its bytes match its name,
@@ -91,6 +92,8 @@ def import_all(ctx: Context, directory: Path, progress: Progress = no_progress) 
     done = 0
     with ctx.db.write() as conn:
         _refuse_unless_empty(conn)
+        for name in dump_store.seeded_tables():
+            dump_store.clear(conn, name)  # the export holds the source's rows of these
         progress("importing rows", 0, total_rows)
         for entry in tables:
             name = entry["name"]
@@ -120,7 +123,8 @@ def import_all(ctx: Context, directory: Path, progress: Progress = no_progress) 
 
 
 def _refuse_unless_empty(conn: Connection) -> None:
-    held = {name: n for name, n in dump_store.counts(conn).items() if n}
+    seeded = dump_store.seeded_tables()
+    held = {name: n for name, n in dump_store.counts(conn).items() if n and name not in seeded}
     if held:
         listed = ", ".join(f"{n} {name}" for name, n in held.items())
         raise Conflict(
