@@ -277,6 +277,8 @@ def test_sqlite_locked_past_the_busy_timeout_is_a_503_and_nothing_is_written(
     try:
         wheel = make_wheel(tmp_path, "ph-locked", "1.0")
         before = journal_files(data)
+        # a first request, so the server knows the password (a login attempt is a write)
+        assert listed(server, "ph-locked") == []
         holder = sqlite3.connect(data / "packhouse.db", isolation_level=None, timeout=30)
         holder.execute("BEGIN EXCLUSIVE")  # another writer holding the lock for long
         try:
