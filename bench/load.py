@@ -14,7 +14,8 @@ asyncio workers (httpx, one keep-alive connection each) pick requests by weight:
   repodata.json.zst now and then;
 - downloads of wheels and conda packages (checked against their sha256);
 - uploads: new wheels through the legacy API into the projects being read and new conda
-  packages PUT into the subdirs being read, so pages and shards change during the run.
+  packages PUT into the subdirs being read, so pages and shards change during the run
+  (`--same-uploads`: seeded files sent again, `--read-only`: none).
 
 Every answer is checked: the expected status, pages parsed whole. Reported: errors (any
 unexpected status, body that does not parse, transport error), p50/p99 per kind,
@@ -84,6 +85,8 @@ class Files:
 
     wheels: list[tuple[str, str, str]] = field(default_factory=list)
     packages: list[tuple[str, str, str]] = field(default_factory=list)
+    seeded: list[Upload] = field(default_factory=list)  # kept to send again (--same-uploads)
+    same: bool = False  # uploads send seeded files again: the upload path, no new data
     counter: int = 0
 
     def version(self) -> str:
@@ -239,15 +242,27 @@ class Worker:
         subdir, filename, sha = self.rng.choice(self.files.packages)
         await self._download(f"/conda/main/{subdir}/{filename}", sha)
 
+    def _again(self, conda: bool) -> Upload:
+        return self.rng.choice([u for u in self.files.seeded if (u.subdir is not None) == conda])
+
     async def upload_wheel(self) -> None:
         project = self.rng.choice(PROJECTS)
-        upload = wheel_upload(self.files, project)
+        upload = self._again(False) if self.files.same else wheel_upload(self.files, project)
         response = await post_wheel(self.client, upload)
         if response.status_code != 200:
             raise ValueError(f"upload of {upload.filename}: {response.status_code} {response.text}")
-        self.files.wheels.append((project, upload.filename, upload.sha256))
+        if not self.files.same:
+            self.files.wheels.append((project, upload.filename, upload.sha256))
 
     async def upload_conda(self) -> None:
+        if self.files.same:
+            again = self._again(True)
+            response = await self.client.put(
+                f"/conda/main/{again.subdir}/{again.filename}", content=again.data
+            )
+            if response.status_code != 200:  # "already there with the same contents"
+                raise ValueError(f"{again.filename} again: {response.status_code} {response.text}")
+            return
         upload = conda_upload(self.files, self.rng)
         response = await self.client.put(
             f"/conda/main/{upload.subdir}/{upload.filename}", content=upload.data
@@ -266,6 +281,7 @@ async def seed(url: str, files: Files, rng: random.Random, wheels: int, packages
                 response = await post_wheel(c, upload)
                 response.raise_for_status()
                 files.wheels.append((project, upload.filename, upload.sha256))
+                files.seeded.append(upload)
         for _ in range(packages):
             upload = conda_upload(files, rng)
             response = await c.put(
@@ -274,6 +290,7 @@ async def seed(url: str, files: Files, rng: random.Random, wheels: int, packages
             response.raise_for_status()
             assert upload.subdir is not None
             files.packages.append((upload.subdir, upload.filename, upload.sha256))
+            files.seeded.append(upload)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -285,7 +302,7 @@ async def run(args: argparse.Namespace, server: Server) -> int:
     assert server.process is not None
     pid = server.process.pid
     rng = random.Random(args.seed)
-    files = Files()
+    files = Files(same=args.same_uploads)
     started = time.monotonic()
     await seed(server.url, files, rng, args.wheels, args.packages)
     log(
@@ -348,6 +365,12 @@ def main() -> None:
     parser.add_argument("--packages", type=int, default=300, help="conda packages, seeded")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--read-only", action="store_true", help="no uploads during the run")
+    parser.add_argument(
+        "--same-uploads",
+        action="store_true",
+        help="uploads send seeded files again (answered 'already there'): the upload path"
+        " without new data, to tell a leak from growth that follows the data",
+    )
     args = parser.parse_args()
     if args.read_only:
         WEIGHTS["upload_wheel"] = WEIGHTS["upload_conda"] = 0
