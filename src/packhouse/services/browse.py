@@ -13,6 +13,7 @@ PostgreSQL. Full-text search (FTS5, tsvector) would add stemming; see docs/ui.md
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -44,8 +45,9 @@ class Entry:
     version: str  # of the newest upload
     summary: str
     uploaded: datetime
-    haystack_name: str = field(repr=False, default="")
+    haystack_name: str = field(repr=False, default="")  # display name lowered, name
     haystack_summary: str = field(repr=False, default="")
+    display_lower: str = field(repr=False, default="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,7 @@ class _Index:
     serial: int
     by_repo: dict[int, dict[str, Entry]]
     files: dict[int, int]
+    sorted_by_repo: dict[int, tuple[Entry, ...]] = field(default_factory=dict)  # by name
 
 
 def _summary_column() -> ColumnElement[Any]:
@@ -175,8 +178,13 @@ class Browse:
                 row.upload_time,
                 row.display_name.lower() + " " + row.name,
                 summary.lower(),
+                row.display_name.lower(),
             )
-        return _Index(serial, by_repo, files)
+        ordered = {
+            rid: tuple(sorted(names.values(), key=lambda e: e.name))
+            for rid, names in by_repo.items()
+        }
+        return _Index(serial, by_repo, files, ordered)
 
     # -- what a caller may read -----------------------------------------------------------
 
@@ -299,7 +307,7 @@ class Browse:
         if not wanted:
             return []
         index = self._current()
-        hits: dict[tuple[str, str], Hit] = {}
+        hits: dict[tuple[str, str], tuple[int, str, Repository, Entry]] = {}
         readable = self.readable(who)
         readable_ids = {r.id for r in readable}
         # a repository the caller reads directly shows its own names before any group
@@ -309,27 +317,36 @@ class Browse:
                 if member.kind is RepoKind.PROXY:
                     continue
                 where = member if member.id in readable_ids else repo
-                for entry in _matches(index.by_repo.get(member.id, {}).values(), wanted):
-                    key = (repo.format.value, entry.entry.name)
+                fmt = repo.format.value
+                entries = index.sorted_by_repo.get(member.id, ())
+                for rank, entry in _first_matches(entries, wanted, limit):
+                    key = (fmt, entry.name)
                     if key not in hits:
-                        hits[key] = Hit(where, entry.entry, entry.rank)
-        return sorted(hits.values(), key=lambda h: (h.rank, h.entry.name))[:limit]
+                        hits[key] = (rank, entry.name, where, entry)
+        best = heapq.nsmallest(limit, hits.values(), key=lambda h: (h[0], h[1]))
+        return [Hit(where, entry, rank) for rank, _, where, entry in best]
 
 
-@dataclass(frozen=True, slots=True)
-class _Match:
-    entry: Entry
-    rank: int
-
-
-def _matches(entries: Iterable[Entry], wanted: str) -> Iterable[_Match]:
+def _first_matches(
+    entries: Sequence[Entry], wanted: str, limit: int
+) -> Iterable[tuple[int, Entry]]:
+    """(rank, entry) of the first `limit` entries (in name order) of each rank matching:
+    0 the exact name, 1 a name prefix, 2 in the name, 3 in the summary. The best `limit`
+    overall are among them, and a search matching thousands keeps only these."""
+    kept = [0, 0, 0, 0]
     for e in entries:
-        if wanted in e.haystack_name:
-            if e.name == wanted or e.display_name.lower() == wanted:
-                yield _Match(e, 0)
-            elif e.haystack_name.startswith(wanted):
-                yield _Match(e, 1)
+        name = e.haystack_name
+        if wanted in name:
+            if e.name == wanted or e.display_lower == wanted:
+                rank = 0
+            elif name.startswith(wanted):
+                rank = 1
             else:
-                yield _Match(e, 2)
+                rank = 2
         elif wanted in e.haystack_summary:
-            yield _Match(e, 3)
+            rank = 3
+        else:
+            continue
+        if kept[rank] < limit:
+            kept[rank] += 1
+            yield rank, e

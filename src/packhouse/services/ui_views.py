@@ -79,6 +79,7 @@ class ProjectView:
     urls: tuple[tuple[str, str], ...]
     yanked_files: tuple[FileView, ...]  # every yanked file, with its reason
     stale: bool = False
+    etag: str = ""  # of the JSON API document it was made from
 
 
 def _when(text: str | None) -> datetime | None:
@@ -168,14 +169,36 @@ def _urls(info: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 
 class ProjectViews:
-    def __init__(self, reader: PypiReader) -> None:
+    """Views made from the JSON API's cached document, kept while its ETag holds (a big
+    project's document is parsed once per change, not per page view)."""
+
+    def __init__(self, reader: PypiReader, size: int = 256) -> None:
         self._reader = reader
         self.descriptions = Descriptions()
+        self._size = size
+        self._kept: OrderedDict[tuple[object, ...], ProjectView] = OrderedDict()
+        self._lock = threading.Lock()
 
     def project(
         self, repo: Repository, project: str, version: str | None, base_url: str
     ) -> ProjectView:
         page = self._reader.json_api(repo, project, None, base_url)
+        key = (repo.id, project, version, base_url, page.etag)
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None:
+                self._kept.move_to_end(key)
+                return found
+        view = self._make(repo, project, version, base_url, page)
+        with self._lock:
+            self._kept[key] = view
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return view
+
+    def _make(
+        self, repo: Repository, project: str, version: str | None, base_url: str, page: Page
+    ) -> ProjectView:
         doc = orjson.loads(page.body)
         if version is not None:
             doc = {
@@ -208,6 +231,7 @@ class ProjectViews:
             urls=_urls(info),
             yanked_files=tuple(f for r in releases for f in r.files if f.yanked),
             stale=page.stale,
+            etag=page.etag,
         )
 
 

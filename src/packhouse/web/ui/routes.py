@@ -125,18 +125,17 @@ async def pypi_project(request: Request) -> Response:
     base = base_url(request)
     view = await run_in_threadpool(ui(request).projects.project, repo, name, p.get("version"), base)
     ctx = await context(request)
-    svc = deps.services(request)
-    return ui(request).renderer.page(
-        request,
-        "project.html",
-        {
-            **ctx,
-            "repo": repo,
-            "project": view,
-            "public": svc.access.is_public(repo.id),
-            "index_url": f"{base}/pypi/{repo.name}/simple/",
-        },
-    )
+    public = deps.services(request).access.is_public(repo.id)
+    shown = {
+        "repo": repo,
+        "project": view,
+        "public": public,
+        "index_url": f"{base}/pypi/{repo.name}/simple/",
+    }
+    renderer = ui(request).renderer
+    key = ("pypi-project", repo.id, view.normalized, p.get("version"), base, view.etag, public)
+    body = await run_in_threadpool(renderer.fragment, key, "project_body.html", shown)
+    return renderer.page(request, "project.html", {**ctx, **shown, "body": body})
 
 
 async def conda_package(request: Request) -> Response:
