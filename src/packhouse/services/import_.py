@@ -9,8 +9,9 @@ All or nothing, in this order:
    admin user, so import before the first `serve`);
 3. every table file is checked against the manifest's sha256 and size, before anything is
    written;
-4. blobs first: each file in blobs/ is hashed and refused unless its bytes match its name,
-   then stored (a blob already in the target store is kept: same name, same bytes);
+4. blobs first, several at a time: each file in blobs/ is hashed and refused unless its
+   bytes match its name, then stored (a blob already in the target store is kept: same
+   name, same bytes);
 5. then every row in one write transaction, streamed in batches, each row's blobs checked
    present; the database's id sequences are moved past the imported ids.
 
@@ -20,9 +21,11 @@ unreferenced, and `packhouse fsck --remove` reclaims them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,7 @@ from packhouse.db.migrate import current_revision
 from packhouse.errors import Conflict, InvalidInput
 from packhouse.services.context import Context
 from packhouse.services.export import CHUNK, FORMAT, MANIFEST, VERSION, Progress, no_progress
+from packhouse.services.parallel import Parallel
 from packhouse.types import Sha256
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -162,25 +166,30 @@ def _store_blobs(
 ) -> tuple[int, int]:
     total = int(expected["count"])
     count = size = 0
-    progress("checking and storing blobs", 0, total)
-    with os.scandir(blobs_dir) as entries:
-        for entry in entries:
-            if not _SHA256.match(entry.name):
-                continue  # e.g. a .part- file an interrupted export left
-            path = Path(entry.path)
-            digest = hashlib.sha256()
-            with path.open("rb") as src:
-                while chunk := src.read(CHUNK):
-                    digest.update(chunk)
-            if digest.hexdigest() != entry.name:
-                raise InvalidInput(
-                    f"blob {path} holds bytes whose sha256 is {digest.hexdigest()}: the export"
-                    " is damaged; nothing was imported"
-                )
-            ctx.blobs.put_file(Sha256(entry.name), path)
+    lock = threading.Lock()
+
+    def store(path: Path) -> None:
+        nonlocal count, size
+        digest = hashlib.sha256()
+        with path.open("rb") as src:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+        if digest.hexdigest() != path.name:
+            raise InvalidInput(
+                f"blob {path} holds bytes whose sha256 is {digest.hexdigest()}: the export"
+                " is damaged; nothing was imported"
+            )
+        ctx.blobs.put_file(Sha256(path.name), path)
+        with lock:
             count += 1
-            size += entry.stat().st_size
+            size += path.stat().st_size
             progress("checking and storing blobs", count, total)
+
+    progress("checking and storing blobs", 0, total)
+    with os.scandir(blobs_dir) as entries, Parallel() as stores:
+        for entry in entries:
+            if _SHA256.match(entry.name):  # not a .part- file an interrupted export left
+                stores.submit(functools.partial(store, Path(entry.path)))
     if count != total:
         raise InvalidInput(f"{blobs_dir} holds {count} blobs, the manifest says {total}")
     return count, size
