@@ -28,6 +28,7 @@ from packhouse.web.routes import conda, conda_upload_apis, files, oidc, ops, pyp
 from packhouse.web.routes.ops import ServiceCollector
 from packhouse.web.security import NoReferrer, PublicOrigin, UrlToken
 from packhouse.web.ui import account as ui_account
+from packhouse.web.ui import admin as ui_admin
 from packhouse.web.ui import routes as ui_routes
 from packhouse.wiring import Services, build_context
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     app = Starlette(
         routes=[
             *ui_account.routes,  # the web UI: `/` and /ui/ (the simple index stays put)
+            *ui_admin.routes,
             *ui_routes.routes,
             *ops.routes,
             *pypi.routes,

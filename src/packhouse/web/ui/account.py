@@ -20,7 +20,7 @@ from packhouse.types import Action
 from packhouse.web import deps
 from packhouse.web.client import client_address
 from packhouse.web.ui.render import HTML_SECURITY_HEADERS
-from packhouse.web.ui.routes import context
+from packhouse.web.ui.routes import context, guarded
 from packhouse.web.ui.state import LOGIN_COOKIE, SESSION_COOKIE, set_cookie, signed_in, ui
 
 MAX_FORM_FIELDS = 200
@@ -190,8 +190,8 @@ async def revoke_token(request: Request) -> Response:
 routes = [
     Route("/ui/login", login_page, methods=["GET", "HEAD"]),
     Route("/ui/login", login, methods=["POST"]),
-    Route("/ui/logout", logout, methods=["POST"]),
+    Route("/ui/logout", guarded(logout), methods=["POST"]),
     Route("/ui/tokens", tokens_page, methods=["GET", "HEAD"]),
-    Route("/ui/tokens", create_token, methods=["POST"]),
-    Route("/ui/tokens/{token_id}/revoke", revoke_token, methods=["POST"]),
+    Route("/ui/tokens", guarded(create_token), methods=["POST"]),
+    Route("/ui/tokens/{token_id}/revoke", guarded(revoke_token), methods=["POST"]),
 ]

@@ -4,6 +4,8 @@ service like any other request."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 from packaging.utils import canonicalize_name
@@ -60,9 +62,25 @@ async def _readable(request: Request, fmt: str, name: str) -> tuple[Repository, 
 
 def sign_in_first(request: Request) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method not in ("GET", "HEAD"):
+        target = "/"  # a form sent after the session ended: sent again by hand, if at all
     response = RedirectResponse(f"/ui/login?next={quote(target, safe='/')}", status_code=303)
     response.headers.update(HTML_SECURITY_HEADERS)
     return response
+
+
+def guarded(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Any]:
+    """The endpoint, sending a viewer whose session has ended (or who never signed in) to
+    the sign-in page instead of a 401 (whose WWW-Authenticate would make the browser ask
+    for a password in its own dialog)."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except AuthenticationRequired:
+            return sign_in_first(request)
+
+    return wrapped
 
 
 async def home(request: Request) -> Response:

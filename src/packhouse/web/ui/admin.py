@@ -1,0 +1,203 @@
+"""Administration pages: users, repositories and their permissions, the journal. Only an
+administrator signed in with their password (a session) may see them; every change is a
+form with the session's CSRF token and goes through the same services as the CLI and the
+management API, so it is journaled the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from packhouse.errors import AuthenticationRequired, InvalidInput
+from packhouse.services import accounts, repos, ui_admin
+from packhouse.services.sessions import SignedIn
+from packhouse.types import Action, Format, RepoKind
+from packhouse.web import deps
+from packhouse.web.ui.account import _redirect, _session_form
+from packhouse.web.ui.routes import _format, context, guarded
+from packhouse.web.ui.state import signed_in, ui
+
+MAX_FILTER = 200
+
+
+async def _admin(request: Request) -> SignedIn:
+    session = await signed_in(request)
+    if session is None:
+        raise AuthenticationRequired("sign in as an administrator first")
+    deps.services(request).access.require_admin(session.principal)
+    return session
+
+
+async def _admin_form(request: Request) -> tuple[SignedIn, FormData]:
+    session, form = await _session_form(request)
+    deps.services(request).access.require_admin(session.principal)
+    return session, form
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+async def _page(request: Request, template: str, extra: dict[str, Any]) -> Response:
+    ctx = await context(request)
+    return ui(request).renderer.page(request, template, {**ctx, "section": template, **extra})
+
+
+async def users(request: Request) -> Response:
+    await _admin(request)
+    svc = deps.services(request)
+    listed = await run_in_threadpool(accounts.list_users, svc.ctx)
+    groups = await run_in_threadpool(ui_admin.memberships, svc.ctx)
+    return await _page(request, "admin_users.html", {"users": listed, "groups": groups})
+
+
+async def user_create(request: Request) -> Response:
+    session, form = await _admin_form(request)
+    svc = deps.services(request)
+    name, password = _text(form, "name"), form.get("password")
+    if not isinstance(password, str) or not password:
+        raise InvalidInput("give the new user a password")
+    await run_in_threadpool(
+        lambda: accounts.create_user(
+            svc.ctx,
+            actor=session.principal.name,
+            name=name,
+            password=password,
+            admin=form.get("admin") == "on",
+        )
+    )
+    return _redirect("/ui/admin/users")
+
+
+async def user_change(request: Request) -> Response:
+    session, form = await _admin_form(request)
+    svc = deps.services(request)
+    name = request.path_params["name"]
+    change = _text(form, "change")
+    values = {
+        "disable": {"disabled": True},
+        "enable": {"disabled": False},
+        "make-admin": {"admin": True},
+        "revoke-admin": {"admin": False},
+    }.get(change)
+    if values is None:
+        raise InvalidInput(f"unknown change {change!r}")
+    if name == session.principal.name and change in ("disable", "revoke-admin"):
+        raise InvalidInput("you cannot disable yourself or take away your own admin right here")
+    await run_in_threadpool(
+        lambda: accounts.update_user(svc.ctx, actor=session.principal.name, name=name, **values)
+    )
+    return _redirect("/ui/admin/users")
+
+
+async def repositories(request: Request) -> Response:
+    await _admin(request)
+    svc = deps.services(request)
+    listed = sorted(svc.catalog.all(), key=lambda r: (r.format.value, r.name))
+    public = {r.id: svc.access.is_public(r.id) for r in listed}
+    return await _page(
+        request, "admin_repositories.html", {"repositories": listed, "public_ids": public}
+    )
+
+
+async def repository_create(request: Request) -> Response:
+    session, form = await _admin_form(request)
+    svc = deps.services(request)
+    fmt = _format(_text(form, "format") or "pypi")
+    bases = [b.strip() for b in _text(form, "bases").split(",") if b.strip()]
+    upstream = _text(form, "upstream") or None
+    made = await run_in_threadpool(
+        lambda: repos.create_repository(
+            svc.ctx,
+            actor=session.principal.name,
+            name=_text(form, "name"),
+            fmt=fmt,
+            kind=RepoKind.PROXY if upstream else RepoKind.HOSTED,
+            bases=bases,
+            public=form.get("public") == "on",
+            description=_text(form, "description"),
+            upstream_url=upstream,
+        )
+    )
+    return _redirect(f"/ui/admin/repositories/{made.format.value}/{made.name}")
+
+
+async def repository(request: Request) -> Response:
+    await _admin(request)
+    svc = deps.services(request)
+    repo = svc.catalog.get(_format(request.path_params["format"]), request.path_params["repo"])
+    found = await run_in_threadpool(ui_admin.grants, svc.ctx, repo)
+    return await _page(
+        request,
+        "admin_repository.html",
+        {"repo": repo, "grants": found, "order": svc.catalog.order(repo)},
+    )
+
+
+async def permission(request: Request) -> Response:
+    session, form = await _admin_form(request)
+    svc = deps.services(request)
+    fmt: Format = _format(request.path_params["format"])
+    name = request.path_params["repo"]
+    svc.catalog.get(fmt, name)
+    action_text = _text(form, "action")
+    if action_text not in ("none", "read", "upload", "admin"):
+        raise InvalidInput(f"unknown action {action_text!r}: read, upload, admin or none")
+    action = None if action_text == "none" else Action(action_text)
+    kind = _text(form, "kind") or None
+    if kind not in (None, "user", "group", "special"):
+        raise InvalidInput(f"unknown principal kind {kind!r}: user, group or special")
+    await run_in_threadpool(
+        lambda: repos.set_permission(
+            svc.ctx,
+            actor=session.principal.name,
+            fmt=fmt,
+            name=name,
+            principal=_text(form, "principal"),
+            action=action,
+            kind=kind,
+        )
+    )
+    return _redirect(f"/ui/admin/repositories/{fmt.value}/{name}")
+
+
+async def journal(request: Request) -> Response:
+    await _admin(request)
+    svc = deps.services(request)
+    q = request.query_params
+    filters = {k: q.get(k, "")[:MAX_FILTER] for k in ("repository", "actor", "action", "project")}
+    try:
+        limit = int(q.get("limit", "100"))
+    except ValueError:
+        raise InvalidInput("the limit is not a number") from None
+    entries = await run_in_threadpool(lambda: ui_admin.journal(svc.ctx, limit=limit, **filters))
+    return await _page(
+        request, "admin_journal.html", {"entries": entries, "filters": filters, "limit": limit}
+    )
+
+
+async def admin_root(request: Request) -> Response:
+    return _redirect("/ui/admin/users")
+
+
+routes = [
+    Route("/ui/admin", guarded(admin_root), methods=["GET", "HEAD"]),
+    Route("/ui/admin/users", guarded(users), methods=["GET", "HEAD"]),
+    Route("/ui/admin/users", guarded(user_create), methods=["POST"]),
+    Route("/ui/admin/users/{name}", guarded(user_change), methods=["POST"]),
+    Route("/ui/admin/repositories", guarded(repositories), methods=["GET", "HEAD"]),
+    Route("/ui/admin/repositories", guarded(repository_create), methods=["POST"]),
+    Route("/ui/admin/repositories/{format}/{repo}", guarded(repository), methods=["GET", "HEAD"]),
+    Route(
+        "/ui/admin/repositories/{format}/{repo}/permissions",
+        guarded(permission),
+        methods=["POST"],
+    ),
+    Route("/ui/admin/journal", guarded(journal), methods=["GET", "HEAD"]),
+]
