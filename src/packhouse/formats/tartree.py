@@ -1,15 +1,16 @@
-"""What a conda package's tar members may be, wherever they are (`info/` or the package body).
+"""What the members of a tar archive may be when it is unpacked: the rule for sdists and for
+conda packages (their `info/` stricter still, see formats/conda/archive.py).
 
-conda extracts a package into its cache and then links every file into an environment, so a
-member must stay inside the package root when extracted:
+Unpacked, every member must stay inside the directory it is unpacked into (PEP 721's "data"
+filter, which pip and uv apply to sdists; conda's own checks for packages):
 
 - no absolute names and no `..` components;
-- in `info/`, regular files and directories only (Packhouse reads these files);
-- elsewhere also symbolic links, as long as their target, resolved through the package's
-  other symbolic links, stays inside the package root (`lib/libz.so -> libz.so.1` is common;
-  `/etc/passwd` or `../../x` is refused), and hard links to a regular file that an earlier
-  member of the same archive holds (what tar requires);
-- never devices, FIFOs or GNU sparse files (conda-build never writes them).
+- symbolic links only when their target, resolved through the archive's other symbolic links,
+  stays inside (`lib/libz.so -> libz.so.1` is common, hatchling keeps a project's own links
+  in sdists; `/etc/passwd` or `../../x` is refused), and hard links only to a regular file
+  that an earlier member holds (what tar requires);
+- where links are not allowed at all (`links=False`), regular files and directories only;
+- never devices, FIFOs or GNU sparse files (no build tool writes them).
 
 `TreeCheck` is fed every member in archive order and checks the symbolic links at the end,
 when all of them are known (a link may point through one that comes later).
@@ -43,14 +44,17 @@ def _parts(path: str) -> list[str]:
 
 @dataclass
 class TreeCheck:
-    """Checks one archive's members; `label` names the archive part in messages."""
+    """Checks one archive's members; `label` names the archive (or part) in messages and
+    `root` what a link must stay inside ("package", "sdist")."""
 
     label: str = "archive"
+    root: str = "package"
     _files: set[str] = field(default_factory=set)
     _links: dict[str, str] = field(default_factory=dict)
 
-    def add(self, member: tarfile.TarInfo, in_info: bool) -> None:
-        """Refuse `member` if its name or type is not allowed where it is."""
+    def add(self, member: tarfile.TarInfo, *, links: bool = True, where: str | None = None) -> None:
+        """Refuse `member` if its name or type is not allowed; `links=False` refuses links too,
+        naming the member as a `where` member."""
         name = member.name
         problem = _name_problem(name)
         if problem:
@@ -60,9 +64,8 @@ class TreeCheck:
             if member.isreg():
                 self._files.add("/".join(_parts(name)))
             return
-        if in_info or kind not in ("symbolic link", "hard link"):
-            where = "info/ member" if in_info else f"{self.label} member"
-            raise UnsafeArchive(f"{where} {name!r} is a {kind}")
+        if not links or kind not in ("symbolic link", "hard link"):
+            raise UnsafeArchive(f"{where or self.label} member {name!r} is a {kind}")
         if member.issym():
             self._links["/".join(_parts(name))] = member.linkname
         else:
@@ -72,7 +75,8 @@ class TreeCheck:
         problem = _name_problem(target)
         if problem or not target:
             raise UnsafeArchive(
-                f"{self.label} member {name!r} is a hard link to {target!r}, outside the package"
+                f"{self.label} member {name!r} is a hard link to {target!r}, outside the"
+                f" {self.root}"
             )
         if "/".join(_parts(target)) not in self._files:
             raise UnsafeArchive(
@@ -92,12 +96,12 @@ class TreeCheck:
             if _is_absolute(target):
                 raise UnsafeArchive(
                     f"{self.label} member {name!r} is a symbolic link to the absolute path"
-                    f" {target!r}, outside the package"
+                    f" {target!r}, outside the {self.root}"
                 )
             if self._target(name, resolved, set()) is None:
                 raise UnsafeArchive(
                     f"{self.label} member {name!r} is a symbolic link to {target!r}, which leaves"
-                    " the package"
+                    f" the {self.root}"
                 )
 
     def _target(

@@ -320,23 +320,19 @@ def test_sdist_symlink_pkg_info(tmp_path: Path) -> None:
     link, _ = tar_member("demo-1.0/PKG-INFO", kind=tarfile.SYMTYPE)
     link.linkname = "/etc/passwd"
     path = make_tar_gz(tmp_path / SDIST_NAME, [(link, b"")])
-    assert "sdist member 'demo-1.0/PKG-INFO' is a symbolic link (to '/etc/passwd')" in refusal(path)
+    assert "sdist member 'demo-1.0/PKG-INFO' is a link or special file" in refusal(path)
 
 
 def test_sdist_hardlink_pkg_info(tmp_path: Path) -> None:
     link, _ = tar_member("demo-1.0/PKG-INFO", kind=tarfile.LNKTYPE)
     link.linkname = "demo-1.0/setup.py"
     path = make_tar_gz(tmp_path / SDIST_NAME, [tar_member("demo-1.0/setup.py", b"x"), (link, b"")])
-    assert "sdist member 'demo-1.0/PKG-INFO' is a hard link (to 'demo-1.0/setup.py')" in refusal(
-        path
-    )
+    assert "sdist member 'demo-1.0/PKG-INFO' is a link or special file" in refusal(path)
 
 
 def test_sdist_device(tmp_path: Path) -> None:
     path = make_sdist(tmp_path, [tar_member("demo-1.0/dev", kind=tarfile.CHRTYPE)])
-    assert "sdist member 'demo-1.0/dev' is a device; an sdist may hold only regular files" in (
-        refusal(path)
-    )
+    assert "sdist member 'demo-1.0/dev' is a character device" in refusal(path)
 
 
 def test_sdist_duplicate_pkg_info(tmp_path: Path) -> None:

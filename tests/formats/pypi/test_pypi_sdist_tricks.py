@@ -1,11 +1,13 @@
-"""Sdists hold only files and directories (docs/pypi.md: "a safe archive ... no links"); a
-damaged GNU sparse header is a clear refusal, not a crash. Archives are built here, the sparse
-ones header by header."""
+"""Sdists hold files, directories and links that stay inside (docs/pypi.md); no devices,
+FIFOs or sparse files; a damaged GNU sparse header is a clear refusal, not a crash. Archives
+are built here, the sparse ones header by header."""
 
 from __future__ import annotations
 
 import gzip
 import stat
+import subprocess
+import sys
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -81,19 +83,34 @@ def test_the_builders_make_an_sdist_that_is_accepted(tmp_path: Path) -> None:
 HAZARDS: dict[str, tuple[Callable[[], bytes], str]] = {
     "symlink to /etc/passwd": (
         lambda: sdist(member("demo-1.0/passwd", kind=tarfile.SYMTYPE, link="/etc/passwd")),
-        "'demo-1.0/passwd' is a symbolic link (to '/etc/passwd')",
+        "'demo-1.0/passwd' is a symbolic link to the absolute path '/etc/passwd', outside the"
+        " sdist",
     ),
-    "symlink inside the tree": (
-        lambda: sdist(member("demo-1.0/README", kind=tarfile.SYMTYPE, link="PKG-INFO")),
-        "'demo-1.0/README' is a symbolic link (to 'PKG-INFO')",
+    "symlink out with ..": (
+        lambda: sdist(member("demo-1.0/up", kind=tarfile.SYMTYPE, link="../../etc")),
+        "'demo-1.0/up' is a symbolic link to '../../etc', which leaves the sdist",
+    ),
+    "symlink out through another symlink": (
+        lambda: sdist(
+            member("demo-1.0/t", kind=tarfile.SYMTYPE, link="s/../../x"),
+            member("demo-1.0/s", kind=tarfile.SYMTYPE, link=".."),
+        ),
+        "'demo-1.0/t' is a symbolic link to 's/../../x', which leaves the sdist",
     ),
     "hardlink to ../../etc/passwd": (
         lambda: sdist(member("demo-1.0/passwd", kind=tarfile.LNKTYPE, link="../../etc/passwd")),
-        "'demo-1.0/passwd' is a hard link (to '../../etc/passwd')",
+        "'demo-1.0/passwd' is a hard link to '../../etc/passwd', outside the sdist",
     ),
-    "hardlink to another member": (
-        lambda: sdist(member("demo-1.0/copy", kind=tarfile.LNKTYPE, link="demo-1.0/PKG-INFO")),
-        "'demo-1.0/copy' is a hard link (to 'demo-1.0/PKG-INFO')",
+    "hardlink to a name not in the archive": (
+        lambda: sdist(member("demo-1.0/copy", kind=tarfile.LNKTYPE, link="demo-1.0/missing")),
+        "'demo-1.0/copy' is a hard link to 'demo-1.0/missing', which is not a regular file"
+        " earlier in the archive",
+    ),
+    "PKG-INFO as a symlink": (
+        lambda: gzip.compress(
+            member("demo-1.0/PKG-INFO", kind=tarfile.SYMTYPE, link="/etc/passwd") + b"\0" * 1024
+        ),
+        "'demo-1.0/PKG-INFO' is a link or special file, not a regular file",
     ),
     "GNU sparse member": (
         lambda: sdist(gnu_sparse("demo-1.0/holes.bin", extended=False)),
@@ -139,11 +156,11 @@ HAZARDS: dict[str, tuple[Callable[[], bytes], str]] = {
     ),
     "character device": (
         lambda: sdist(member("demo-1.0/tty", kind=tarfile.CHRTYPE)),
-        "'demo-1.0/tty' is a device",
+        "'demo-1.0/tty' is a character device",
     ),
     "block device": (
         lambda: sdist(member("demo-1.0/sda", kind=tarfile.BLKTYPE)),
-        "'demo-1.0/sda' is a device",
+        "'demo-1.0/sda' is a block device",
     ),
     "FIFO": (
         lambda: sdist(member("demo-1.0/pipe", kind=tarfile.FIFOTYPE)),
@@ -151,7 +168,7 @@ HAZARDS: dict[str, tuple[Callable[[], bytes], str]] = {
     ),
     "unknown member type": (
         lambda: sdist(member("demo-1.0/odd", kind=b"Z")),
-        "'demo-1.0/odd' has the unknown tar type",
+        "'demo-1.0/odd' is a member of the unknown tar type",
     ),
     "name that is not UTF-8": (
         lambda: sdist(member("demo-1.0/caf\udce9.py", b"x")),
@@ -176,6 +193,19 @@ def test_hazard_is_refused(tmp_path: Path, case: str) -> None:
     assert message in refusal(tmp_path, make())
 
 
+def test_links_that_stay_inside_are_accepted(tmp_path: Path) -> None:
+    """PEP 721's rule, as pip and uv unpack sdists; hatchling keeps a project's own links."""
+    path = tmp_path / SDIST
+    path.write_bytes(
+        sdist(
+            member("demo-1.0/README", kind=tarfile.SYMTYPE, link="PKG-INFO"),
+            member("demo-1.0/docs/index.txt", kind=tarfile.SYMTYPE, link="../README"),
+            member("demo-1.0/copy", kind=tarfile.LNKTYPE, link="demo-1.0/PKG-INFO"),
+        )
+    )
+    assert read_metadata(path, parse_dist_filename(SDIST), ArchiveLimits()) == PKG_INFO
+
+
 def test_a_zip_sdist_holds_no_links_either(tmp_path: Path) -> None:
     path = tmp_path / "demo-1.0.zip"
     with zipfile.ZipFile(path, "w") as archive:
@@ -186,3 +216,25 @@ def test_a_zip_sdist_holds_no_links_either(tmp_path: Path) -> None:
         archive.writestr(link, "/etc/passwd")
     with pytest.raises(UnsafeArchive, match=r"'demo-1\.0/passwd' is a symbolic link"):
         read_metadata(path, parse_dist_filename(path.name), ArchiveLimits())
+
+
+def test_a_hatchling_sdist_with_the_project_s_own_symlink_is_accepted(tmp_path: Path) -> None:
+    """hatchling keeps symbolic links in sdists (setuptools follows them): a real build."""
+    root = tmp_path / "proj"
+    (root / "src" / "demo_x").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "demo-x"\nversion = "1.0"\n'
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+    )
+    (root / "src" / "demo_x" / "__init__.py").write_text("VALUE = 1\n")
+    (root / "src" / "demo_x" / "alias.py").symlink_to("__init__.py")
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "sdist"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+    (path,) = (root / "dist").glob("*.tar.gz")
+    with tarfile.open(path) as archive:
+        assert archive.getmember("demo_x-1.0/src/demo_x/alias.py").issym()
+    assert b"Name: demo-x" in read_metadata(path, parse_dist_filename(path.name), ArchiveLimits())

@@ -10,10 +10,10 @@ decompressor is capped, so no archive can exhaust memory or run for ever:
   `max_window_size` and a cap on decompressed bytes, and every member of both is checked;
 - `.tar.bz2` is streamed through `bz2` with a cap on decompressed bytes.
 
-The tar members are walked with `conda_package_streaming`'s stream-mode tar generator and
-checked by `members.TreeCheck` (no absolute or `..` names, no links in `info/`, symbolic links
-elsewhere only within the package, hard links only to earlier files, no devices, FIFOs or
-sparse files).
+The tar members are walked in stream mode, as `conda_package_streaming` reads them, and
+checked by `formats/tartree.py` (no absolute or `..` names, no links in `info/`, symbolic
+links elsewhere only within the package, hard links only to earlier files, no devices, FIFOs
+or sparse files).
 md5, sha256 and size are computed here from the file's bytes; any in index.json are ignored.
 """
 
@@ -35,7 +35,6 @@ import orjson
 import zstandard
 
 from packhouse.errors import InvalidUpload, TooLarge, UnsafeArchive
-from packhouse.formats.conda.members import TreeCheck
 from packhouse.formats.conda.names import (
     build_problems,
     name_problems,
@@ -43,6 +42,7 @@ from packhouse.formats.conda.names import (
     subdir_problems,
     version_problems,
 )
+from packhouse.formats.tartree import TreeCheck
 from packhouse.formats.zipscan import scan_zip
 
 __all__ = [
@@ -200,7 +200,7 @@ def _walk(stream: IO[bytes], limits: Limits, part: str) -> dict[str, bytes]:
                     f"pkg-*.tar.zst member {name!r} belongs in info-*.tar.zst: it would"
                     " overwrite what Packhouse reads"
                 )
-            tree.add(member, in_info)
+            tree.add(member, links=not in_info, where="info/" if in_info else None)
             if not in_info:
                 continue
             info_total += member.size

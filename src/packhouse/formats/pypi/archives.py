@@ -28,6 +28,7 @@ from packaging.version import InvalidVersion, Version
 from packhouse.errors import UnsafeArchive
 from packhouse.formats.pypi.entrypoints import check_entry_points
 from packhouse.formats.pypi.filenames import DistFilename
+from packhouse.formats.tartree import TreeCheck
 from packhouse.formats.zipscan import scan_zip
 
 __all__ = [
@@ -325,29 +326,6 @@ class _CappedReader:
         return data
 
 
-def _check_tar_member_type(member: tarfile.TarInfo) -> None:
-    """Only files and directories: docs/pypi.md promises "no links", and a link, device, FIFO
-    or sparse file is never part of a source tree (build tools do not write them)."""
-    name = member.name
-    if member.issym():
-        problem = f"is a symbolic link (to {member.linkname!r})"
-    elif member.islnk():
-        problem = f"is a hard link (to {member.linkname!r})"
-    elif member.issparse():
-        problem = "is a GNU sparse file"
-    elif member.ischr() or member.isblk():
-        problem = "is a device"
-    elif member.isfifo():
-        problem = "is a FIFO"
-    elif member.isreg() or member.isdir():
-        return
-    else:
-        problem = f"has the unknown tar type {member.type!r}"
-    raise UnsafeArchive(
-        f"sdist member {name!r} {problem}; an sdist may hold only regular files and directories"
-    )
-
-
 def _tar_limit(path: Path, limits: ArchiveLimits) -> int:
     """How many decompressed bytes a tar.gz may produce: its members' limit plus room for
     headers, and at most `max_ratio` times its compressed size."""
@@ -362,6 +340,9 @@ def _read_tar_sdist(path: Path, dist: DistFilename, limits: ArchiveLimits) -> by
     top: str | None = None
     count = 0
     total = 0
+    # Links only where they stay inside (PEP 721, as pip and uv unpack sdists): hatchling
+    # keeps a project's own symbolic links; no devices, FIFOs or sparse files.
+    tree = TreeCheck("sdist", "sdist")
     with path.open("rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
         capped = _CappedReader(unzipped, _tar_limit(path, limits))
         try:
@@ -377,7 +358,7 @@ def _read_tar_sdist(path: Path, dist: DistFilename, limits: ArchiveLimits) -> by
                         raise UnsafeArchive(f"sdist has more than {limits.max_members} members")
                     name = member.name
                     _check_member_name(kind, name)
-                    _check_tar_member_type(member)
+                    tree.add(member)
                     total += member.size
                     _check_sizes(kind, name, member.size, total, limits)
                     first = name.split("/", 1)[0]
@@ -407,6 +388,7 @@ def _read_tar_sdist(path: Path, dist: DistFilename, limits: ArchiveLimits) -> by
             raise UnsafeArchive(
                 f"sdist is not a valid .tar.gz file ({error}); rebuild and upload it again"
             ) from error
+    tree.finish()
     top_dir = _pick_top(dist, {top} if top is not None else set())
     data = found.get(f"{top_dir}/PKG-INFO")
     if data is None:
