@@ -250,6 +250,7 @@ def test_screenshots_of_the_main_pages(site: RunningServer, browser: Any, scheme
         "project": "/ui/pypi/main/acme-widgets/",
         "conda-package": "/ui/conda/main/acme-tools/",
         "search": "/ui/search?q=acme",
+        "admin-journal": "/ui/admin/journal",
     }
     for name, path in shots.items():
         response = page.goto(site.url + path)
