@@ -12,6 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests.builders import make_wheel
+from tests.services.test_pypi_services import upload
 
 from packhouse.auth import tokens
 from packhouse.auth.passwords import HASHER
@@ -171,16 +173,15 @@ def test_wrong_password_unknown_user_and_disabled_user_are_refused(svc: Services
 
 def test_unknown_user_and_wrong_password_take_about_the_same_time(svc: Services) -> None:
     def timed(user: str) -> float:
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            with pytest.raises(AuthenticationRequired):
-                svc.access.login(user, "wrong-password")
-            best = min(best, time.perf_counter() - start)
-        return best
+        start = time.perf_counter()
+        with pytest.raises(AuthenticationRequired):
+            svc.access.login(user, "wrong-password")
+        return time.perf_counter() - start
 
     svc.access.limiter = FailureLimiter(1000, 60)
-    known, unknown = timed("alice"), timed("nobody")
+    # interleaved, best of seven each, so a busy machine slows both alike
+    rounds = [(timed("alice"), timed("nobody")) for _ in range(7)]
+    known, unknown = min(k for k, _ in rounds), min(u for _, u in rounds)
     assert 0.5 < unknown / known < 2.0, (known, unknown)
 
 
@@ -554,3 +555,30 @@ def test_who_may_manage_which_token(svc: Services) -> None:
     assert may_manage_token(password, unscoped)
     assert not may_manage_token(bob, unscoped)
     assert may_manage_token(root, unscoped)
+
+
+def test_uploads_keep_the_access_snapshot_and_the_catalog_but_structure_changes_do_not(
+    svc: Services, tmp_path: Path
+) -> None:
+    secret = token(svc, "alice", actions=(Action.READ,))
+    header = basic("__token__", secret)
+    assert svc.access.authenticate(header).name == "alice"
+    snap = svc.access.snapshot()
+    orders_before = svc.catalog.order(repo(svc, "a"))
+
+    # a file changes: the serial moves, what decides access does not
+    uploaded = upload(svc, "a", make_wheel(tmp_path, "kept-pkg", "1.0"))
+    assert svc.access.snapshot() is snap
+    assert svc.access.authenticate_cached(header) is not None  # still known, not re-resolved
+    a = repo(svc, "a")
+    assert a.last_serial == svc.ctx.db.watcher.current() > orders_before[0].last_serial
+    assert svc.catalog.order(a)[0].last_serial == a.last_serial
+    assert uploaded.created
+
+    # a change of structure: read again, and a revoked token is refused at once
+    (made,) = [t for t in svc.access.snapshot().tokens.values() if t.user_name == "alice"]
+    accounts.revoke_token(svc.ctx, actor="t", token_id=made.id)
+    assert svc.access.snapshot() is not snap
+    assert svc.access.authenticate_cached(header) is None
+    with pytest.raises(AuthenticationRequired):
+        svc.access.authenticate(header)

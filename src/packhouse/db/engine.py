@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.pool import StaticPool
 
-from packhouse.db import faults
+from packhouse.db import faults, journal_store
 from packhouse.db.notify import JournalListener, announce
 from packhouse.db.schema import journal
 
@@ -124,6 +124,8 @@ class SerialWatcher:
         self._data_version = -1
         self._raw: sqlite3.Connection | None = None
         self._listener = None if db.is_sqlite else JournalListener(db.engine)
+        self._structure_at = -1  # the serial at which _structure was read
+        self._structure = 0
         if db.is_sqlite and db.url not in ("sqlite://", "sqlite:///:memory:"):
             path = db.url.removeprefix("sqlite:///")
             self._raw = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -146,6 +148,19 @@ class SerialWatcher:
                 return self._serial
             return self._read_serial()
 
+    def structure(self, serial: int | None = None) -> int:
+        """The structure generation (db/journal_store.py) as of the newest serial, or of
+        `serial` when the caller has just read it: read again only when the serial moved."""
+        serial = self.current() if serial is None else serial
+        with self._lock:
+            if self._structure_at == serial:
+                return self._structure
+        with self._db.read() as conn:
+            generation = journal_store.structure_generation(conn)
+        with self._lock:
+            self._structure_at, self._structure = serial, generation
+        return generation
+
     def _read_serial(self) -> int:
         with self._db.read() as conn:
             value = conn.execute(select(func.max(journal.c.serial))).scalar()
@@ -156,6 +171,7 @@ class SerialWatcher:
         """This process committed: forget the remembered data_version."""
         with self._lock:
             self._data_version = -1
+            self._structure_at = -1
             if self._listener is not None:
                 self._serial = -1
 

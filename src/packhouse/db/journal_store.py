@@ -8,10 +8,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from packaging.utils import canonicalize_name
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 
-from packhouse.db.schema import journal
+from packhouse.db.schema import generations, journal
 from packhouse.types import Serial
+
+# Changes to files only: they move the serial but not the structure generation. Any other
+# action (one added later too) moves both, so nothing that decides access is ever missed.
+CONTENT_ACTIONS = frozenset({"upload", "yank", "unyank", "delete", "promote", "conda.patch"})
+STRUCTURE = "structure"
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,22 @@ def append(
     )
     key = result.inserted_primary_key
     assert key is not None
-    return Serial(int(key[0]))
+    serial = Serial(int(key[0]))
+    if action not in CONTENT_ACTIONS:
+        moved = conn.execute(
+            update(generations).where(generations.c.name == STRUCTURE).values(serial=serial)
+        )
+        if not moved.rowcount:
+            conn.execute(insert(generations).values(name=STRUCTURE, serial=serial))
+    return serial
+
+
+def structure_generation(conn: Connection) -> int:
+    """The serial of the newest change that was not to files only (0: none yet)."""
+    found = conn.execute(
+        select(generations.c.serial).where(generations.c.name == STRUCTURE)
+    ).scalar()
+    return int(found or 0)
 
 
 def last_serial(conn: Connection) -> Serial:

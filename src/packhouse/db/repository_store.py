@@ -250,8 +250,9 @@ def project_serials(conn: Connection, repo_ids: Sequence[int], name: str) -> dic
     return {r.repository_id: r.last_serial for r in rows}
 
 
-def repo_serials(conn: Connection, repo_ids: Sequence[int]) -> dict[int, int]:
-    rows = conn.execute(
-        select(repositories.c.id, repositories.c.last_serial).where(repositories.c.id.in_(repo_ids))
-    )
-    return {r.id: r.last_serial for r in rows}
+def repo_serials(conn: Connection, repo_ids: Sequence[int] | None) -> dict[int, int]:
+    """The `last_serial` of these repositories (None: of every one)."""
+    query = select(repositories.c.id, repositories.c.last_serial)
+    if repo_ids is not None:
+        query = query.where(repositories.c.id.in_(repo_ids))
+    return {r.id: r.last_serial for r in conn.execute(query)}

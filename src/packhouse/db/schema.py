@@ -50,6 +50,16 @@ journal = Table(
 )
 Index("ix_journal_repository", journal.c.repository, journal.c.serial)
 
+# The serial of the newest change to anything but files (users, tokens, groups, grants,
+# repositories and their settings): what the access snapshot and the repository catalog are
+# kept by, so uploads, yanks and deletes do not throw them away (db/journal_store.py).
+generations = Table(
+    "generations",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("serial", Integer, nullable=False),
+)
+
 repositories = Table(
     "repositories",
     metadata,

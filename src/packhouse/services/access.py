@@ -89,7 +89,7 @@ ANONYMOUS = Principal(ANONYMOUS_NAME)
 
 @dataclass
 class _Snapshot:
-    serial: int
+    serial: int  # the structure generation it was read at (db/journal_store.py)
     users: Mapping[str, user_store.User]
     groups: Mapping[int, frozenset[str]]
     grants: Mapping[int, tuple[user_store.Grant, ...]] = field(default_factory=dict)
@@ -116,8 +116,10 @@ class AccessService:
 
     # -- snapshot -------------------------------------------------------------------------
 
-    def snapshot(self) -> _Snapshot:
-        serial = self._ctx.db.watcher.current()
+    def snapshot(self, serial: int | None = None) -> _Snapshot:
+        """Users, groups, grants and tokens as of the newest structure generation: uploads
+        and other changes to files only do not make it read again."""
+        serial = self._ctx.db.watcher.structure(serial)
         snap = self._snapshot
         if snap is not None and snap.serial == serial:
             return snap
@@ -183,11 +185,11 @@ class AccessService:
         """The principal when it is known without slow work (no argon2, no write), else None.
 
         Credentials resolved before are found by a hash of what the request sent; the entry
-        holds while the journal serial is unchanged (a revocation, a disabled user, a new
-        password or grant all move it) and until the token expires, the verification is to
-        be repeated, or the token's last use is due to be recorded. A caller that has just
-        read the newest serial (`db.watcher.current()`) passes it as `serial`, which saves
-        reading it again.
+        holds while the structure generation is unchanged (a revocation, a disabled user, a
+        new password or grant all move it; uploads do not) and until the token expires, the
+        verification is to be repeated, or the token's last use is due to be recorded. A
+        caller that has just read the newest serial (`db.watcher.current()`) passes it as
+        `serial`, which saves reading it again.
         """
         if url_token is None and not authorization:
             return ANONYMOUS
@@ -195,8 +197,7 @@ class AccessService:
         found = self._resolved.get(self._sent_key(sent))
         if found is not None:
             who, at_serial, valid_until = found
-            now_serial = self._ctx.db.watcher.current() if serial is None else serial
-            if now_serial == at_serial and time.time() < valid_until:
+            if self._ctx.db.watcher.structure(serial) == at_serial and time.time() < valid_until:
                 return who
         return self._resolve_quick(authorization, url_token)
 

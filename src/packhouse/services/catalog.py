@@ -1,11 +1,13 @@
 """Repositories by name and their resolution orders, kept per journal serial.
 
 Every request starts by finding its repository; this answers from memory until the
-journal moves.
+journal moves. A change to files only (an upload, a yank) reads just the repositories'
+serials again; a change of structure (a repository, its bases or settings) reads them all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +25,19 @@ class _Snapshot:
     serial: int
     by_key: Mapping[tuple[Format, str], Repository]
     orders: Mapping[tuple[Format, str], tuple[Repository, ...]]
+    generation: int  # the structure generation it was read at (db/journal_store.py)
+
+
+def _with_serials(snap: _Snapshot, serial: int, serials: Mapping[int, int]) -> _Snapshot:
+    """The same repositories with the `last_serial` each has now."""
+
+    def fresh(repo: Repository) -> Repository:
+        now = serials.get(repo.id, repo.last_serial)
+        return repo if now == repo.last_serial else dataclasses.replace(repo, last_serial=now)
+
+    by_key = {key: fresh(repo) for key, repo in snap.by_key.items()}
+    orders = {key: tuple(fresh(r) for r in order) for key, order in snap.orders.items()}
+    return _Snapshot(serial, by_key, orders, snap.generation)
 
 
 class Catalog:
@@ -32,16 +47,25 @@ class Catalog:
         self._lock = threading.Lock()
 
     def _snapshot(self, serial: int | None = None) -> _Snapshot:
-        serial = self._ctx.db.watcher.current() if serial is None else serial
+        watcher = self._ctx.db.watcher
+        serial = watcher.current() if serial is None else serial
         snap = self._snap
         if snap is not None and snap.serial == serial:
             return snap
+        generation = watcher.structure(serial)
         with self._lock, self._ctx.db.read() as conn:
-            repos = repository_store.list_all(conn)
-            orders: dict[tuple[Format, str], tuple[Repository, ...]] = {
-                (r.format, r.name): tuple(resolution_order(conn, r)) for r in repos
-            }
-            snap = _Snapshot(serial, {(r.format, r.name): r for r in repos}, orders)
+            if snap is not None and snap.generation == generation:
+                # only files changed: the repositories are the same but for their serials
+                snap = _with_serials(snap, serial, repository_store.repo_serials(conn, None))
+            else:
+                repos = repository_store.list_all(conn)
+                orders: dict[tuple[Format, str], tuple[Repository, ...]] = {
+                    (r.format, r.name): tuple(resolution_order(conn, r)) for r in repos
+                }
+                by_key: dict[tuple[Format, str], Repository] = {
+                    (r.format, r.name): r for r in repos
+                }
+                snap = _Snapshot(serial, by_key, orders, generation)
             self._snap = snap
             return snap
 
