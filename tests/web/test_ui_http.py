@@ -363,3 +363,27 @@ def test_static_files_are_served_from_the_server(client: TestClient) -> None:
         assert response.status_code == 200
         assert response.headers["x-content-type-options"] == "nosniff"
     assert "http://" not in re.sub(r'http://testserver[^"<]*', "", page.split("<main>")[0])
+
+
+def test_downloads_are_counted_and_charted(client: TestClient) -> None:
+    files = client.get("/pypi/open/pypi/demo-pkg/json").json()["releases"]
+    newest, older = files["1.1"][0]["url"], files["1.0"][0]["url"]
+    path = newest.removeprefix("http://testserver")
+    for _ in range(3):
+        assert client.get(path).status_code == 200
+    assert client.head(path).status_code == 200  # not counted
+    assert client.get(path + ".metadata").status_code in (200, 404)  # not counted
+    assert client.get(path, headers={"Range": "bytes=10-"}).status_code == 206  # resumed
+    assert client.get(older.removeprefix("http://testserver")).status_code == 200
+    page = client.get("/ui/pypi/open/demo-pkg/")
+    downloads = page.text.split('<section class="downloads">')[1]
+    assert "4 in the last 30 days" in downloads
+    assert "1.1 3, 1.0 1" in downloads
+    assert "<svg" in downloads
+    assert ": 4</title>" in downloads  # today's bar
+    version = client.get("/ui/pypi/open/demo-pkg/1.0/").text.split('class="downloads"')[1]
+    assert "1 in the last 30 days" in version
+    filename, _ = synth.package_bytes("tinytool", "0.3", "h1_0", depends=["python >=3.9"])
+    assert client.get(f"/conda/forge/noarch/{filename}").status_code == 200
+    conda = client.get("/ui/conda/forge/tinytool/").text.split('class="downloads"')[1]
+    assert "1 in the last 30 days" in conda

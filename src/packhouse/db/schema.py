@@ -326,3 +326,13 @@ login_failures = Table(
     Column("at", Float, nullable=False),
 )
 Index("ix_login_failures_key_at", login_failures.c.key, login_failures.c.at)
+
+# Downloads per hosted file and UTC day (`YYYY-MM-DD`), added in batches by
+# services/downloads.py, never on a request's way.
+download_counts = Table(
+    "download_counts",
+    metadata,
+    Column("artifact_id", ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)

@@ -38,6 +38,7 @@ from packhouse.web.deps import (
     read_form,
     services,
 )
+from packhouse.web.downloads import count_download
 from packhouse.web.routes.files import IMMUTABLE, blob_response
 
 MAX_PATCH_BYTES = 16 * 1024 * 1024  # conda-forge's largest patch_instructions.json is smaller
@@ -146,6 +147,7 @@ async def subdir_file(request: Request) -> Response:
     if isinstance(found, ProxiedPackage):
         stored = await run_in_threadpool(found.fetch)
         return await blob_response(svc, request, stored.sha256, filename, public)
+    count_download(request, found.id)
     return await blob_response(svc, request, Sha256(found.sha256), filename, public)
 
 

@@ -29,6 +29,7 @@ from packhouse.services.pypi_reads import FoundFile, ProxiedFile
 from packhouse.services.upstream_cache import Download, StoredFile
 from packhouse.types import Action, Sha256
 from packhouse.web.deps import principal, services
+from packhouse.web.downloads import count_download
 from packhouse.web.errors import ResponseCutShort
 from packhouse.wiring import Services
 
@@ -114,6 +115,8 @@ async def serve_file(request: Request) -> Response:
             headers={"Cache-Control": f"{'public' if public else 'private'}, {IMMUTABLE}"},
         )
     blob = found.artifact.sha256
+    if not metadata:
+        count_download(request, found.artifact.id)
     if metadata:
         if found.artifact.metadata_sha256 is None:
             raise ArtifactNotFound(f"{artifact_name!r} has no metadata file")

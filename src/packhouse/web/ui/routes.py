@@ -17,8 +17,11 @@ from starlette.routing import Route
 from packhouse.db.repository_store import Repository
 from packhouse.errors import AuthenticationRequired, InvalidInput, NotFound
 from packhouse.services.access import Principal
+from packhouse.services.downloads import Downloads
 from packhouse.types import Action, Format
 from packhouse.web import deps
+from packhouse.web.downloads import counter
+from packhouse.web.ui.chart import daily_bars
 from packhouse.web.ui.render import HTML_SECURITY_HEADERS
 from packhouse.web.ui.state import base_url, signed_in, ui, viewer
 
@@ -153,7 +156,19 @@ async def pypi_project(request: Request) -> Response:
     renderer = ui(request).renderer
     key = ("pypi-project", repo.id, view.normalized, p.get("version"), base, view.etag, public)
     body = await run_in_threadpool(renderer.fragment, key, "project_body.html", shown)
-    return renderer.page(request, "project.html", {**ctx, **shown, "body": body})
+    order = deps.services(request).catalog.order(repo)
+    downloads = await run_in_threadpool(counter(request).of_project, order, name, p.get("version"))
+    return renderer.page(
+        request,
+        "project.html",
+        {**ctx, **shown, "body": body, **_downloads(downloads, p.get("version"))},
+    )
+
+
+def _downloads(found: Downloads, version: str | None) -> dict[str, object]:
+    what = f"version {version}" if version else "all versions"
+    label = f"Downloads per day over the last {len(found.days)} days, {what}"
+    return {"downloads": found, "chart": daily_bars(found.days, label), "chart_label": label}
 
 
 async def conda_package(request: Request) -> Response:
@@ -165,6 +180,9 @@ async def conda_package(request: Request) -> Response:
     view = await run_in_threadpool(ui(request).packages.package, repo, p["package"])
     ctx = await context(request)
     svc = deps.services(request)
+    downloads = await run_in_threadpool(
+        counter(request).of_project, svc.catalog.order(repo), p["package"], None
+    )
     base = base_url(request)
     return ui(request).renderer.page(
         request,
@@ -175,6 +193,7 @@ async def conda_package(request: Request) -> Response:
             "package": view,
             "public": svc.access.is_public(repo.id),
             "channel_url": f"{base}/conda/{repo.name}",
+            **_downloads(downloads, None),
         },
     )
 
