@@ -8,6 +8,7 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
+from packhouse.types import Format
 from packhouse.wiring import Services
 from tests.web.test_ui_http import ALICE, BOB, sign_in
 from tests.web.test_ui_http import client as ui_client
@@ -109,3 +110,42 @@ def test_repositories_and_permissions(client: TestClient) -> None:
     )
     assert revoked.status_code == 200
     assert "<td>bob</td>" not in revoked.text
+
+
+def test_groups_and_repository_settings(client: TestClient, memory_services: Services) -> None:
+    sign_in(client, ALICE)
+    csrf = csrf_of(client)
+    made = client.post("/ui/admin/groups", data={"csrf": csrf, "name": "devs"})
+    assert made.status_code == 200
+    added = client.post(
+        "/ui/admin/groups/devs", data={"csrf": csrf, "change": "add", "user": "bob"}
+    )
+    assert added.status_code == 200
+    assert "bob" in added.text.split("<h2>devs</h2>")[1].split("</section>")[0]
+    # the group gets read on secret: bob now reads it
+    client.post(
+        "/ui/admin/repositories/pypi/secret/permissions",
+        data={"csrf": csrf, "principal": "devs", "kind": "group", "action": "read"},
+    )
+    saved = client.post(
+        "/ui/admin/repositories/pypi/secret",
+        data={"csrf": csrf, "description": "Hidden things", "bases": "open",
+              "allow_upstream": "", "min_age_days": "3", "cooldown_exempt": "demo-pkg"},
+    )  # fmt: skip
+    assert saved.status_code == 200, saved.text
+    assert "secret → open" in saved.text
+    repo = memory_services.catalog.get(Format.PYPI, "secret")
+    assert repo.bases == ("open",)
+    assert repo.cooldown.min_age == 3 * 86400
+    assert repo.cooldown.exempt == ("demo-pkg",)
+    cleared = client.post(
+        "/ui/admin/repositories/pypi/secret",
+        data={"csrf": csrf, "description": "Hidden things", "bases": "", "min_age_days": ""},
+    )
+    assert cleared.status_code == 200
+    assert memory_services.catalog.get(Format.PYPI, "secret").cooldown.min_age is None
+    client.post("/ui/logout", data={"csrf": csrf})
+    sign_in(client, BOB)
+    assert "hidden-thing" in client.get("/ui/pypi/secret/").text
+    journal_denied = client.get("/ui/admin/groups", headers={"Accept": "text/html"})
+    assert journal_denied.status_code == 403

@@ -96,6 +96,82 @@ async def user_change(request: Request) -> Response:
     return _redirect("/ui/admin/users")
 
 
+async def groups(request: Request) -> Response:
+    await _admin(request)
+    svc = deps.services(request)
+    listed = await run_in_threadpool(accounts.list_groups, svc.ctx)
+    users = await run_in_threadpool(accounts.list_users, svc.ctx)
+    return await _page(request, "admin_groups.html", {"groups": listed, "users": users})
+
+
+async def group_create(request: Request) -> Response:
+    session, form = await _admin_form(request)
+    svc = deps.services(request)
+    name = _text(form, "name")
+    await run_in_threadpool(
+        lambda: accounts.create_group(svc.ctx, actor=session.principal.name, name=name)
+    )
+    return _redirect("/ui/admin/groups")
+
+
+async def group_change(request: Request) -> Response:
+    session, form = await _admin_form(request)
+    svc = deps.services(request)
+    group, change, user = request.path_params["name"], _text(form, "change"), _text(form, "user")
+    actor = session.principal.name
+    if change == "delete":
+        await run_in_threadpool(lambda: accounts.delete_group(svc.ctx, actor=actor, name=group))
+    elif change in ("add", "remove"):
+        await run_in_threadpool(
+            lambda: accounts.set_membership(
+                svc.ctx, actor=actor, group=group, user=user, member=change == "add"
+            )
+        )
+    else:
+        raise InvalidInput(f"unknown change {change!r}: add, remove or delete")
+    return _redirect("/ui/admin/groups")
+
+
+async def repository_update(request: Request) -> Response:
+    session, form = await _admin_form(request)
+    svc = deps.services(request)
+    fmt: Format = _format(request.path_params["format"])
+    name = request.path_params["repo"]
+    repo = svc.catalog.get(fmt, name)
+    days = _text(form, "min_age_days")
+    clear: set[str] = set()
+    min_age: int | None = None
+    if days:
+        try:
+            min_age = round(float(days) * 86400)
+        except ValueError:
+            raise InvalidInput(f"the cooldown {days!r} is not a number of days") from None
+        if min_age <= 0:
+            clear.add("min_age")
+            min_age = None
+    elif repo.cooldown.min_age is not None:
+        clear.add("min_age")
+
+    def names(field: str) -> list[str]:
+        return [n.strip() for n in _text(form, field).split(",") if n.strip()]
+
+    wanted = repos.RepoSettings(
+        bases=None if repo.kind is RepoKind.PROXY else names("bases"),
+        description=_text(form, "description"),
+        upstream_url=(_text(form, "upstream") or None) if repo.kind is RepoKind.PROXY else None,
+        allow_upstream=names("allow_upstream"),
+        min_age=min_age,
+        cooldown_exempt=names("cooldown_exempt"),
+        clear=frozenset(clear),
+    )
+    await run_in_threadpool(
+        lambda: repos.update_repository(
+            svc.ctx, actor=session.principal.name, fmt=fmt, name=name, settings=wanted
+        )
+    )
+    return _redirect(f"/ui/admin/repositories/{fmt.value}/{name}")
+
+
 async def repositories(request: Request) -> Response:
     await _admin(request)
     svc = deps.services(request)
@@ -191,9 +267,17 @@ routes = [
     Route("/ui/admin/users", guarded(users), methods=["GET", "HEAD"]),
     Route("/ui/admin/users", guarded(user_create), methods=["POST"]),
     Route("/ui/admin/users/{name}", guarded(user_change), methods=["POST"]),
+    Route("/ui/admin/groups", guarded(groups), methods=["GET", "HEAD"]),
+    Route("/ui/admin/groups", guarded(group_create), methods=["POST"]),
+    Route("/ui/admin/groups/{name}", guarded(group_change), methods=["POST"]),
     Route("/ui/admin/repositories", guarded(repositories), methods=["GET", "HEAD"]),
     Route("/ui/admin/repositories", guarded(repository_create), methods=["POST"]),
     Route("/ui/admin/repositories/{format}/{repo}", guarded(repository), methods=["GET", "HEAD"]),
+    Route(
+        "/ui/admin/repositories/{format}/{repo}",
+        guarded(repository_update),
+        methods=["POST"],
+    ),
     Route(
         "/ui/admin/repositories/{format}/{repo}/permissions",
         guarded(permission),
