@@ -35,6 +35,11 @@ def _name_problem(name: str) -> str | None:
         return f"archive member {name!r} has a '..' path component"
     if "\x00" in name:
         return f"archive member {name!r} has a NUL byte in its name"
+    # `a//b`, `a/./b`, `a/.`: no build tool writes them, and tarfile's extraction of a link so
+    # named recurses without end; a leading `./` (GNU tar's `tar -C dir .`) is fine.
+    parts = name.removeprefix("./").rstrip("/").split("/")
+    if any(part in ("", ".") for part in parts) and name not in (".", "./"):
+        return f"archive member {name!r} has an empty or '.' path component"
     return None
 
 
@@ -60,6 +65,11 @@ class TreeCheck:
         if problem:
             raise UnsafeArchive(problem)
         kind = _special_kind(member)
+        if name.endswith("/") and not member.isdir():
+            # tarfile would unpack a link so named over its directory, recursing without end
+            raise UnsafeArchive(
+                f"{self.label} member {name!r} ends with '/' but is not a directory"
+            )
         if kind is None:
             if member.isreg():
                 self._files.add("/".join(_parts(name)))

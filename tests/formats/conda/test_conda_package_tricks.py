@@ -308,3 +308,23 @@ def test_indexing_without_the_body_check_reads_info_only() -> None:
     assert read_package(data, f"{STEM}.conda", check_body=False).index["name"] == "demo"
     with pytest.raises(UnsafeArchive):
         read_package(data, f"{STEM}.conda")
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        (special("lib/a/.", tarfile.SYMTYPE, "x"), "has an empty or '.' path component"),
+        (special("lib//a", tarfile.SYMTYPE, "x"), "has an empty or '.' path component"),
+        (special("lib/", tarfile.SYMTYPE, "x"), "ends with '/' but is not a directory"),
+        (special("lib/", tarfile.LNKTYPE, "info/index.json"), "ends with '/' but is not a"),
+    ],
+)
+def test_names_tarfile_cannot_unpack_are_refused(member: Member, message: str) -> None:
+    """Links so named make tarfile's extraction (conda's, pip's) recurse without end."""
+    with pytest.raises(UnsafeArchive) as caught:
+        read(tar_bz2([member]), f"{STEM}.tar.bz2")
+    assert message in str(caught.value)
+
+
+def test_a_leading_dot_slash_is_accepted() -> None:
+    assert read(tar_bz2([file("./lib/x"), special("./", tarfile.DIRTYPE)]), f"{STEM}.tar.bz2")
