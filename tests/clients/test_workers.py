@@ -12,20 +12,24 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.builders import make_wheel, synth
+from tests.clients.test_pypi_proxy_faults import page
 from tests.conftest import (
     ADMIN_PASSWORD,
     SIMPLE_JSON,
     VENV_BIN,
     RunningServer,
+    file_path,
     start_server,
     stop_server,
 )
+from tests.upstream_server import Document, static_upstream
 
 AUTH = ("admin", ADMIN_PASSWORD)
 
@@ -60,6 +64,7 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
     env = {  # the limit is low and the test client is the trusted proxy
         "PACKHOUSE_LOGIN_FAILURE_LIMIT": "4",
         "PACKHOUSE_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+        "PACKHOUSE_UPSTREAM_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
     }
     running = start_server(data, env, args=("--workers", "2", "--no-access-log"))
     yield running
@@ -167,3 +172,32 @@ def test_serve_refuses_a_storage_it_cannot_use(tmp_path: Path, storage: str, mes
     assert result.returncode == 2
     assert message in result.stdout + result.stderr
     assert not (tmp_path / "packhouse.db").exists()
+
+
+def test_concurrent_requests_on_both_workers_make_one_upstream_fetch(
+    workers: RunningServer, tmp_path: Path
+) -> None:
+    wheel = make_wheel(tmp_path, "together", "1.0")
+    data = wheel.read_bytes()
+    with static_upstream() as public:
+        public.documents["/simple/together/"] = page(
+            "together", (wheel.name, data, "/files/together.whl")
+        )
+        public.documents["/files/together.whl"] = Document(data)
+        public.delay = 0.5  # every request arrives while the first fetch waits
+        workers.run_cli("repo", "create", "mirror", "--upstream", f"{public.url}/simple/")
+        with ThreadPoolExecutor(12) as pool:
+            pages = list(
+                pool.map(
+                    lambda _: fresh_get(workers, "/pypi/mirror/simple/together/", SIMPLE_JSON),
+                    range(12),
+                )
+            )
+        assert {r.status_code for r in pages} == {200}
+        link = file_path(pages[0].json()["files"][0])
+        with ThreadPoolExecutor(12) as pool:
+            files = list(pool.map(lambda _: fresh_get(workers, link, {}), range(12)))
+        assert {r.status_code for r in files} == {200}
+        assert all(r.content == data for r in files)
+        assert len(public.asked("/simple/together/")) == 1
+        assert len(public.asked("/files/together.whl")) == 1

@@ -336,3 +336,13 @@ download_counts = Table(
     Column("day", String(10), primary_key=True),
     Column("count", BigInteger, nullable=False),
 )
+
+# Which process is fetching an upstream document or file now, so the processes of a server
+# ask the upstream once between them (services/upstream_cache.py); rows live for one fetch.
+upstream_leases = Table(
+    "upstream_leases",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,6 +1,8 @@
 """What proxies keep of their upstreams: index documents (`upstream_pages`) and fetched files
 (`upstream_files`, stored as blobs by sha256), and the one-fetch-at-a-time locks and counters
-both formats' proxies share.
+both formats' proxies share. One fetch at a time holds across the processes of a server too:
+a fetch takes a lease in the database (`upstream_leases`), and the others wait for it and
+then read what it stored.
 
 None of this is journalled: a cache fill is not a change anyone made, and it must not move
 the journal serial (that would throw away every cached page of every repository).
@@ -10,21 +12,24 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, delete, insert, select, update
 
 from packhouse.auth.redact import redact_url
+from packhouse.db import lease_store
 from packhouse.db.repository_store import Repository
 from packhouse.db.schema import upstream_files, upstream_pages
-from packhouse.errors import NotFound, TooLarge, UpstreamError, UpstreamTooLarge
+from packhouse.errors import NotFound, PackhouseError, TooLarge, UpstreamError, UpstreamTooLarge
 from packhouse.services import blob_claims
 from packhouse.services.context import Context
 from packhouse.storage.base import IncomingFile
@@ -33,10 +38,15 @@ from packhouse.units import aware
 from packhouse.upstream.http import UpstreamClient, UpstreamStream
 from packhouse.upstream.netpolicy import NetworkPolicy
 
+log = logging.getLogger("packhouse.proxy")
+
 USE_RESOLUTION = 3600.0  # seconds: how fresh a cached file's last_used_at is kept
 # Files up to this size are fetched whole and checked before the first byte is sent on;
 # bigger ones (and those of unknown size) are sent on as they arrive.
 CHECK_BEFORE_SENDING = 8 * 1024 * 1024
+# An upstream lease outlives a fetch only when its process died; then it lapses after this.
+LEASE_SECONDS = 3600
+LEASE_POLL = 0.1  # seconds between looks at a lease another process holds
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,7 @@ class UpstreamCache:
         # (monotonic seconds), so a down upstream costs one timeout, not one per request.
         self.backoff: dict[tuple[object, ...], float] = {}
         self._used: dict[tuple[int, str], float] = {}
+        self._holder = uuid.uuid4().hex  # this process's name on its upstream leases
 
     def close(self) -> None:
         self.client.close()
@@ -125,11 +136,17 @@ class UpstreamCache:
             release()
 
     def _hold(self, key: tuple[object, ...]) -> Callable[[], None]:
-        """Take the lock of `key` (waiting for whoever holds it); returns its release, which
-        may be called from another thread and more than once."""
+        """Take the lock of `key` (waiting for whoever holds it), in this process and then
+        among the server's processes; returns its release, which may be called from another
+        thread and more than once."""
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
         lock.acquire()
+        try:
+            lease = self._lease(key)
+        except BaseException:
+            lock.release()
+            raise
         released = False
 
         def release() -> None:
@@ -137,6 +154,8 @@ class UpstreamCache:
             if released:
                 return
             released = True
+            if lease is not None:
+                self._give_up(lease)
             # forgotten once released; a caller still waiting on it, or one who makes a new
             # lock, re-checks the cache first and finds what this one stored
             with self._guard:
@@ -145,6 +164,35 @@ class UpstreamCache:
             lock.release()
 
         return release
+
+    def _lease(self, key: tuple[object, ...]) -> str | None:
+        """The lease of `key` among the processes sharing the database, waited for while
+        another process fetches the same thing (then the cache holds what it fetched). A
+        holder that is slow or gone is waited for `upstream_timeout` seconds at most, and
+        then this process fetches too; None then, or when the database cannot be asked."""
+        name = hashlib.sha256(repr(key).encode()).hexdigest()
+        deadline = time.monotonic() + self.ctx.settings.upstream_timeout
+        try:
+            while True:
+                with self.ctx.db.write() as conn:
+                    now = datetime.now(UTC)
+                    until = now + timedelta(seconds=LEASE_SECONDS)
+                    if lease_store.take(conn, name, self._holder, now, until):
+                        return name
+                if time.monotonic() > deadline:
+                    log.warning("an upstream fetch by another process is taking long; fetching")
+                    return None
+                time.sleep(LEASE_POLL)
+        except PackhouseError as exc:
+            log.warning("cannot take the upstream lease (fetching anyway): %s", exc.message)
+            return None
+
+    def _give_up(self, name: str) -> None:
+        try:
+            with self.ctx.db.write() as conn:
+                lease_store.give_up(conn, name, self._holder)
+        except PackhouseError as exc:  # it expires by itself
+            log.warning("cannot give up the upstream lease: %s", exc.message)
 
     # -- index documents ------------------------------------------------------------------
 
