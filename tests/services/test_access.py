@@ -428,21 +428,48 @@ def test_concurrent_wrong_passwords_cannot_all_pass_the_limit(threaded: Services
     svc.access.limiter = FailureLimiter(3, 60)
     outcomes: list[str] = []
 
-    def attempt() -> None:
-        try:
-            svc.access.login("alice", "wrong", "10.0.0.9")
+    def attempt(n: int) -> None:
+        try:  # each a different password: verified side by side, not one after the other
+            svc.access.login("alice", f"wrong-{n}", "10.0.0.9")
         except RateLimited:
             outcomes.append("limited")
         except AuthenticationRequired:
             outcomes.append("wrong")
 
-    threads = [threading.Thread(target=attempt) for _ in range(12)]
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(12)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert outcomes.count("wrong") == 3, outcomes
     assert outcomes.count("limited") == 9
+
+
+def test_the_same_right_password_sent_at_once_is_verified_once_and_never_limited(
+    threaded: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uv downloads in parallel with the same credentials before any is remembered
+    svc = threaded
+    svc.access.limiter = FailureLimiter(2, 60)
+    verify = svc.access.passwords.verify
+    calls: list[int] = []
+
+    def counted(stored: str | None, password: str) -> bool:
+        calls.append(1)
+        return verify(stored, password)
+
+    monkeypatch.setattr(svc.access.passwords, "verify", counted)
+    names: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: names.append(svc.access.login("alice", "alice-pw").name))
+        for _ in range(12)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert names == ["alice"] * 12
+    assert len(calls) == 1
 
 
 def test_a_successful_login_does_not_count_against_the_limit(svc: Services) -> None:
@@ -480,11 +507,12 @@ def test_password_verifications_run_at_most_cpu_count_at_a_time(
     monkeypatch.setattr(verifier, "_verify_unlimited", counting)
     svc.access.limiter = FailureLimiter(1000, 60)
 
-    def wrong_login() -> None:
+    def wrong_login(n: int) -> None:
         with pytest.raises(AuthenticationRequired):
-            login(svc, "bob", "x")
+            login(svc, "bob", f"x{n}")  # different passwords: not verified one by one
 
-    threads = [threading.Thread(target=wrong_login) for _ in range(3 * verifier.concurrency + 2)]
+    count = 3 * verifier.concurrency + 2
+    threads = [threading.Thread(target=wrong_login, args=(n,)) for n in range(count)]
     for t in threads:
         t.start()
     for t in threads:

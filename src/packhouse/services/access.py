@@ -110,6 +110,8 @@ class AccessService:
         self._touched: dict[int, float] = {}  # token id -> when its use was last recorded
         # hash of the credentials a request sent -> (principal, serial, valid until)
         self._resolved: dict[bytes, tuple[Principal, int, float]] = {}
+        self._verifying: dict[bytes, threading.Lock] = {}  # credentials being verified now
+        self._guard = threading.Lock()
         self.limiter = SharedFailureLimiter(
             ctx.db, ctx.settings.login_failure_limit, float(ctx.settings.login_failure_window)
         )
@@ -249,6 +251,25 @@ class AccessService:
         remembered = self._remembered(username, password, sent)
         if remembered is not None:
             return remembered
+        # The same credentials sent by many requests at once (uv's parallel downloads) are
+        # verified once: the others wait, then find them remembered, and count as nothing.
+        credential = self._credential_key(username, password)
+        with self._guard:
+            lock = self._verifying.setdefault(credential, threading.Lock())
+        try:
+            with lock:
+                remembered = self._remembered(username, password, sent)
+                if remembered is not None:
+                    return remembered
+                return self._verify(username, password, client, sent)
+        finally:
+            with self._guard:
+                if self._verifying.get(credential) is lock and not lock.locked():
+                    del self._verifying[credential]
+
+    def _verify(
+        self, username: str, password: str, client: str | None, sent: str | None
+    ) -> Principal:
         keys = [f"user:{username}"] + ([f"addr:{client}"] if client else [])
         # counted before verifying, so a concurrent burst cannot all pass the check
         wait = self.limiter.attempt(keys)
