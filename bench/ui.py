@@ -13,7 +13,8 @@ p95 of:
    beside the JSON API document it is made from, cold;
 2. search over every project (several queries: a name, a prefix, a summary word, nothing);
 3. the simple page of the big project with the app as built and with the UI's routes taken
-   out, as a ratio: the UI adds nothing to the simple API's hot path when it is ~1.00.
+   out, as a ratio: the UI adds nothing to the simple API's hot path when it is ~1.00;
+4. a file download with and without download counting, as a ratio.
 
 The goals (issue 13): project page under 100 ms, search under 50 ms.
 """
@@ -39,6 +40,7 @@ from packhouse.db import artifact_store, journal_store, repository_store  # noqa
 from packhouse.db.artifact_store import NewArtifact  # noqa: E402
 from packhouse.services.access import Principal  # noqa: E402
 from packhouse.services.bootstrap import first_start  # noqa: E402
+from packhouse.services.downloads import DownloadCounter  # noqa: E402
 from packhouse.services.pypi_uploads import upload_pypi  # noqa: E402
 from packhouse.storage.base import IncomingFile  # noqa: E402
 from packhouse.types import Format  # noqa: E402
@@ -187,6 +189,27 @@ def main() -> None:
                 )
             simple = "/pypi/main/simple/big-project/"
             with_ui = timed(get(simple), args.rounds * 4)
+            doc = client.get("/pypi/main/pypi/big-project/9999.0/json", auth=auth).json()
+            file_path = doc["urls"][0]["url"].removeprefix("http://testserver")
+            real_count = DownloadCounter.count
+
+            def uncounted_get() -> None:
+                DownloadCounter.count = lambda self, artifact_id: None  # type: ignore[method-assign]
+                try:
+                    get(file_path)()
+                finally:
+                    DownloadCounter.count = real_count  # type: ignore[method-assign]
+
+            counted_times, uncounted_times = [], []
+            for _ in range(args.rounds * 4):  # interleaved, so load changes hit both alike
+                counted_times.append(timed(get(file_path), 1)[0])
+                uncounted_times.append(timed(uncounted_get, 1)[0])
+            counted = (statistics.median(counted_times), 0.0)
+            uncounted = (statistics.median(uncounted_times), 0.0)
+            print(
+                f"file download: counted {counted[0]:.2f} ms, not counted {uncounted[0]:.2f} ms"
+                f" (median), ratio {counted[0] / uncounted[0]:.2f}"
+            )
         bare = create_app(settings, svc)
         ui_endpoints = {r.endpoint for r in [*ui_routes.routes, *ui_account.routes]}  # type: ignore[attr-defined]
         bare.router.routes[:] = [

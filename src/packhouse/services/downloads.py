@@ -32,6 +32,8 @@ log = logging.getLogger("packhouse.downloads")
 FLUSH_SECONDS = 10.0
 FLUSH_ENTRIES = 10_000
 CHART_DAYS = 30
+READ_TTL = 60.0
+MAX_KEPT = 1024
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,14 @@ class DownloadCounter:
         self._pending: dict[tuple[int, str], int] = {}
         self._since = time.monotonic()
         self._write_lock = threading.Lock()  # one batch written at a time, in order
+        self._counted = 0  # downloads this process counted, ever: moves what readers kept
+        self._read: dict[tuple[object, ...], tuple[int, float, Downloads]] = {}
 
     def count(self, artifact_id: int) -> None:
         key = (artifact_id, datetime.now(UTC).strftime("%Y-%m-%d"))
         with self._lock:
             self._pending[key] = self._pending.get(key, 0) + 1
+            self._counted += 1
             due = (
                 time.monotonic() - self._since >= FLUSH_SECONDS
                 or len(self._pending) >= FLUSH_ENTRIES
@@ -90,7 +95,23 @@ class DownloadCounter:
         days: int = CHART_DAYS,
     ) -> Downloads:
         """Downloads of the project's hosted files in the order (of one version, if given):
-        per day over the last `days` days, and all time per version."""
+        per day over the last `days` days, and all time per version. An answer is kept
+        while this process counts nothing new, for at most READ_TTL seconds (other
+        processes' downloads show within that)."""
+        key = (tuple(r.id for r in order), name, version, days)
+        kept = self._read.get(key)
+        if kept is not None and kept[0] == self._counted and time.monotonic() < kept[1]:
+            return kept[2]
+        counted = self._counted
+        found = self._of_project(order, name, version, days)
+        if len(self._read) >= MAX_KEPT:
+            self._read.clear()
+        self._read[key] = (counted, time.monotonic() + READ_TTL, found)
+        return found
+
+    def _of_project(
+        self, order: Sequence[Repository], name: str, version: str | None, days: int
+    ) -> Downloads:
         self.flush()
         hosted = [r.id for r in order if r.kind is not RepoKind.PROXY]
         today = datetime.now(UTC).date()
