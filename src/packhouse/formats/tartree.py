@@ -56,6 +56,7 @@ class TreeCheck:
     root: str = "package"
     _files: set[str] = field(default_factory=set)
     _links: dict[str, str] = field(default_factory=dict)
+    _names: dict[str, bool] = field(default_factory=dict)  # name -> is a link
 
     def add(self, member: tarfile.TarInfo, *, links: bool = True, where: str | None = None) -> None:
         """Refuse `member` if its name or type is not allowed; `links=False` refuses links too,
@@ -70,14 +71,28 @@ class TreeCheck:
             raise UnsafeArchive(
                 f"{self.label} member {name!r} ends with '/' but is not a directory"
             )
+        key = "/".join(_parts(name))
+        if not key and not member.isdir():
+            raise UnsafeArchive(
+                f"{self.label} member {name!r} names the root but is not a directory"
+            )
+        is_link = kind in ("symbolic link", "hard link")
+        if key in self._names and (is_link or self._names[key]):
+            # A link replaced later (or replacing a member) is checked nowhere at the end, yet
+            # while it exists, members unpacked after it are written through it.
+            raise UnsafeArchive(
+                f"{self.label} member {name!r} appears twice, once as a link: the archive would"
+                " unpack differently from the way it is checked"
+            )
+        self._names[key] = is_link or self._names.get(key, False)
         if kind is None:
             if member.isreg():
-                self._files.add("/".join(_parts(name)))
+                self._files.add(key)
             return
         if not links or kind not in ("symbolic link", "hard link"):
             raise UnsafeArchive(f"{where or self.label} member {name!r} is a {kind}")
         if member.issym():
-            self._links["/".join(_parts(name))] = member.linkname
+            self._links[key] = member.linkname
         else:
             self._check_hard_link(name, member.linkname)
 

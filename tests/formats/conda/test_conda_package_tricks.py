@@ -317,6 +317,7 @@ def test_indexing_without_the_body_check_reads_info_only() -> None:
         (special("lib//a", tarfile.SYMTYPE, "x"), "has an empty or '.' path component"),
         (special("lib/", tarfile.SYMTYPE, "x"), "ends with '/' but is not a directory"),
         (special("lib/", tarfile.LNKTYPE, "info/index.json"), "ends with '/' but is not a"),
+        (special(".", tarfile.SYMTYPE, "x"), "names the root but is not a directory"),
     ],
 )
 def test_names_tarfile_cannot_unpack_are_refused(member: Member, message: str) -> None:
@@ -328,3 +329,20 @@ def test_names_tarfile_cannot_unpack_are_refused(member: Member, message: str) -
 
 def test_a_leading_dot_slash_is_accepted() -> None:
     assert read(tar_bz2([file("./lib/x"), special("./", tarfile.DIRTYPE)]), f"{STEM}.tar.bz2")
+
+
+def test_a_link_replaced_later_is_refused() -> None:
+    """Symlink to /etc, a file written through it, then the link replaced by a harmless one:
+    the end state looks fine, the unpacking writes /etc/passwd (found by the oracle test)."""
+    members = [
+        special("lib/b", tarfile.SYMTYPE, "/etc"),
+        file("lib/b/passwd", b"root::0:0::/:/bin/sh\n"),
+        special("lib/b", tarfile.SYMTYPE, "x"),
+    ]
+    for data, filename in (
+        (tar_bz2(members), f"{STEM}.tar.bz2"),
+        (conda(members), f"{STEM}.conda"),
+    ):
+        with pytest.raises(UnsafeArchive) as caught:
+            read(data, filename)
+        assert "'lib/b' appears twice, once as a link" in str(caught.value)

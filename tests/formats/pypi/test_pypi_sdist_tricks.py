@@ -97,6 +97,14 @@ HAZARDS: dict[str, tuple[Callable[[], bytes], str]] = {
         ),
         "'demo-1.0/t' is a symbolic link to 's/../../x', which leaves the sdist",
     ),
+    "symlink to /etc replaced after a file is written through it": (
+        lambda: sdist(
+            member("demo-1.0/b", kind=tarfile.SYMTYPE, link="/etc"),
+            member("demo-1.0/b/passwd", b"root::0:0::/:/bin/sh\n"),
+            member("demo-1.0/b", kind=tarfile.SYMTYPE, link="PKG-INFO"),
+        ),
+        "'demo-1.0/b' appears twice, once as a link",
+    ),
     "hardlink to ../../etc/passwd": (
         lambda: sdist(member("demo-1.0/passwd", kind=tarfile.LNKTYPE, link="../../etc/passwd")),
         "'demo-1.0/passwd' is a hard link to '../../etc/passwd', outside the sdist",
