@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,3 +75,22 @@ def test_a_limited_key_is_refused_without_writing(
     for _ in range(20):
         assert limiter.attempt(["user:dave"]) > 0
     assert not [sql for sql in writes if "INSERT" in sql or "IMMEDIATE" in sql]
+
+
+def test_while_the_database_takes_no_writes_the_process_counts_alone(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    db = Database(f"sqlite:///{path}", busy_timeout=0.2)
+    db.upgrade()
+    limiter = SharedFailureLimiter(db, 2, 60, Clock())
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # another writer, for longer than the busy timeout
+        assert limiter.attempt(["user:erin"]) == 0
+        limiter.forgive(["user:erin"])  # taken back where it was counted
+        assert limiter.attempt(["user:erin"]) == 0
+        assert limiter.attempt(["user:erin"]) == 0
+        assert limiter.attempt(["user:erin"]) > 0  # the limit holds meanwhile
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        db.dispose()
