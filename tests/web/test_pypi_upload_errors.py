@@ -32,7 +32,8 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSe
 
 def stored(server: RunningServer) -> tuple[int, list[str]]:
     """(number of blobs, leftover temporary files)."""
-    blobs = [p for p in (server.data / "blobs").rglob("*") if p.is_file() and "tmp" not in p.parts]
+    root = server.data / "blobs"
+    blobs = [p for p in root.rglob("*") if p.is_file() and p.relative_to(root).parts[0] != "tmp"]
     tmp = [p.name for p in (server.data / "tmp").iterdir()]
     tmp += [p.name for p in (server.data / "blobs" / "tmp").iterdir()]
     return len(blobs), tmp
@@ -287,3 +288,15 @@ def test_no_error_left_anything_behind(server: RunningServer) -> None:
         )
     assert index.json()["projects"] == []
     assert stored(server) == (0, [])
+
+
+def test_the_count_sees_what_an_honest_upload_stores(server: RunningServer, wheel: Path) -> None:
+    # last: proves the "nothing stored" checks above could fail
+    with httpx.Client(base_url=server.url, auth=AUTH) as client:
+        response = client.post(
+            "/pypi/main/",
+            data={":action": "file_upload", "name": "ph-bad", "version": "1.0"},
+            files={"content": (wheel.name, wheel.read_bytes())},
+        )
+    assert response.status_code == 200, response.text
+    assert stored(server) == (2, [])  # the wheel and its .metadata
