@@ -48,6 +48,13 @@ def test_a_bare_name_reaches_every_repository_so_named_and_says_so(tmp_path: Pat
         tmp_path, "repo", "grant", "solo", "bob", "read"
     )
     assert _grants(tmp_path, "pypi/team") == {"alice:upload", "bob:read"}
+    # a grant replaces what the principal held, and says what it replaced
+    assert "granted read on pypi/team (was upload) to alice" in cli(
+        tmp_path, "repo", "grant", "pypi/team", "alice", "read"
+    )
+    assert "granted read on pypi/team to alice" in cli(
+        tmp_path, "repo", "grant", "pypi/team", "alice", "read"
+    )
     assert _grants(tmp_path, "conda/team") == {"alice:upload", "carol:read"}
 
     made = cli(
@@ -57,7 +64,7 @@ def test_a_bare_name_reaches_every_repository_so_named_and_says_so(tmp_path: Pat
     one = cli(tmp_path, "token", "create", "--user", "bob", "--repo", "pypi/team")
     assert "read on pypi/team." in one
 
-    assert "revoked alice's access to pypi/team, conda/team" in cli(
+    assert "revoked alice's access to pypi/team (was read), conda/team (was upload)" in cli(
         tmp_path, "repo", "revoke", "team", "alice"
     )
     missing = cli(tmp_path, "repo", "grant", "nothing", "alice", "read", code=1)

@@ -462,8 +462,9 @@ def _set(
                 + ": name it as NAME or FORMAT/NAME (e.g. main or pypi/main);"
                 " `packhouse repo list` shows them"
             )
+        reached = []
         for repo in repos:
-            set_permission(
+            before = set_permission(
                 svc.ctx,
                 actor="cli",
                 fmt=repo.format,
@@ -472,4 +473,7 @@ def _set(
                 action=action,
                 kind="group" if group else None,
             )
-    return ", ".join(r.qualified_name for r in repos)
+            # say what a grant replaced, so lowering upload to read is never a surprise
+            was = f" (was {before})" if before and before != (action and action.value) else ""
+            reached.append(repo.qualified_name + was)
+    return ", ".join(reached)

@@ -120,6 +120,20 @@ def grant(
     )
 
 
+def granted(
+    conn: Connection, repository_id: int, principal_kind: str, principal: str
+) -> str | None:
+    """The action a principal holds on a repository itself (not through a group), if any."""
+    found = conn.execute(
+        select(permissions.c.action).where(
+            permissions.c.repository_id == repository_id,
+            permissions.c.principal_kind == principal_kind,
+            permissions.c.principal == principal,
+        )
+    ).scalar()
+    return str(found) if found is not None else None
+
+
 def revoke(conn: Connection, repository_id: int, principal_kind: str, principal: str) -> None:
     conn.execute(
         delete(permissions).where(

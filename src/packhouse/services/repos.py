@@ -298,8 +298,9 @@ def set_permission(
     principal: str,
     action: Action | None,
     kind: str | None = None,
-) -> None:
-    """Grant `action` to a principal (None revokes). `kind` is user, group or special."""
+) -> str | None:
+    """Grant `action` to a principal (None revokes), replacing what it held there, which is
+    returned (None: nothing). `kind` is user, group or special."""
     principal_kind = kind or ("special" if principal in SPECIAL_PRINCIPALS else "user")
     if principal_kind == "special" and principal not in SPECIAL_PRINCIPALS:
         raise InvalidInput(
@@ -311,18 +312,25 @@ def set_permission(
             user_store.require_user(conn, principal)
         elif principal_kind == "group":
             user_store.require_group(conn, principal)
+        before = user_store.granted(conn, repo.id, principal_kind, principal)
         serial = journal_store.append(
             conn,
             actor=actor,
             action="perm.grant" if action else "perm.revoke",
             repository=repo.qualified_name,
-            detail={"principal": principal, "kind": principal_kind, "action": action},
+            detail={
+                "principal": principal,
+                "kind": principal_kind,
+                "action": action,
+                "was": before,
+            },
         )
         if action is None:
             user_store.revoke(conn, repo.id, principal_kind, principal)
         else:
             user_store.grant(conn, repo.id, principal_kind, principal, action.value)
         repository_store.touch(conn, repo.id, serial)
+    return before
 
 
 def set_bases(ctx: Context, *, actor: str, fmt: Format, name: str, bases: Sequence[str]) -> None:
