@@ -240,6 +240,10 @@ def start_server(
 
 # both token forms: `ph-` + base62 (now) and `ph_` + base64url (before)
 TOKEN_PATTERN = re.compile(r"ph_[A-Za-z0-9_-]{16,}|(?<![A-Za-z0-9_.-])ph-[A-Za-z0-9]{16,}")
+# an OIDC identity token (a JWT: header.payload.signature, base64url JSON) and a web UI
+# session cookie's value
+JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+")
+SESSION_PATTERN = re.compile(r"ph_session=[A-Za-z0-9_-]{8,}")
 
 
 def assert_no_secrets_logged(server: RunningServer) -> None:
@@ -248,6 +252,9 @@ def assert_no_secrets_logged(server: RunningServer) -> None:
     assert server.admin_password not in text, "the admin password reached the server log"
     leaked = TOKEN_PATTERN.findall(text)
     assert not leaked, f"API tokens reached the server log: {leaked[:3]}"
+    for pattern, what in ((JWT_PATTERN, "OIDC identity tokens"), (SESSION_PATTERN, "sessions")):
+        found = pattern.findall(text)
+        assert not found, f"{what} reached the server log: {[f[:24] for f in found[:3]]}"
 
 
 def stop_server(server: RunningServer) -> None:
