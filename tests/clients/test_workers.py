@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.builders import make_wheel, synth
+from tests.clients.test_pypi_clients import installed_version, pip_install
 from tests.clients.test_pypi_proxy_faults import page
 from tests.conftest import (
     ADMIN_PASSWORD,
@@ -26,6 +27,7 @@ from tests.conftest import (
     VENV_BIN,
     RunningServer,
     file_path,
+    make_venv,
     start_server,
     stop_server,
 )
@@ -112,6 +114,24 @@ def test_two_workers_on_postgres(tmp_path: Path, postgres_url: str) -> None:
         upload_and_read_back(server, tmp_path, 4)
     finally:
         stop_server(server)
+
+
+def test_pip_installs_a_version_the_moment_it_is_uploaded(
+    workers: RunningServer, tmp_path: Path
+) -> None:
+    # each pip run opens its own connections: whichever worker answers must know the upload
+    python = make_venv(tmp_path / "venv")
+    for i in (20, 21, 22):
+        wheel = make_wheel(tmp_path, "spread-pkg", f"1.{i}")
+        with httpx.Client(base_url=workers.url, auth=AUTH, timeout=30) as client:
+            response = client.post(
+                "/pypi/main/",
+                data={":action": "file_upload", "name": "spread-pkg", "version": f"1.{i}"},
+                files={"content": (wheel.name, wheel.read_bytes())},
+            )
+        assert response.status_code == 200, response.text
+        pip_install(workers, python, f"spread-pkg==1.{i}")
+        assert installed_version(python, "spread_pkg") == f"1.{i}"
 
 
 def test_conda_uploads_are_in_every_workers_repodata(workers: RunningServer) -> None:
