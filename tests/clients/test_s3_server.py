@@ -19,6 +19,7 @@ from tests.conftest import (
     start_server,
     stop_server,
 )
+from tests.web.test_upload_faults import Forwarder, upload
 
 pytestmark = [pytest.mark.clients, pytest.mark.s3]
 
@@ -99,4 +100,39 @@ def test_files_can_be_served_by_presigned_redirect(tmp_path: Path, seaweedfs: S3
         pip_install(server, python, "ph-redirected")
         assert installed_version(python, "ph_redirected") == "1.0"
     finally:
+        stop_server(server)
+
+
+def test_s3_unreachable_is_a_503_nothing_recorded_and_a_retry_succeeds(
+    tmp_path: Path, seaweedfs: S3Server
+) -> None:
+    host, port = seaweedfs.endpoint.removeprefix("http://").rsplit(":", 1)
+    gate = Forwarder((host, int(port)))  # the store's network, which the test can cut
+    prefix = seaweedfs.new_prefix()
+    server = start_server(
+        tmp_path / "data",
+        {
+            "PACKHOUSE_STORAGE": "s3",
+            "PACKHOUSE_S3__ENDPOINT_URL": f"http://127.0.0.1:{gate.port}",
+            "PACKHOUSE_S3__BUCKET": seaweedfs.bucket,
+            "PACKHOUSE_S3__PREFIX": prefix,
+            "PACKHOUSE_S3__ACCESS_KEY_ID": "packhouse-tests",
+            "PACKHOUSE_S3__SECRET_ACCESS_KEY": "packhouse-tests",
+        },
+    )
+    try:
+        wheel = make_wheel(tmp_path, "ph-s3-away", "1.0")
+        gate.cut()
+        refused = upload(server, wheel)
+        assert refused.status_code == 503, refused.text
+        assert "blob store" in refused.text
+        assert "Traceback" not in refused.text
+        with server.client() as client:
+            assert client.get("/pypi/main/simple/ph-s3-away/").status_code == 404
+        gate.resume()
+        assert seaweedfs.keys(prefix) == []
+        assert upload(server, wheel).status_code == 200  # sent again once the store is back
+        assert len(seaweedfs.keys(prefix)) == 2  # the wheel and its PEP 658 metadata file
+    finally:
+        gate.cut()
         stop_server(server)

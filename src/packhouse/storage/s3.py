@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from packhouse.config import S3Settings
-from packhouse.errors import ArtifactNotFound
+from packhouse.errors import ArtifactNotFound, Unavailable
 from packhouse.storage.base import BlobInfo
 from packhouse.types import Sha256
 
@@ -20,8 +21,14 @@ class S3BlobStore:
         self.bucket = settings.bucket
         self.prefix = settings.prefix
         self.tmp_dir = tmp_dir
+        from botocore.config import Config
+
         self.client = client or boto3.client(
             "s3",
+            # bounded: an unreachable store answers the request 503 in seconds, not minutes
+            config=Config(
+                connect_timeout=5, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"}
+            ),
             endpoint_url=settings.endpoint_url,
             region_name=settings.region,
             aws_access_key_id=(
@@ -37,23 +44,57 @@ class S3BlobStore:
     def _key(self, sha256: Sha256) -> str:
         return f"{self.prefix}{sha256[:2]}/{sha256}"
 
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """The store unreachable, timing out or failing on its side is Unavailable (503,
+        the request changed nothing and may be sent again), not an unexpected error."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        where = self.settings.endpoint_url or "S3"
+        try:
+            yield
+        except BotoCoreError as exc:
+            raise Unavailable(
+                f"the blob store ({where}) cannot be reached ({type(exc).__name__}); nothing"
+                " was changed: send the request again"
+            ) from None
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if isinstance(status, int) and status >= 500:
+                raise Unavailable(
+                    f"the blob store ({where}) answered {status}; nothing was changed: send"
+                    " the request again"
+                ) from None
+            raise
+
     def put_file(self, sha256: Sha256, path: Path) -> None:
+        from boto3.exceptions import S3UploadFailedError
+
         if not self.exists(sha256):
-            self.client.upload_file(str(path), self.bucket, self._key(sha256))
+            with self._reaching():
+                try:
+                    self.client.upload_file(str(path), self.bucket, self._key(sha256))
+                except S3UploadFailedError as exc:  # the transfer manager's wrapping
+                    raise Unavailable(
+                        f"the blob store could not take the file ({exc}); nothing was"
+                        " changed: send the request again"
+                    ) from None
 
     def put_bytes(self, sha256: Sha256, data: bytes) -> None:
         if not self.exists(sha256):
-            self.client.put_object(Bucket=self.bucket, Key=self._key(sha256), Body=data)
+            with self._reaching():
+                self.client.put_object(Bucket=self.bucket, Key=self._key(sha256), Body=data)
 
     def exists(self, sha256: Sha256) -> bool:
         from botocore.exceptions import ClientError
 
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(sha256))
-        except ClientError as exc:
-            if _is_missing(exc):
-                return False
-            raise
+        with self._reaching():
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=self._key(sha256))
+            except ClientError as exc:
+                if _is_missing(exc):
+                    return False
+                raise
         return True
 
     def open(self, sha256: Sha256, start: int = 0, end: int | None = None) -> BinaryIO:
@@ -62,19 +103,23 @@ class S3BlobStore:
         extra: dict[str, Any] = {}
         if start or end is not None:
             extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256), **extra)
-        except ClientError as exc:
-            raise _missing_or(exc, sha256) from None
+        with self._reaching():
+            try:
+                response = self.client.get_object(
+                    Bucket=self.bucket, Key=self._key(sha256), **extra
+                )
+            except ClientError as exc:
+                raise _missing_or(exc, sha256) from None
         return cast(BinaryIO, response["Body"])
 
     def size(self, sha256: Sha256) -> int:
         from botocore.exceptions import ClientError
 
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._key(sha256))
-        except ClientError as exc:
-            raise _missing_or(exc, sha256) from None
+        with self._reaching():
+            try:
+                head = self.client.head_object(Bucket=self.bucket, Key=self._key(sha256))
+            except ClientError as exc:
+                raise _missing_or(exc, sha256) from None
         return int(head["ContentLength"])
 
     def url_for(self, sha256: Sha256, filename: str) -> str | None:
@@ -98,7 +143,8 @@ class S3BlobStore:
         return url
 
     def delete(self, sha256: Sha256) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(sha256))
+        with self._reaching():
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(sha256))
 
     def iter_blobs(self) -> Iterator[BlobInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
