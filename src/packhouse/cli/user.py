@@ -52,8 +52,8 @@ def add(
     if service:
         console.print(
             f"  grant it a right, then make its token:\n"
-            f"  packhouse repo grant main {name} upload\n"
-            f"  packhouse token create --user {name} --repo main --scope upload --name ci",
+            f"  packhouse repo grant pypi/main {name} upload\n"
+            f"  packhouse token create --user {name} --repo pypi/main --scope upload --name ci",
             highlight=False,
         )
 
