@@ -49,7 +49,7 @@ from packhouse.services import blob_claims
 from packhouse.services.artifacts import drop_unreferenced
 from packhouse.services.conda_order import NameRecords
 from packhouse.services.conda_records import INDEX_VERSION, Deriver, Line, decode_lines
-from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate
+from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate, served
 from packhouse.services.sources import Cooldowns, proxies_of
 from packhouse.services.upstream_cache import StoredFile, StoredPage, UpstreamCache, same_origin
 from packhouse.types import Sha256
@@ -203,8 +203,7 @@ class CondaProxy:
         due = kept_due(cache, proxy, ("conda", proxy.id, subdir), kept.checked_at)
         if due is None:
             return None
-        kept.stale, kept.expires = due.stale, due.expires
-        return kept
+        return served(kept, due)
 
     def _refresh(
         self,
@@ -226,10 +225,7 @@ class CondaProxy:
         )
         if isinstance(answer, Due):  # a 304, or the upstream failed: what is kept serves
             assert kept is not None
-            if answer.checked_at is not None:
-                kept.checked_at = answer.checked_at
-            kept.stale, kept.expires = answer.stale, answer.expires
-            return kept
+            return served(kept, answer)
         found = self._from_row(proxy, subdir, answer)
         found.expires = time.monotonic() + cache.ttl(proxy)
         old = stored.blob_sha256 if stored is not None else None

@@ -40,7 +40,7 @@ from packhouse.services.conda_proxy import (
     subdir_url,
 )
 from packhouse.services.conda_records import Line
-from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate
+from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate, served
 from packhouse.services.upstream_cache import StoredPage, UpstreamCache, digest_of, same_origin
 
 log = logging.getLogger("packhouse.proxy")
@@ -108,8 +108,7 @@ class ShardsProxy:
         if kept is not None:
             due = kept_due(cache, proxy, key, kept.checked_at)
             if due is not None:
-                kept.stale, kept.expires = due.stale, due.expires
-                return kept
+                return served(kept, due)
         elif cache.offline(proxy):
             return self._none(proxy, subdir, cache.ctx.clock())
         try:
@@ -125,10 +124,7 @@ class ShardsProxy:
             return self._none(proxy, subdir, cache.ctx.clock())
         if isinstance(answer, Due):
             assert kept is not None
-            if answer.checked_at is not None:
-                kept.checked_at = answer.checked_at
-            kept.stale, kept.expires = answer.stale, answer.expires
-            return kept
+            return served(kept, answer)
         found = self._parsed(proxy, subdir, answer)
         found.expires = time.monotonic() + cache.ttl(proxy)
         return found

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from packhouse.db.repository_store import Repository
 from packhouse.errors import TooLarge, UpstreamError
@@ -36,6 +37,25 @@ class Due:
     stale: bool
     expires: float
     checked_at: datetime | None = None  # set when the upstream just confirmed it (a 304)
+
+
+class Kept(Protocol):
+    """What a caller keeps of a document in memory (a parsed subdir, a shard index)."""
+
+    checked_at: datetime
+    stale: bool
+    expires: float
+
+
+K = TypeVar("K", bound=Kept)
+
+
+def served(kept: K, due: Due) -> K:
+    """`kept`, marked as `due` says it is served (and checked again, after a 304)."""
+    if due.checked_at is not None:
+        kept.checked_at = due.checked_at
+    kept.stale, kept.expires = due.stale, due.expires
+    return kept
 
 
 def kept_due(
