@@ -32,6 +32,7 @@ from tests.conftest import (
     stop_server,
 )
 from tests.upstream_server import Document, static_upstream
+from tests.web.test_upload_faults import upload
 
 AUTH = ("admin", ADMIN_PASSWORD)
 
@@ -84,12 +85,7 @@ def upload_and_read_back(server: RunningServer, directory: Path, rounds: int) ->
     """Upload a version, then read the page on fresh connections: each must list it."""
     for i in range(rounds):
         wheel = make_wheel(directory, "spread-pkg", f"1.{i}")
-        with httpx.Client(base_url=server.url, auth=AUTH, timeout=30) as client:
-            response = client.post(
-                "/pypi/main/",
-                data={":action": "file_upload", "name": "spread-pkg", "version": f"1.{i}"},
-                files={"content": (wheel.name, wheel.read_bytes())},
-            )
+        response = upload(server, wheel)
         assert response.status_code == 200, response.text
         for _ in range(6):
             page = fresh_get(server, "/pypi/main/simple/spread-pkg/", SIMPLE_JSON)
@@ -123,12 +119,7 @@ def test_pip_installs_a_version_the_moment_it_is_uploaded(
     python = make_venv(tmp_path / "venv")
     for i in (20, 21, 22):
         wheel = make_wheel(tmp_path, "spread-pkg", f"1.{i}")
-        with httpx.Client(base_url=workers.url, auth=AUTH, timeout=30) as client:
-            response = client.post(
-                "/pypi/main/",
-                data={":action": "file_upload", "name": "spread-pkg", "version": f"1.{i}"},
-                files={"content": (wheel.name, wheel.read_bytes())},
-            )
+        response = upload(workers, wheel)
         assert response.status_code == 200, response.text
         pip_install(workers, python, f"spread-pkg==1.{i}")
         assert installed_version(python, "spread_pkg") == f"1.{i}"
