@@ -535,7 +535,7 @@ def _with_proxied(
     metadata = {r.version: r.metadata for r in releases}
     held = {f.filename for r in releases for f in r.files}
     for version, file in shown:
-        if file.filename in held:
+        if file.filename in held or file.sha256 is None:  # no digest until fetched
             continue
         held.add(file.filename)
         by_version.setdefault(version, []).append(

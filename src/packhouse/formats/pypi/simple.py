@@ -71,7 +71,9 @@ class SimpleFile:
 
     filename: str  # PEP 691 `filename`; the text of the PEP 503 anchor
     url: str  # PEP 503 href / PEP 691 `url`, without the hash fragment
-    sha256: str  # PEP 503 `#sha256=` fragment / PEP 691 `hashes`
+    # PEP 503 `#sha256=` fragment / PEP 691 `hashes`; None only for a proxied file whose
+    # upstream gave no sha256 and that is not fetched yet (then `md5`, if the upstream gave it)
+    sha256: str | None
     requires_python: str | None  # PEP 503 `data-requires-python` / PEP 691 `requires-python`
     yanked: str | None  # PEP 592: None = not yanked, "" = yanked, no reason; else the reason
     metadata_sha256: str | None  # PEP 658/714: hash of the `.metadata` file; None = none served
@@ -80,6 +82,13 @@ class SimpleFile:
     gpg_sig: bool = False  # PEP 503 `data-gpg-sig` / PEP 691 `gpg-sig`; shown only when True
     # PEP 740 `data-provenance` / `provenance`: the provenance object's URL; shown when set
     provenance: str | None = None
+    md5: str | None = None  # shown only without a sha256 (PEP 503 allows md5, PEP 691 any)
+
+
+def _hashes(file: SimpleFile) -> dict[str, str]:
+    """PEP 691 `hashes` of a file without a sha256: md5 if known, else empty (the key must
+    be present; PEP 691 only recommends a secure hash)."""
+    return {"md5": file.md5} if file.md5 is not None else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +157,13 @@ def _page(title: str, body: list[str], last_serial: int) -> bytes:
 
 
 def _anchor(file: SimpleFile) -> str:
-    # PEP 503: href with a `#sha256=` fragment; the anchor text is the filename.
-    parts = ['    <a href="', _escape(file.url), "#sha256=", file.sha256, '"']
+    # PEP 503: href with a `#sha256=` fragment (or `#md5=`, or none: see SimpleFile.sha256);
+    # the anchor text is the filename.
+    if file.sha256 is not None:
+        parts = ['    <a href="', _escape(file.url), "#sha256=", file.sha256, '"']
+    else:
+        fragment = f"#md5={file.md5}" if file.md5 is not None else ""
+        parts = ['    <a href="', _escape(file.url), fragment, '"']
     if file.requires_python is not None:
         # PEP 503: data-requires-python, with < and > escaped as &lt; and &gt;.
         parts += [' data-requires-python="', _escape(file.requires_python), '"']
@@ -217,7 +231,7 @@ def _file_json(file: SimpleFile) -> dict[str, Any]:
     out: dict[str, Any] = {
         "filename": file.filename,
         "url": file.url,
-        "hashes": {"sha256": file.sha256},
+        "hashes": {"sha256": file.sha256} if file.sha256 is not None else _hashes(file),
         # PEP 691 + 592: false, true (no reason), or the reason.
         "yanked": (file.yanked or True) if file.yanked is not None else False,
         # PEP 714: `core-metadata`, plus PEP 691's original `dist-info-metadata` key.
