@@ -8,12 +8,19 @@ from alembic.migration import MigrationContext
 
 from packhouse.db import journal_store
 from packhouse.db.engine import Database
-from packhouse.db.schema import metadata
+from packhouse.db.schema import SEARCH_OBJECTS, metadata
+
+
+def declared(name: str | None, type_: str, parents: object) -> bool:
+    """Leave out what migration 0013 makes for one dialect only (FTS5's tables, a GIN
+    index over an expression): schema.py cannot declare them."""
+    return not (name or "").startswith(SEARCH_OBJECTS)
 
 
 def drift(db: Database) -> list[object]:
     with db.engine.connect() as conn:
-        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+        context = MigrationContext.configure(conn, opts={"include_name": declared})
+        return list(compare_metadata(context, metadata))
 
 
 def test_sqlite_migrations_match_the_schema() -> None:

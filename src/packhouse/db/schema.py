@@ -136,6 +136,15 @@ artifacts = Table(
     # A deleted artifact stays as a tombstone so its filename can never be reused.
     Column("deleted", Boolean, nullable=False, default=False),
     Column("serial", Integer, nullable=False),
+    # PyPI: the file's parts of its project's pages, rendered once when it is stored
+    # (services/pypi_parts.py): the version's sort key as bytes, the PEP 503 anchor line, the
+    # PEP 691 file object and the JSON API file object (its URL without the server's address).
+    # None where not rendered (rows from before migration 0014; the parts of a yanked or
+    # unyanked file): the reader renders those from the columns above.
+    Column("page_key", LargeBinary),
+    Column("page_html", LargeBinary),
+    Column("page_json", LargeBinary),
+    Column("page_api", LargeBinary),
     UniqueConstraint("repository_id", "filename", name="uq_artifacts_repository_filename"),
 )
 Index("ix_artifacts_project", artifacts.c.project_id)
@@ -346,3 +355,23 @@ upstream_leases = Table(
     Column("holder", String(64), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# What the web UI lists and searches: one row per project (PyPI) or package (conda) that has
+# a live artifact, taken from its newest live upload (the newest not yanked, if any).
+# db/search_store.py rewrites a project's row in the write transaction of every upload, yank
+# and delete. Migration 0013 adds the full-text index beside it, per dialect (SEARCH_OBJECTS):
+# an FTS5 table kept by triggers on SQLite, a GIN index over a tsvector on PostgreSQL.
+search_entries = Table(
+    "search_entries",
+    metadata,
+    Column("project_id", ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),  # normalised
+    Column("display_name", String(200), nullable=False),
+    Column("version", String(200), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("uploaded", DateTime(timezone=True), nullable=False),
+)
+Index("ix_search_entries_name", search_entries.c.name)
+# Made by migration 0013 for one dialect, so not declared above (schema comparisons skip them).
+SEARCH_OBJECTS = ("search_fts", "ix_search_entries_document")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from packhouse.db import artifact_store, journal_store, repository_store
+from packhouse.db import artifact_store, journal_store, repository_store, search_store
 from packhouse.db.artifact_store import Artifact
 from packhouse.db.repository_store import Repository
 from packhouse.errors import ArtifactNotFound, InvalidInput, ProjectNotFound
@@ -82,6 +82,7 @@ def set_yanked(
             detail={"version": target.version, "reason": reason},
         )
         artifact_store.set_yanked(conn, [a.id for a in chosen], yanked, reason, serial)
+        search_store.refresh(conn, {a.project_id for a in chosen})
         repository_store.ensure_project(conn, repo.id, chosen[0].project, chosen[0].project, serial)
         repository_store.touch(conn, repo.id, serial)
     return [a.filename for a in chosen]
@@ -100,6 +101,7 @@ def delete(ctx: Context, repo: Repository, target: Target, *, actor: str) -> lis
             detail={"version": target.version, "files": [a.filename for a in chosen]},
         )
         artifact_store.mark_deleted(conn, [a.id for a in chosen], serial)
+        search_store.refresh(conn, {a.project_id for a in chosen})
         repository_store.ensure_project(conn, repo.id, chosen[0].project, chosen[0].project, serial)
         repository_store.touch(conn, repo.id, serial)
     artifacts.drop_unreferenced(
