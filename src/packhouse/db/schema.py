@@ -136,15 +136,6 @@ artifacts = Table(
     # A deleted artifact stays as a tombstone so its filename can never be reused.
     Column("deleted", Boolean, nullable=False, default=False),
     Column("serial", Integer, nullable=False),
-    # PyPI: the file's parts of its project's pages, rendered once when it is stored
-    # (services/pypi_parts.py): the version's sort key as bytes, the PEP 503 anchor line, the
-    # PEP 691 file object and the JSON API file object (its URL without the server's address).
-    # None where not rendered (rows from before migration 0014; the parts of a yanked or
-    # unyanked file): the reader renders those from the columns above.
-    Column("page_key", LargeBinary),
-    Column("page_html", LargeBinary),
-    Column("page_json", LargeBinary),
-    Column("page_api", LargeBinary),
     UniqueConstraint("repository_id", "filename", name="uq_artifacts_repository_filename"),
 )
 Index("ix_artifacts_project", artifacts.c.project_id)
