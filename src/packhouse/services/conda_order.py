@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -75,6 +75,11 @@ class SubdirSource(Protocol):
         """Changes whenever `records(name)` does."""
         ...
 
+    def extras(self, name: str) -> Mapping[str, bytes]:
+        """{filename: JSON of what a record does not carry (`about`, `post_install`,
+        `run_exports`)} for the name's records, `{}` where nothing is known."""
+        ...
+
 
 @dataclass(frozen=True)
 class Merged:
@@ -112,16 +117,49 @@ def merge_name(parts: Sequence[NameRecords]) -> NameRecords:
     return NameRecords(packages, packages_conda, removed - packages.keys() - packages_conda.keys())
 
 
-def merge(order: Sequence[Repository], sources: Sequence[SubdirSource]) -> Merged:
-    names = sorted(set().union(*(set(s.names()) for s in sources)))
-    by_name: dict[str, NameRecords] = {}
-    stamps: dict[str, Hashable] = {}
-    for name in names:
+def answers(
+    order: Sequence[Repository], sources: Sequence[SubdirSource]
+) -> Iterator[tuple[str, list[SubdirSource]]]:
+    """(name, the sources that answer for it) for every name of the sources, sorted."""
+    for name in sorted(set().union(*(set(s.names()) for s in sources))):
         members = answering(order, sources, name)
+        if members:
+            yield name, members
+
+
+def resolved(
+    order: Sequence[Repository], sources: Sequence[SubdirSource]
+) -> Iterator[tuple[str, list[SubdirSource], NameRecords]]:
+    """The one resolution of a subdir every page of an order is made from (repodata,
+    shards, run_exports.json, index.html, channeldata.json): (name, the sources that
+    answer, its merged records) for every name with records, sorted by name, one name in
+    memory at a time."""
+    for name, members in answers(order, sources):
         merged = merge_name([r for m in members if (r := m.records(name))])
         if merged:
-            by_name[name] = merged
-            stamps[name] = tuple((m.repo.id, m.name_stamp(name)) for m in members)
+            yield name, members, merged
+
+
+def name_stamp(members: Sequence[SubdirSource], name: str) -> Hashable:
+    return tuple((m.repo.id, m.name_stamp(name)) for m in members)
+
+
+def winning_extras(
+    members: Sequence[SubdirSource], name: str, records: NameRecords
+) -> dict[str, bytes]:
+    """{filename: extras JSON} of the member whose record won each filename (members give
+    an entry for every record they hold, so the first to hold a filename wins here too)."""
+    wanted = records.packages.keys() | records.packages_conda.keys()
+    found = first_wins(m.extras(name) for m in members)
+    return {f: found.get(f, b"{}") for f in wanted}
+
+
+def merge(order: Sequence[Repository], sources: Sequence[SubdirSource]) -> Merged:
+    by_name: dict[str, NameRecords] = {}
+    stamps: dict[str, Hashable] = {}
+    for name, members, merged in resolved(order, sources):
+        by_name[name] = merged
+        stamps[name] = name_stamp(members, name)
     return Merged(by_name, stamps, any(s.stale for s in sources))
 
 

@@ -42,10 +42,13 @@ from packhouse.services.conda_order import (
     NameRecords,
     SubdirSource,
     answering,
+    answers,
     merge_name,
     merged_current,
+    name_stamp,
+    resolved,
 )
-from packhouse.services.conda_proxy import CondaProxy, ProxiedPackage, ProxySubdir, proxy_sources
+from packhouse.services.conda_proxy import CondaProxy, ProxiedPackage, ProxySubdir
 from packhouse.services.conda_upstream_shards import ShardedProxySubdir, ShardsProxy
 from packhouse.services.context import Context
 from packhouse.services.pages import Page
@@ -160,27 +163,34 @@ class ProxiedPages:
         hosted: Sequence[SubdirSource],
         *,
         shards: bool = False,
+        complete: bool = False,
+        wanted: Callable[[Repository], bool] = lambda _: True,
     ) -> Iterator[list[SubdirSource]]:
-        """The order's members for `subdir`: the hosted ones given, then the proxies
-        (fetched or revalidated as due), closed after use. With `shards`, an order's one
-        proxy reads its upstream's shards where it can (services/conda_upstream_shards.py)."""
-        sharded = self._sharded(order, subdir) if shards else None
-        if sharded is not None:
-            yield [*hosted, sharded]
-            return
-        proxies = proxy_sources(self.proxy, order, subdir, self._ctx.clock())
+        """The order's members for `subdir`: the hosted ones given, then the (`wanted`)
+        proxies, fetched or revalidated as due, closed after use. With `shards`, a proxy
+        whose upstream shards the subdir reads its shards (services/conda_upstream_shards.py),
+        the others their cached repodata; `complete` first fetches the shards a cooldown
+        needs to know which names it leaves out (for the shard index)."""
+        now = self._ctx.clock()
+        members: list[ProxySubdir | ShardedProxySubdir] = []
         try:
-            yield [*hosted, *proxies]
+            for proxy in proxies_of(order):
+                if not wanted(proxy):
+                    continue
+                cooldowns = Cooldowns.of(order, proxy)
+                found = self.shards.index(proxy, subdir) if shards else None
+                if found is not None:
+                    members.append(ShardedProxySubdir(self.shards, proxy, found, cooldowns, now))
+                else:
+                    cached = self.proxy.subdir(proxy, subdir)
+                    members.append(ProxySubdir(self.proxy, proxy, cached, cooldowns, now))
+            everything = [*hosted, *members]
+            if complete:
+                _prefetch(order, everything)
+            yield everything
         finally:
-            for source in proxies:
-                source.close()
-
-    def _sharded(self, order: Sequence[Repository], subdir: str) -> ShardedProxySubdir | None:
-        proxies = proxies_of(order)
-        if len(proxies) != 1 or Cooldowns.of(order, proxies[0]).active:
-            return None
-        found = self.shards.index(proxies[0], subdir)
-        return None if found is None else ShardedProxySubdir(self.shards, proxies[0], found)
+            for member in members:
+                member.close()
 
     def find_package(
         self,
@@ -191,32 +201,24 @@ class ProxiedPages:
         filename: str,
     ) -> ProxiedPackage | None:
         """The first of the `allowed` proxies whose records (through the order's
-        cooldowns) list `filename`, as a package to fetch."""
-        sharded = self._sharded(order, subdir)
-        if sharded is not None and sharded.repo.id in allowed and sharded.holds(name):
-            lines, _ = self.shards.lines(sharded.repo, sharded.shards, name)
-            base_url = sharded.shards.base_url
-        else:
-            lines, base_url, repo = [], "", None
-            now = self._ctx.clock()
-            for source in proxy_sources(self.proxy, order, subdir, now, lambda r: r.id in allowed):
-                try:
-                    lines = source.lines(name)
-                finally:
-                    source.close()
-                if any(x.filename == filename for x in lines):
-                    base_url, repo = source.found.base_url, source.repo
-                    break
-            if repo is None:
-                return None
-            sharded = None
-        line = next((x for x in lines if x.filename == filename), None)
-        if line is None:
-            return None
-        repo = sharded.repo if sharded is not None else repo
-        assert repo is not None
-        fetch = partial(self.proxy.fetch_package, repo, subdir, base_url, name, line)
-        return ProxiedPackage(repo, fetch)
+        cooldowns; from the upstream's shard where it shards the subdir) list `filename`,
+        as a package to fetch."""
+        with self.sources(
+            order, subdir, [], shards=True, wanted=lambda r: r.id in allowed
+        ) as found:
+            for source in found:
+                if isinstance(source, ShardedProxySubdir):
+                    lines, base_url = source.lines(name)[0], source.shards.base_url
+                else:
+                    assert isinstance(source, ProxySubdir)
+                    lines, base_url = source.lines(name), source.found.base_url
+                line = next((x for x in lines if x.filename == filename), None)
+                if line is not None:
+                    fetch = partial(
+                        self.proxy.fetch_package, source.repo, subdir, base_url, name, line
+                    )
+                    return ProxiedPackage(source.repo, fetch)
+        return None
 
     # -- pages ----------------------------------------------------------------------------
 
@@ -241,7 +243,10 @@ class ProxiedPages:
         if found is not None:
             return found
         patched = not kind.startswith("repodata_from_packages")
-        with self.sources(order, subdir, hosted(patched), shards=kind == SHARDS_INDEX) as sources:
+        sharded = kind == SHARDS_INDEX
+        with self.sources(
+            order, subdir, hosted(patched), shards=sharded, complete=sharded
+        ) as sources:
             key = _key(repo, subdir, kind)
             entry = self._entry(key, order, serial, sources, last_serial)
             with entry.lock:
@@ -265,10 +270,8 @@ class ProxiedPages:
         # the order's settings too: its allow lists and cooldowns decide what is shown
         rules = tuple((r.id, r.allow_upstream, r.cooldown) for r in order)
         stamp = (rules, tuple((s.repo.id, s.stamp) for s in sources))
-        proxies = [s for s in sources if isinstance(s, ProxySubdir)]
-        expiries = [p.found.expires for p in proxies]
-        expiries += [s.shards.expires for s in sources if isinstance(s, ShardedProxySubdir)]
-        expires = min(expiries, default=time.monotonic() + 60)
+        proxies = [s for s in sources if isinstance(s, ProxySubdir | ShardedProxySubdir)]
+        expires = min((p.expires for p in proxies), default=time.monotonic() + 60)
         if any(p.cooling for p in proxies):
             expires = min(expires, time.monotonic() + COOLDOWN_RECHECK)
         stale = any(s.stale for s in sources)
@@ -391,14 +394,14 @@ class ProxiedPages:
         keeper = self._keeper(repo, subdir)
         digests: dict[str, bytes] = {}
         with keeper.lock:
-            for name in sorted(set().union(*(set(s.names()) for s in sources))):
-                members = answering(order, sources, name)
-                if len(members) == 1 and isinstance(members[0], ShardedProxySubdir):
+            for name, members in answers(order, sources):
+                only = members[0]
+                if len(members) == 1 and isinstance(only, ShardedProxySubdir) and only.whole(name):
                     # only the upstream has it: its own shard, under its own digest
-                    digests[name] = members[0].digest_of(name)
-                    keeper.upstream[digests[name].hex()] = (members[0].repo.id, name)
+                    digests[name] = only.digest_of(name)
+                    keeper.upstream[digests[name].hex()] = (only.repo.id, name)
                     continue
-                stamp = tuple((m.repo.id, m.name_stamp(name)) for m in members)
+                stamp = name_stamp(members, name)
                 kept = keeper.by_name.get(name)
                 if kept is None or kept[0] != stamp:
                     records = merge_name([r for m in members if (r := m.records(name))])
@@ -442,10 +445,15 @@ class ProxiedPages:
             return data
         upstream = keeper.upstream.get(hex_digest)
         if upstream is not None and hex_digest not in keeper.names_of:
-            sharded = self._sharded(order, subdir)
-            if sharded is None or sharded.repo.id != upstream[0]:
-                raise missing
-            return self.shards.shard(sharded.repo, sharded.shards, hex_digest)
+            proxy_id, upstream_name = upstream
+            one = partial(self.sources, order, subdir, [], shards=True)
+            with one(wanted=lambda r: r.id == proxy_id) as found:
+                source = found[0] if found else None
+                if not isinstance(source, ShardedProxySubdir) or not source.whole(upstream_name):
+                    raise missing
+                if source.shards.index.shards.get(upstream_name) != bytes.fromhex(hex_digest):
+                    raise missing
+                return self.shards.shard(source.repo, source.shards, hex_digest)
         name = keeper.names_of.get(hex_digest)
         if name is None:
             raise missing
@@ -462,6 +470,22 @@ class ProxiedPages:
         if shard.digest.hex() != hex_digest:
             raise missing
         return shard.data
+
+
+def _prefetch(order: Sequence[Repository], sources: Sequence[SubdirSource]) -> None:
+    """Fetch, a few at a time, the upstream shards a cooldown must read to know which
+    names it leaves out: those of the names each sharded proxy answers for (never one the
+    confusion rule keeps from it)."""
+    cooling = [s for s in sources if isinstance(s, ShardedProxySubdir) and s.cooling]
+    if not cooling:
+        return
+    wanted: dict[int, list[str]] = {s.repo.id: [] for s in cooling}
+    for name, members in answers(order, sources):
+        for member in members:
+            if member.repo.id in wanted and member.holds(name):
+                wanted[member.repo.id].append(name)
+    for source in cooling:
+        source.prefetch(wanted[source.repo.id])
 
 
 # -- repodata, name by name ---------------------------------------------------------------------
@@ -483,9 +507,7 @@ def _write_repodata(
     first = [True, True]
     try:
         with scratch_path.open("w+b") as scratch:
-            for name in sorted(set().union(*(set(s.names()) for s in sources))):
-                members = answering(order, sources, name)
-                records = merge_name([r for m in members if (r := m.records(name))])
+            for _, _, records in resolved(order, sources):
                 if current:
                     records = _current(subdir, records)
                 for index, (section, target) in enumerate(

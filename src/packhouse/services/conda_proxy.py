@@ -48,7 +48,13 @@ from packhouse.formats.conda import remote
 from packhouse.services import blob_claims
 from packhouse.services.artifacts import drop_unreferenced
 from packhouse.services.conda_order import NameRecords
-from packhouse.services.conda_records import INDEX_VERSION, Deriver, Line, decode_lines
+from packhouse.services.conda_records import (
+    INDEX_VERSION,
+    Deriver,
+    Line,
+    decode_lines,
+    line_extras,
+)
 from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate, served
 from packhouse.services.sources import Cooldowns, proxies_of
 from packhouse.services.upstream_cache import StoredFile, StoredPage, UpstreamCache, same_origin
@@ -445,6 +451,7 @@ class ProxySubdir:
         self._now = now
         self._handle: BinaryIO | None = None
         self._cutoffs: dict[str, int | None] = {}
+        self._last: tuple[str, list[Line]] | None = None  # the name read last, for extras
 
     @property
     def stamp(self) -> Hashable:
@@ -465,6 +472,10 @@ class ProxySubdir:
         """A cooldown applies: what it lets through changes with the clock."""
         return self._cooldowns.active
 
+    @property
+    def expires(self) -> float:
+        return self.found.expires
+
     def names(self) -> Iterable[str]:
         return self.found.names()
 
@@ -483,13 +494,17 @@ class ProxySubdir:
 
     def lines(self, name: str) -> list[Line]:
         """The name's records a reader may see (the cooldowns applied)."""
+        if self._last is not None and self._last[0] == name:
+            return self._last[1]
         if self._handle is None and self.found.blob is not None:
             self._handle = self._proxy.open(self.found)
-        return [
+        lines = [
             line
             for line in self._proxy.read_lines(self.found, name, self._handle)
             if self.admits(name, line.time_ms)
         ]
+        self._last = (name, lines)
+        return lines
 
     def records(self, name: str) -> NameRecords:
         lines = self.lines(name) if name in self.found.spans else []
@@ -505,6 +520,9 @@ class ProxySubdir:
         admitted = len(times) if cutoff is None else bisect_right(times, cutoff)
         span = self.found.spans.get(name)
         return (span[2] if span else self.found.digest, admitted)
+
+    def extras(self, name: str) -> Mapping[str, bytes]:
+        return line_extras(self.lines(name)) if name in self.found.spans else {}
 
     def close(self) -> None:
         if self._handle is not None:

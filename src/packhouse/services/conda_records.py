@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 from packhouse.formats.conda import remote
 from packhouse.formats.conda.names import name_problems, parse_filename
 from packhouse.formats.conda.remote import RemoteRecord, RepodataHead, Skipped
@@ -35,6 +37,22 @@ class Line:
 def encode_line(record: RemoteRecord) -> bytes:
     head = f"{record.filename}\t{record.sha256}\t{record.time_ms}\t".encode()
     return head + record.record + b"\n"
+
+
+def line_extras(lines: Iterable[Line]) -> dict[str, bytes]:
+    """{filename: extras JSON} as the records themselves say them: an upstream record carries
+    no about or post_install, but may carry its `run_exports` (conda-index's shards do)."""
+    extras: dict[str, bytes] = {}
+    for line in lines:
+        run_exports = (
+            orjson.loads(line.record).get("run_exports")
+            if b'"run_exports"' in line.record
+            else None
+        )
+        extras[line.filename] = (
+            orjson.dumps({"run_exports": run_exports}) if isinstance(run_exports, dict) else b"{}"
+        )
+    return extras
 
 
 def decode_lines(data: bytes) -> list[Line]:

@@ -20,8 +20,11 @@ import hashlib
 import logging
 import threading
 import time
+from array import array
+from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urljoin
@@ -39,13 +42,15 @@ from packhouse.services.conda_proxy import (
     shards_key,
     subdir_url,
 )
-from packhouse.services.conda_records import Line
+from packhouse.services.conda_records import Line, line_extras
 from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate, served
+from packhouse.services.sources import Cooldowns
 from packhouse.services.upstream_cache import StoredPage, UpstreamCache, digest_of, same_origin
 
 log = logging.getLogger("packhouse.proxy")
 
 _KEPT = 64  # shard indexes kept parsed in memory
+PREFETCH = 8  # shards fetched at once when a cooldown needs all of them
 INDEX_FILE = "repodata_shards.msgpack.zst"
 
 
@@ -75,6 +80,8 @@ class ShardsProxy:
         self.cache = cache
         self._kept: OrderedDict[tuple[int, str], UpstreamShards] = OrderedDict()
         self._lock = threading.Lock()
+        # (proxy id, subdir) -> (index digest, {shard digest: summary})
+        self._summary: dict[tuple[int, str], tuple[str, dict[bytes, ShardSummary]]] = {}
 
     # -- the index ------------------------------------------------------------------------
 
@@ -200,51 +207,59 @@ class ShardsProxy:
     def shard(self, proxy: Repository, shards: UpstreamShards, hex_digest: str) -> bytes:
         """The upstream's shard with this digest: cached, or fetched once and checked."""
         cache = self.cache
-        key = shard_key(shards.subdir, hex_digest)
-        stored = cache.read_page(proxy.id, key)
-        if stored is not None and stored.body and _sha(stored.body) == hex_digest:
+        stored = self._cached(proxy, shards, hex_digest)
+        if stored is not None:
             cache.stats.hits += 1
-            return stored.body
+            return stored
         if cache.offline(proxy):
             raise UpstreamError(
                 f"the shard {hex_digest} is not cached in {proxy.qualified_name}, which is offline"
             )
         with cache.one_at_a_time(("conda-shard", proxy.id, hex_digest)):
-            stored = cache.read_page(proxy.id, key)
-            if stored is not None and stored.body and _sha(stored.body) == hex_digest:
-                return stored.body
-            url = f"{shards.shards_url}{hex_digest}.msgpack.zst"
-            auth = proxy.proxy.auth if same_origin(url, subdir_url(proxy, shards.subdir)) else None
-            limit = cache.ctx.settings.upstream_max_page_bytes
-            try:
-                response = cache.client.get(url, auth=auth, max_bytes=limit)
-                if response.status != 200:
-                    raise UpstreamError(
-                        f"the upstream of {proxy.qualified_name} answered {response.status}"
-                        f" for {redact_url(url)}"
-                    )
-                if _sha(response.body) != hex_digest:
-                    raise UpstreamError(
-                        f"the shard {redact_url(url)} of {proxy.qualified_name} does not match"
-                        " the sha256 its index gives; nothing was kept"
-                    )
-            except UpstreamError:
-                cache.stats.errors += 1
-                raise
-            cache.stats.misses += 1
-            now = cache.ctx.clock()
-            body = response.body
-            page = StoredPage(200, None, None, None, body, None, len(body), hex_digest, now, now)
-            cache.write_page(proxy.id, key, page)
+            stored = self._cached(proxy, shards, hex_digest)
+            if stored is not None:
+                return stored
+            body = self._download(proxy, shards, hex_digest)
+            self._store(proxy, shards, hex_digest, body)
             return body
 
-    def records(self, proxy: Repository, shards: UpstreamShards, name: str) -> NameRecords:
-        lines, removed = self.lines(proxy, shards, name)
-        return NameRecords(
-            {x.filename: x.record for x in lines if x.filename.endswith(".tar.bz2")},
-            {x.filename: x.record for x in lines if x.filename.endswith(".conda")},
-            frozenset(removed),
-        )
+    def _cached(self, proxy: Repository, shards: UpstreamShards, hex_digest: str) -> bytes | None:
+        stored = self.cache.read_page(proxy.id, shard_key(shards.subdir, hex_digest))
+        if stored is not None and stored.body and _sha(stored.body) == hex_digest:
+            return stored.body
+        return None
+
+    def _download(self, proxy: Repository, shards: UpstreamShards, hex_digest: str) -> bytes:
+        """The shard's bytes from the upstream, checked against the digest (network only:
+        several run at once in `prefetch`)."""
+        cache = self.cache
+        url = f"{shards.shards_url}{hex_digest}.msgpack.zst"
+        auth = proxy.proxy.auth if same_origin(url, subdir_url(proxy, shards.subdir)) else None
+        limit = cache.ctx.settings.upstream_max_page_bytes
+        try:
+            response = cache.client.get(url, auth=auth, max_bytes=limit)
+            if response.status != 200:
+                raise UpstreamError(
+                    f"the upstream of {proxy.qualified_name} answered {response.status}"
+                    f" for {redact_url(url)}"
+                )
+            if _sha(response.body) != hex_digest:
+                raise UpstreamError(
+                    f"the shard {redact_url(url)} of {proxy.qualified_name} does not match"
+                    " the sha256 its index gives; nothing was kept"
+                )
+        except UpstreamError:
+            cache.stats.errors += 1
+            raise
+        cache.stats.misses += 1
+        return response.body
+
+    def _store(
+        self, proxy: Repository, shards: UpstreamShards, hex_digest: str, body: bytes
+    ) -> None:
+        now = self.cache.ctx.clock()
+        page = StoredPage(200, None, None, None, body, None, len(body), hex_digest, now, now)
+        self.cache.write_page(proxy.id, shard_key(shards.subdir, hex_digest), page)
 
     def lines(
         self, proxy: Repository, shards: UpstreamShards, name: str
@@ -268,29 +283,131 @@ class ShardsProxy:
                 "; ".join(skipped.reasons),
             )
         lines = [Line(r.filename, r.sha256, r.time_ms, r.record) for r in found]
+        times = array("q", sorted(x.time_ms for x in lines))
+        summary = ShardSummary(times, skipped.count)
+        with self._lock:
+            self._summaries(proxy, shards)[digest] = summary
         return lines, removed
+
+    # -- what a cooldown needs ------------------------------------------------------------
+
+    def _summaries(self, proxy: Repository, shards: UpstreamShards) -> dict[bytes, ShardSummary]:
+        """The summaries of one (proxy, subdir)'s shards by digest: kept across index
+        changes (a shard's bytes never change), dropped for digests no index has (call with the lock
+        held)."""
+        key = (proxy.id, shards.subdir)
+        kept = self._summary.get(key)
+        if kept is None or kept[0] != shards.digest:
+            held = kept[1] if kept is not None else {}
+            live = set(shards.index.shards.values())
+            kept = (shards.digest, {d: s for d, s in held.items() if d in live})
+            self._summary[key] = kept
+        return kept[1]
+
+    def summaries(self, proxy: Repository, shards: UpstreamShards) -> list[ShardSummary]:
+        """The summaries of the shards of the index read so far."""
+        with self._lock:
+            return list(self._summaries(proxy, shards).values())
+
+    def summary(self, proxy: Repository, shards: UpstreamShards, name: str) -> ShardSummary:
+        digest = shards.index.shards[name]
+        with self._lock:
+            found = self._summaries(proxy, shards).get(digest)
+        if found is not None:
+            return found
+        lines, _ = self.lines(proxy, shards, name)
+        with self._lock:
+            found = self._summaries(proxy, shards).get(digest)
+        return found or ShardSummary(array("q", sorted(x.time_ms for x in lines)), 0)
+
+    def prefetch(self, proxy: Repository, shards: UpstreamShards, names: Iterable[str]) -> None:
+        """Read the shards of `names` whose summary is not known yet: the cached ones from
+        the cache, the others fetched PREFETCH at a time (only the downloads run at once;
+        the cache is read and written from this thread)."""
+        with self._lock:
+            known = set(self._summaries(proxy, shards))
+        wanted = [n for n in names if n in shards.index.shards]
+        wanted = [n for n in wanted if shards.index.shards[n] not in known]
+        missing = []
+        for name in wanted:
+            if self._cached(proxy, shards, shards.index.shards[name].hex()) is None:
+                missing.append(name)
+            else:
+                self.summary(proxy, shards, name)
+        if len(missing) < 2 or self.cache.offline(proxy):
+            return  # read one by one when asked
+        with self.cache.one_at_a_time(("conda-shards-prefetch", proxy.id, shards.subdir)):
+            hexes = [shards.index.shards[n].hex() for n in missing]
+            with ThreadPoolExecutor(PREFETCH, thread_name_prefix="packhouse-shards") as pool:
+                fetched = pool.map(lambda h: self._download(proxy, shards, h), hexes)
+                for hex_digest, body in zip(hexes, fetched, strict=True):
+                    self._store(proxy, shards, hex_digest, body)
+        for name in missing:
+            self.summary(proxy, shards, name)
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class ShardedProxySubdir:
-    """A proxy without a cooldown whose upstream shards a subdir, as a member of an order:
-    names from the upstream's shard index, records from its shards (fetched when asked)."""
+@dataclass(frozen=True)
+class ShardSummary:
+    """What a cooldown needs of an upstream shard: its records' times (ms, sorted; -1
+    unknown), and how many records its checks left out."""
 
-    def __init__(self, shards_proxy: ShardsProxy, repo: Repository, shards: UpstreamShards):
+    times: array[int]
+    skipped: int
+
+
+class ShardedProxySubdir:
+    """A proxy whose upstream shards a subdir, as a member of an order: names from the
+    upstream's shard index, records from its shards (fetched when asked), passed through
+    the order's cooldowns. Under a cooldown a name whose every record is held back has no
+    records, so it is absent from the order's shard index as from its repodata."""
+
+    def __init__(
+        self,
+        shards_proxy: ShardsProxy,
+        repo: Repository,
+        shards: UpstreamShards,
+        cooldowns: Cooldowns,
+        now: datetime,
+    ) -> None:
         self._proxy = shards_proxy
         self.repo = repo
         self.shards = shards
+        self._cooldowns = cooldowns
+        self._now = now
+        self._cutoffs: dict[str, int | None] = {}
+        self._last: tuple[str, list[Line], list[str]] | None = None
+
+    @property
+    def cooling(self) -> bool:
+        return self._cooldowns.active
 
     @property
     def stamp(self) -> Hashable:
-        return (self.shards.digest,)
+        """The index, and (under a cooldown) how many records of the shards read so far
+        each cooldown lets through."""
+        if not self.cooling:
+            return (self.shards.digest,)
+        summaries = self._proxy.summaries(self.repo, self.shards)
+        counts = []
+        for rule in self._cooldowns.rules:
+            cutoff = rule.cutoff(self._now)
+            if cutoff is None:
+                continue
+            ms = int(cutoff.timestamp() * 1000)
+            counts.append(sum(bisect_right(s.times, ms) for s in summaries))
+        return (self.shards.digest, tuple(counts))
 
     @property
     def stale(self) -> bool:
         return self.shards.stale
+
+    @property
+    def expires(self) -> float:
+        return self.shards.expires
 
     def names(self) -> Iterable[str]:
         return self.shards.index.shards.keys()
@@ -301,11 +418,51 @@ class ShardedProxySubdir:
     def digest_of(self, name: str) -> bytes:
         return self.shards.index.shards[name]
 
+    def whole(self, name: str) -> bool:
+        """Whether the upstream's own shard of `name` may be served as it is: no cooldown
+        applies (its shard is then not even fetched for the index)."""
+        return not self.cooling
+
+    def _cutoff_ms(self, name: str) -> int | None:
+        if name not in self._cutoffs:
+            cutoff = self._cooldowns.cutoff(name, self._now)
+            self._cutoffs[name] = None if cutoff is None else int(cutoff.timestamp() * 1000)
+        return self._cutoffs[name]
+
+    def lines(self, name: str) -> tuple[list[Line], list[str]]:
+        """The name's records a reader may see (the cooldowns applied), and its removed."""
+        if self._last is not None and self._last[0] == name:
+            return self._last[1], self._last[2]
+        lines, removed = self._proxy.lines(self.repo, self.shards, name)
+        cutoff = self._cutoff_ms(name)
+        if cutoff is not None:
+            lines = [x for x in lines if 0 <= x.time_ms <= cutoff]
+        self._last = (name, lines, removed)
+        return lines, removed
+
     def records(self, name: str) -> NameRecords:
-        return self._proxy.records(self.repo, self.shards, name)
+        lines, removed = self.lines(name)
+        return NameRecords(
+            {x.filename: x.record for x in lines if x.filename.endswith(".tar.bz2")},
+            {x.filename: x.record for x in lines if x.filename.endswith(".conda")},
+            frozenset(removed),
+        )
+
+    def extras(self, name: str) -> Mapping[str, bytes]:
+        return line_extras(self.lines(name)[0])
 
     def name_stamp(self, name: str) -> Hashable:
-        return self.shards.index.shards.get(name)
+        digest = self.shards.index.shards.get(name)
+        cutoff = self._cutoff_ms(name) if digest is not None else None
+        if cutoff is None:
+            return digest
+        summary = self._proxy.summary(self.repo, self.shards, name)
+        return (digest, bisect_right(summary.times, cutoff))
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Fetch the shards of `names` not cached yet, a few at a time (a cooldown needs
+        every record's time to know which names it leaves)."""
+        self._proxy.prefetch(self.repo, self.shards, names)
 
     def close(self) -> None:
         pass

@@ -104,6 +104,10 @@ class HostedSubdir:
     def name_stamp(self, name: str) -> Hashable:
         return (self.view.name_serials.get(name, 0), self.view.patch_serial)
 
+    def extras(self, name: str) -> Mapping[str, bytes]:
+        live = self.view.live
+        return {f: live[f].extra for f in self.view.by_name.get(name, ()) if f in live}
+
 
 def name_records(
     sections: Sections, filenames: Iterable[str], removed: frozenset[str]
