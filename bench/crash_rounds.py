@@ -3,6 +3,8 @@ restart it, and check that nothing acknowledged was lost and nothing is half-wri
 
     .venv/bin/python bench/crash_rounds.py --rounds 200          # about 10 minutes
     .venv/bin/python bench/crash_rounds.py --rounds 10 --seed 7
+    .venv/bin/python bench/crash_rounds.py --rounds 50 --workers 2            # kill them all
+    .venv/bin/python bench/crash_rounds.py --rounds 50 --workers 2 --kill worker
 
 Each round starts `packhouse serve` on the same data directory and runs, side by side:
 small wheels through the legacy upload API (multipart, what twine sends), big wheels
@@ -22,6 +24,11 @@ started again and checked:
 - no page was ever sent that does not parse, and one ETag never named two bodies;
 - an upload cut short by the kill, sent again, is accepted (stored once, or "already there
   with the same contents"), never refused as a different file.
+
+With `--workers N` the server runs N worker processes: `--kill all` kills the process
+manager and every worker at once (a power loss), `--kill worker` kills one worker while the
+others go on serving, and the checks run once the manager has started a new one (which
+clears the temporary files the dead worker left).
 
 The test suite runs a few rounds (tests/reliability/test_crash.py); this script runs many.
 Exit status 1 when any round found a problem.
@@ -355,8 +362,13 @@ def _wheel_with_blob(version: str, blob: bytes) -> bytes:
 
 
 class Server:
-    def __init__(self, data: Path, log_name: str = "crash-server.log") -> None:
+    """`packhouse serve` on one data directory; with `workers` > 1, the process manager and
+    its workers, in a process group of their own."""
+
+    def __init__(self, data: Path, log_name: str = "crash-server.log", workers: int = 1) -> None:
         self.data = data
+        self.workers = workers
+        self.respawned = 0.0  # when the manager last started a killed worker again
         self.env = {**os.environ, "PACKHOUSE_ADMIN_PASSWORD": ADMIN_PASSWORD}
         self.env.pop("PACKHOUSE_CONFIG", None)
         self.process: subprocess.Popen[bytes] | None = None
@@ -378,33 +390,85 @@ class Server:
                     str(port),
                     "--data",
                     str(self.data),
+                    "--workers",
+                    str(self.workers),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self.env,
+                start_new_session=True,  # kill() takes the manager and its workers at once
             )
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited early:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
+            if self.healthy():
+                return
+            time.sleep(0.05)
         raise RuntimeError("the server did not start in 90 s")
 
     def errors(self) -> list[str]:
         """What the server logged as errors since the last call (500s come with one)."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         fresh, self.seen = text[self.seen :], len(text)
-        return [line for line in fresh.splitlines() if "ERROR" in line or "Error:" in line]
+        lines = [line for line in fresh.splitlines() if "ERROR" in line or "Error:" in line]
+        # granian's word on a worker this script killed is expected, not a finding
+        return [line for line in lines if "Unexpected exit from worker" not in line]
 
     def kill(self) -> None:
+        """kill -9 every process of the server at once, as a power loss would."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
+        os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+
+    def worker_pids(self) -> list[int]:
+        assert self.process is not None
+        pids: list[int] = []
+        # the manager's threads fork too (a worker started again comes from a watcher thread)
+        for children in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
+            try:
+                pids += [int(child) for child in children.read_text().split()]
+            except OSError:
+                continue
+        return [pid for pid in pids if not _zombie(pid)]
+
+    def kill_worker(self, rng: random.Random) -> int:
+        """kill -9 one worker; the process manager starts another, the others go on."""
+        before = self.worker_pids()
+        if not before:
+            raise RuntimeError("the server has no worker processes to kill")
+        # granian takes a worker that dies again within 5.5 s of being started for a crash
+        # loop and stops the whole server: kill no sooner (docs/scale.md says so)
+        time.sleep(max(0.0, self.respawned + 6.0 - time.monotonic()))
+        victim = rng.choice(before)
+        os.kill(victim, signal.SIGKILL)
+        return victim
+
+    def wait_for_workers(self, killed: int) -> None:
+        """Until the manager has its full count of workers again, without the killed one,
+        and the new worker has cleared the temporary files the dead one left (it does so
+        as it starts; the checks look for them again)."""
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            pids = self.worker_pids()
+            if killed not in pids and len(pids) >= self.workers and self.healthy():
+                self.respawned = time.monotonic()
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(
+                f"the killed worker was not started again in 90 s (pids {self.worker_pids()})"
+            )
+        settle = time.monotonic() + 30
+        while time.monotonic() < settle and _temp_files(self.data):
+            time.sleep(0.1)
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -412,7 +476,7 @@ class Server:
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
     def fsck(self) -> subprocess.CompletedProcess[str]:
@@ -423,6 +487,18 @@ class Server:
             env=self.env,
             timeout=120,
         )
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] in "ZX"
+    except (OSError, IndexError):
+        return True
+
+
+def _temp_files(data: Path) -> list[Path]:
+    """Temporary files of uploads and of blobs being written, in a data directory."""
+    return sorted((data / "tmp").glob("incoming-*")) + sorted((data / "blobs" / "tmp").glob("*"))
 
 
 # -- the checks after a restart -----------------------------------------------------------------
@@ -449,10 +525,7 @@ class Checker:
         return found
 
     def temp_files(self) -> list[str]:
-        data = self.server.data
-        left = sorted((data / "tmp").glob("incoming-*")) + sorted(
-            (data / "blobs" / "tmp").glob("*")
-        )
+        left = _temp_files(self.server.data)
         return [f"temporary file left after the restart: {p}" for p in left]
 
     def fsck(self) -> list[str]:
@@ -591,10 +664,16 @@ def run_rounds(
     max_delay: float = 1.5,
     big_max: int = 6 << 20,
     emit: Callable[[str], None] = log,
+    workers: int = 1,
+    kill: str = "all",
 ) -> Summary:
-    """`rounds` crash rounds on a fresh data directory `data`; the summary."""
+    """`rounds` crash rounds on a fresh data directory `data`; the summary. `kill` "all"
+    kills the whole server (with its workers) and starts it again; "worker" kills one of
+    `workers` worker processes, and the process manager starts another."""
+    if kill not in ("all", "worker"):
+        raise ValueError(f"kill must be 'all' or 'worker', not {kill!r}")
     rng = random.Random(seed)
-    server = Server(data)
+    server = Server(data, workers=workers)
     ledger = Ledger()
     checker = Checker(server, ledger)
     makers = Makers(rng, big_max)
@@ -607,12 +686,16 @@ def run_rounds(
             crash.start(makers.all())
             t0 = time.monotonic()
             time.sleep(rng.uniform(0.05, max_delay))
-            server.kill()
+            killed = 0
+            if kill == "all":
+                server.kill()
+            else:
+                killed = server.kill_worker(rng)
             crash.join()
             t1 = time.monotonic()
             cut = len(ledger.unsure)
             try:
-                server.start()
+                server.start() if kill == "all" else server.wait_for_workers(killed)
             except RuntimeError as exc:
                 summary.problems.append(f"round {number}: the server did not restart: {exc}")
                 break
@@ -647,13 +730,27 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--max-delay", type=float, default=1.5, help="seconds before the kill")
     parser.add_argument("--keep", type=Path, help="run in this (new) directory and keep it")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers N")
+    parser.add_argument(
+        "--kill",
+        choices=("all", "worker"),
+        default="all",
+        help="kill the whole server, or one worker (which the process manager starts again)",
+    )
     args = parser.parse_args()
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="crash-rounds-") as tmp:
         data = (args.keep or Path(tmp)) / "data"
         start = time.monotonic()
-        summary = run_rounds(data, args.rounds, args.seed, max_delay=args.max_delay)
+        summary = run_rounds(
+            data,
+            args.rounds,
+            args.seed,
+            max_delay=args.max_delay,
+            workers=args.workers,
+            kill=args.kill,
+        )
         elapsed = time.monotonic() - start
     print(
         f"{summary.rounds} crash rounds (seed {args.seed}) in {elapsed:.0f} s:"

@@ -85,3 +85,39 @@ def server_client(server: object) -> httpx.Client:
         auth=("admin", crash.ADMIN_PASSWORD),
         timeout=60,
     )
+
+
+def test_kill_9_of_one_worker_loses_nothing_and_its_replacement_clears_its_leftovers(
+    tmp_path: Path,
+) -> None:
+    """`serve --workers 2`: one worker killed at random moments during uploads while the
+    other goes on; granian starts a new one, and nothing acknowledged is lost."""
+    seed = random.randrange(1 << 30)
+    lines: list[str] = []
+    summary = crash.run_rounds(
+        tmp_path / "data",
+        3,
+        seed,
+        max_delay=1.5,
+        big_max=3 << 20,
+        emit=lines.append,
+        workers=2,
+        kill="worker",
+    )
+    report = f"seed {seed}\n" + "\n".join(lines)
+    assert summary.rounds == 3, report
+    assert not summary.problems, report
+    assert summary.acked > 0, report
+
+    # what a dead worker leaves is cleared by the one started in its place, not only by
+    # the next `serve`: an abandoned upload file (no process holds its lock) is gone
+    server = crash.Server(tmp_path / "data", workers=2)
+    server.start()
+    try:
+        left = tmp_path / "data" / "tmp" / "incoming-left-by-a-dead-worker"
+        left.write_bytes(b"half an upload")
+        killed = server.kill_worker(random.Random(seed))
+        server.wait_for_workers(killed)
+        assert not left.exists()
+    finally:
+        server.stop()

@@ -15,6 +15,7 @@ from starlette.routing import Mount
 
 from packhouse.config import Settings
 from packhouse.errors import PackhouseError
+from packhouse.services.artifacts import abandoned_temp_files
 from packhouse.web.accesslog import AccessLog, RequestMetrics, install_log_redaction
 from packhouse.web.api import PREFIX as API_PREFIX
 from packhouse.web.api import create_api
@@ -45,6 +46,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         own = services is None
         svc = services or Services.of(build_context(settings, migrate=True))
+        if own:
+            # a worker started again after one died (kill -9) clears the temporary files
+            # the dead one left; files that live processes are writing are locked, and kept
+            abandoned_temp_files(svc.ctx, remove=True)
         app.state.services = svc
         api.state.services = svc
         install_log_redaction()
