@@ -17,8 +17,9 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
-_REVISION = re.compile(r'^revision\s*=\s*["\']([^"\']+)["\']\s*$', re.M)
-_DOWN = re.compile(r'^down_revision\s*=\s*(?:["\']([^"\']+)["\']|None)\s*$', re.M)
+_COMMENT = r"\s*(?:#.*)?$"  # a comment may follow the value
+_REVISION = re.compile(r'^revision\s*=\s*["\']([^"\']+)["\']' + _COMMENT, re.M)
+_DOWN = re.compile(r'^down_revision\s*=\s*(?:["\']([^"\']+)["\']|None)' + _COMMENT, re.M)
 
 
 @cache
