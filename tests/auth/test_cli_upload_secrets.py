@@ -50,9 +50,6 @@ def test_an_invalid_url_is_refused_without_its_password(wheel: Path) -> None:
 
 
 def test_conda_patch_hides_the_urls_secrets(tmp_path: Path) -> None:
-    from packhouse.cli.main import _add_optional_groups
-
-    _add_optional_groups()
     instructions = tmp_path / "patch_instructions.json"
     instructions.write_text('{"patch_instructions_version": 1, "packages": {}, "remove": []}')
     url = f"http://alice:{PASSWORD}@127.0.0.1:{closed_port()}"
