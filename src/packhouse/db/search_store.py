@@ -4,9 +4,9 @@ and the full-text index migration 0013 keeps beside it.
 `refresh` rewrites the rows of some projects from their artifacts, inside the caller's write
 transaction (every upload, yank and delete calls it), so the index is exact at every serial
 in every process. `search` finds the rows whose name or summary holds every word typed as a
-word prefix, ranked: the exact name first, then names that start with what was typed, then
-by relevance (the shorter name first among prefixes; FTS5's bm25 on SQLite, ts_rank on PostgreSQL; a word of the name weighs more
-than one of the summary).
+word prefix, ranked: the exact name first, then names that start with what was typed (the
+shorter first), then by relevance (FTS5's bm25 on SQLite, ts_rank on PostgreSQL; a word of
+the name weighs more than one of the summary).
 
 SQLite: `search_fts` is an FTS5 table over `search_entries` (external content, rowid =
 project_id), kept by three triggers; the unicode61 tokenizer splits `requests-oauthlib` into
@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Float,
+    and_,
     case,
     column,
     delete,
@@ -37,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import ColumnElement
 
-from packhouse.db.schema import artifacts, projects, search_entries
+from packhouse.db.schema import artifacts, projects, search_entries, upstream_pages
 
 MAX_WORDS = 8  # words of a query used; more narrow nothing in practice
 _WORD = re.compile(r"[^\W_]+")
@@ -127,20 +128,23 @@ class Found:
 def search(
     conn: Connection, query: str, repository_ids: Collection[int], limit: int
 ) -> list[Found]:
-    """The best `limit` entries of these repositories matching every word of `query`."""
+    """The best `limit` entries of these repositories matching every word of `query`.
+
+    Two steps, so a short prefix matching thousands never ranks them all: the names equal
+    to or starting with what was typed (a scan of names, exact first, then the shortest),
+    and only while fewer than `limit` were found, the full-text matches among the rest by
+    relevance."""
     terms = words(query)
     if not terms or not repository_ids:
         return []
     entry = search_entries.c
     typed = query.strip().lower()
     joined = "-".join(terms)  # `Foo Bar`, `foo_bar` and `foo.bar` all mean `foo-bar` here
-    exact = entry.name.in_({typed, joined})
-    prefix = or_(
-        entry.name.startswith(typed, autoescape=True),
-        entry.name.startswith(joined, autoescape=True),
-    )
-    tier = case((exact, 0), (prefix, 1), else_=2).label("tier")
-    shortest = case((prefix, func.length(entry.name)), else_=0)  # `requests` before `requests-x`
+    starts = sorted({typed, joined})
+    prefix = or_(*(entry.name.startswith(s, autoescape=True) for s in starts))
+    if conn.dialect.name == "sqlite":  # a range the name index answers (BINARY collation)
+        prefix = or_(*(and_(entry.name >= s, entry.name < s + "\U0010ffff") for s in starts))
+    exact = entry.name.in_(starts)
     columns = [
         entry.repository_id,
         entry.name,
@@ -148,27 +152,35 @@ def search(
         entry.version,
         entry.summary,
         entry.uploaded,
-        tier,
     ]
-    if conn.dialect.name == "sqlite":
-        fts = " ".join(f'"{t}"*' for t in terms)
-        score = literal_column("bm25(search_fts, 10.0, 1.0)", Float).label("score")
-        found = (
-            select(*columns, score)
-            .select_from(search_entries)
-            .join(_FTS, _FTS.c.rowid == entry.project_id)
-            .where(_FTS.c.search_fts.op("MATCH")(fts))
-        )
-    else:
-        tsquery = func.to_tsquery("simple", " & ".join(f"{t}:*" for t in terms))
-        document = literal_column(PG_DOCUMENT)
-        score = (-func.ts_rank(document, tsquery)).label("score")
-        found = select(*columns, score).where(document.op("@@")(tsquery))
-    found = (
-        found.where(entry.repository_id.in_(sorted(repository_ids)))
-        .order_by(tier, shortest, score, entry.name)
+    readable = entry.repository_id.in_(sorted(repository_ids))
+    tier = case((exact, 0), else_=1)
+    named = conn.execute(
+        select(*columns, tier.label("tier"), literal_column("0.0", Float).label("score"))
+        .where(readable, prefix)
+        .order_by(tier, func.length(entry.name), entry.name)
         .limit(limit)
-    )
+    ).all()
+    rest: Sequence[Any] = ()
+    if len(named) < limit:
+        if conn.dialect.name == "sqlite":
+            fts = " ".join(f'"{t}"*' for t in terms)
+            score: ColumnElement[Any] = literal_column("bm25(search_fts, 10.0, 1.0)", Float)
+            matching = (
+                select(*columns, literal_column("2").label("tier"), score.label("score"))
+                .select_from(search_entries)
+                .join(_FTS, _FTS.c.rowid == entry.project_id)
+                .where(_FTS.c.search_fts.op("MATCH")(fts))
+            )
+        else:
+            tsquery = func.to_tsquery("simple", " & ".join(f"{t}:*" for t in terms))
+            document: ColumnElement[Any] = literal_column(PG_DOCUMENT)
+            score = -func.ts_rank(document, tsquery)
+            matching = select(*columns, literal_column("2").label("tier"), score.label("score"))
+            matching = matching.where(document.op("@@")(tsquery))
+        rest = conn.execute(
+            matching.where(readable, ~prefix).order_by(score, entry.name).limit(limit - len(named))
+        ).all()
     return [
         Found(
             r.repository_id,
@@ -180,7 +192,7 @@ def search(
             int(r.tier),
             float(r.score),
         )
-        for r in conn.execute(found)
+        for r in [*named, *rest]
     ]
 
 
@@ -200,14 +212,27 @@ def matches_name(name: str, query: str) -> tuple[int, bool]:
     return 2, all(any(p.startswith(t) for p in parts) for t in terms)
 
 
+def cached_names(
+    conn: Connection, query: str, proxy_ids: Collection[int], prefix: str
+) -> list[tuple[int, str]]:
+    """(proxy id, name) of the pages proxies have cached with a 200 answer under `prefix`
+    whose name holds the query's first word (`matches_name` decides the rest)."""
+    terms = words(query)
+    if not terms or not proxy_ids:
+        return []
+    pages = upstream_pages.c
+    rows = conn.execute(
+        select(pages.repository_id, pages.key).where(
+            pages.repository_id.in_(sorted(proxy_ids)),
+            pages.status == 200,
+            pages.key.startswith(prefix, autoescape=True),
+            pages.key.contains(terms[0], autoescape=True),
+        )
+    )
+    return [(r.repository_id, r.key.removeprefix(prefix)) for r in rows]
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
-
-
-def count(conn: Connection, repository_ids: Sequence[int] | None = None) -> int:
-    query = select(func.count()).select_from(search_entries)
-    if repository_ids is not None:
-        query = query.where(search_entries.c.repository_id.in_(repository_ids))
-    return int(conn.execute(query).scalar_one())

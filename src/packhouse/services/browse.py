@@ -1,30 +1,27 @@
 """What the web UI lists: repositories with counts, the latest uploads, each repository's
 names with where they come from, and search by name and summary.
 
-The list of every hosted project (its name as written, newest upload's version and summary)
-is kept in memory per journal serial and brought up to date by one query for the projects
-whose `last_serial` moved (every upload, yank or delete stamps it), so several server
-processes stay honest through the database alone. Search scans that list: substring
-matches on the name and the summary, ranked exact name, name prefix, name, summary. With
-10,000 projects the list is a few megabytes and a search a few milliseconds (bench/ui.py);
-it needs no migration, no hook on the upload path, and reads the same on SQLite and
-PostgreSQL. Full-text search (FTS5, tsvector) would add stemming; see docs/ui.md.
+Both read the search index (db/search_store.py: one row per hosted project or package, from
+its newest live upload, rewritten in the transaction of every upload, yank and delete).
+Search asks the database's full-text index (FTS5 on SQLite, a GIN tsvector on PostgreSQL)
+over the repositories the caller may read, plus the names a PyPI proxy of their order has
+cached (what the repository page lists); ranked exact name, name prefix, relevance. The
+repository pages' lists and counts come from the same rows, kept in memory per journal
+serial and brought up to date by one query for the projects whose `last_serial` moved.
 """
 
 from __future__ import annotations
 
-import heapq
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.sql import ColumnElement
 
+from packhouse.db import search_store
 from packhouse.db.repository_store import Repository
-from packhouse.db.schema import artifacts, projects
+from packhouse.db.schema import artifacts, projects, search_entries
 from packhouse.services.access import AccessService, Principal
 from packhouse.services.catalog import Catalog
 from packhouse.services.context import Context
@@ -32,6 +29,9 @@ from packhouse.services.upstream_cache import UpstreamCache
 from packhouse.types import Action, Format, RepoKind
 
 SEARCH_LIMIT = 50
+MAX_FILTERED = 1000  # names a repository page's filter lists
+MAX_ROWS = 5000  # index rows read for one search
+PROJECT_PAGES = "project/"  # the keys of a PyPI proxy's cached project pages (upstream_cache)
 LATEST_LIMIT = 12
 
 
@@ -44,10 +44,7 @@ class Entry:
     display_name: str
     version: str  # of the newest upload
     summary: str
-    uploaded: datetime
-    haystack_name: str = field(repr=False, default="")  # display name lowered, name
-    haystack_summary: str = field(repr=False, default="")
-    display_lower: str = field(repr=False, default="")
+    uploaded: datetime | None  # None: a name a proxy has cached (no upload here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +84,9 @@ class RepoSummary:
 class Hit:
     repository: Repository  # where to show it (a repository the caller may read)
     entry: Entry
-    rank: int
+    rank: int  # 0 the exact name, 1 a name prefix, 2 a match elsewhere
+    origin: Repository | None = None  # the member of its order that holds it
+    proxied: bool = False  # a name only a proxy's cache has
 
 
 @dataclass
@@ -95,13 +94,6 @@ class _Index:
     serial: int
     by_repo: dict[int, dict[str, Entry]]
     files: dict[int, int]
-    sorted_by_repo: dict[int, tuple[Entry, ...]] = field(default_factory=dict)  # by name
-
-
-def _summary_column() -> ColumnElement[Any]:
-    pypi = artifacts.c.metadata["summary"].as_string()
-    conda = artifacts.c.metadata[("about", "summary")].as_string()
-    return func.coalesce(pypi, conda, "")
 
 
 class Browse:
@@ -130,25 +122,16 @@ class Browse:
             return index
 
     def _refresh(self, old: _Index | None, serial: int) -> _Index:
-        newest = (
-            select(func.max(artifacts.c.id))
-            .where(artifacts.c.project_id == projects.c.id, artifacts.c.deleted.is_(False))
-            .correlate(projects)
-            .scalar_subquery()
-        )
-        query = (
-            select(
-                projects.c.id,
-                projects.c.repository_id,
-                projects.c.name,
-                projects.c.display_name,
-                artifacts.c.version,
-                artifacts.c.upload_time,
-                _summary_column().label("summary"),
-            )
-            .select_from(projects)
-            .outerjoin(artifacts, artifacts.c.id == newest)
-        )
+        entry = search_entries.c
+        query = select(
+            projects.c.id,
+            projects.c.repository_id,
+            projects.c.name,
+            projects.c.display_name,
+            entry.version,
+            entry.uploaded.label("upload_time"),
+            entry.summary,
+        ).outerjoin(search_entries, entry.project_id == projects.c.id)
         since = 0 if old is None else old.serial
         if old is not None:
             query = query.where(projects.c.last_serial > since)
@@ -168,23 +151,15 @@ class Browse:
             if row.version is None:
                 names.pop(row.name, None)
                 continue
-            summary = (row.summary or "").strip()
             names[row.name] = Entry(
                 row.repository_id,
                 row.name,
                 row.display_name,
                 row.version,
-                summary,
+                row.summary,
                 row.upload_time,
-                row.display_name.lower() + " " + row.name,
-                summary.lower(),
-                row.display_name.lower(),
             )
-        ordered = {
-            rid: tuple(sorted(names.values(), key=lambda e: e.name))
-            for rid, names in by_repo.items()
-        }
-        return _Index(serial, by_repo, files, ordered)
+        return _Index(serial, by_repo, files)
 
     # -- what a caller may read -----------------------------------------------------------
 
@@ -255,14 +230,29 @@ class Browse:
         """Every name `repo` serves, from the first member of its order that holds it;
         names only a proxy has are those it has cached (an upstream's full list is never
         fetched). A hosted name keeps proxies out (the dependency-confusion rule) unless
-        the repository allows it."""
-        index = self._current()
+        the repository allows it. With a query: the names matching it, best first (the
+        ranking of `search`)."""
         order = self._catalog.order(repo)
-        seen: dict[str, Named] = {}
         proxies = [m for m in order if m.kind is RepoKind.PROXY]
         cached: set[str] = set()
         if proxies and repo.format is Format.PYPI:
-            cached = self._upstreams.page_names([p.id for p in proxies], "project/")
+            cached = self._upstreams.page_names([p.id for p in proxies], PROJECT_PAGES)
+        if query.strip():
+            return [
+                Named(
+                    h.entry.name,
+                    h.entry.display_name,
+                    h.origin or repo,
+                    h.entry.summary,
+                    h.entry.version,
+                    not h.proxied
+                    and h.entry.name in cached
+                    and h.entry.name not in repo.allow_upstream,
+                )
+                for h in self._find([repo], query, MAX_FILTERED)
+            ]
+        index = self._current()
+        seen: dict[str, Named] = {}
         for member in order:
             if member.kind is RepoKind.PROXY:
                 continue
@@ -277,19 +267,9 @@ class Browse:
                         entry.version,
                         shadowed,
                     )
-        if cached:
-            for name in sorted(cached - set(seen)):
-                seen[name] = Named(name, name, proxies[0])
-        wanted = query.strip().lower()
-        found = [
-            n
-            for n in seen.values()
-            if not wanted
-            or wanted in n.name
-            or wanted in n.display_name.lower()
-            or wanted in n.summary.lower()
-        ]
-        return sorted(found, key=lambda n: n.name)
+        for name in sorted(cached - set(seen)):
+            seen[name] = Named(name, name, proxies[0])
+        return sorted(seen.values(), key=lambda n: n.name)
 
     def entry(self, repo: Repository, name: str) -> Entry | None:
         """The newest upload's summary of a hosted name in `repo`'s order, if any."""
@@ -303,50 +283,50 @@ class Browse:
     # -- search ---------------------------------------------------------------------------
 
     def search(self, who: Principal, query: str, limit: int = SEARCH_LIMIT) -> list[Hit]:
-        wanted = query.strip().lower()
-        if not wanted:
-            return []
-        index = self._current()
-        hits: dict[tuple[str, str], tuple[int, str, Repository, Entry]] = {}
+        """What the caller may read that matches `query`, best first, each name once per
+        format (shown in the repository that reads it directly, before any group)."""
         readable = self.readable(who)
-        readable_ids = {r.id for r in readable}
-        # a repository the caller reads directly shows its own names before any group
         readable.sort(key=lambda r: r.kind is not RepoKind.HOSTED or bool(r.bases))
-        for repo in readable:
+        return self._find(readable, query, limit)
+
+    def _find(self, repos: Sequence[Repository], query: str, limit: int) -> list[Hit]:
+        if not search_store.words(query):
+            return []
+        readable_ids = {r.id for r in repos}
+        hosted: dict[int, tuple[Repository, Repository]] = {}  # member id -> (where, member)
+        proxies: dict[int, tuple[Repository, Repository]] = {}
+        for repo in repos:
             for member in self._catalog.order(repo):
-                if member.kind is RepoKind.PROXY:
-                    continue
                 where = member if member.id in readable_ids else repo
-                fmt = repo.format.value
-                entries = index.sorted_by_repo.get(member.id, ())
-                for rank, entry in _first_matches(entries, wanted, limit):
-                    key = (fmt, entry.name)
-                    if key not in hits:
-                        hits[key] = (rank, entry.name, where, entry)
-        best = heapq.nsmallest(limit, hits.values(), key=lambda h: (h[0], h[1]))
-        return [Hit(where, entry, rank) for rank, _, where, entry in best]
-
-
-def _first_matches(
-    entries: Sequence[Entry], wanted: str, limit: int
-) -> Iterable[tuple[int, Entry]]:
-    """(rank, entry) of the first `limit` entries (in name order) of each rank matching:
-    0 the exact name, 1 a name prefix, 2 in the name, 3 in the summary. The best `limit`
-    overall are among them, and a search matching thousands keeps only these."""
-    kept = [0, 0, 0, 0]
-    for e in entries:
-        name = e.haystack_name
-        if wanted in name:
-            if e.name == wanted or e.display_lower == wanted:
-                rank = 0
-            elif name.startswith(wanted):
-                rank = 1
-            else:
-                rank = 2
-        elif wanted in e.haystack_summary:
-            rank = 3
-        else:
-            continue
-        if kept[rank] < limit:
-            kept[rank] += 1
-            yield rank, e
+                if member.kind is not RepoKind.PROXY:
+                    hosted.setdefault(member.id, (where, member))
+                elif repo.format is Format.PYPI:  # what the repository page lists
+                    proxies.setdefault(member.id, (where, member))
+        # a name may be in several members: ask for enough rows to keep `limit` names
+        wanted = min(limit * max(1, len(hosted)), MAX_ROWS)
+        with self._ctx.db.read() as conn:
+            found = search_store.search(conn, query, hosted, wanted)
+        ranked: list[tuple[tuple[int, int, float, bool, str], Hit]] = []
+        for f in found:
+            where, member = hosted[f.repository_id]
+            entry = Entry(f.repository_id, f.name, f.display_name, f.version, f.summary, f.uploaded)
+            shortest = len(f.name) if f.tier == 1 else 0
+            key = (f.tier, shortest, f.score, False, f.name)
+            ranked.append((key, Hit(where, entry, f.tier, member)))
+        if proxies:
+            with self._ctx.db.read() as conn:
+                cached = search_store.cached_names(conn, query, proxies, PROJECT_PAGES)
+            for proxy_id, name in cached:
+                tier, matches = search_store.matches_name(name, query)
+                if matches:
+                    where, member = proxies[proxy_id]
+                    entry = Entry(proxy_id, name, name, "", "", None)
+                    key = (tier, len(name) if tier == 1 else 0, 0.0, True, name)
+                    ranked.append((key, Hit(where, entry, tier, member, proxied=True)))
+        ranked.sort(key=lambda kv: kv[0])
+        hits: dict[tuple[str, str], Hit] = {}
+        for _, hit in ranked:
+            hits.setdefault((hit.repository.format.value, hit.entry.name), hit)
+            if len(hits) == limit:
+                break
+        return list(hits.values())

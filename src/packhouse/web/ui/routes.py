@@ -104,7 +104,8 @@ async def search(request: Request) -> Response:
     assert isinstance(who, Principal)
     q = _query(request)
     hits = await run_in_threadpool(ui(request).browse.search, who, q) if q else []
-    return ui(request).renderer.page(request, "search.html", {**ctx, "q": q, "hits": hits})
+    shown = {**ctx, "q": q, "hits": hits, "live_search": True}
+    return ui(request).renderer.page(request, "search.html", shown)
 
 
 async def repository(request: Request) -> Response:
