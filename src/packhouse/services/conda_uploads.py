@@ -19,11 +19,11 @@ from packhouse.db import conda_patch_store, journal_store, repository_store
 from packhouse.db.artifact_store import Artifact, NewArtifact
 from packhouse.db.repository_store import Repository
 from packhouse.errors import FileExists, InvalidUpload, PackhouseError, PermissionDenied
-from packhouse.formats.conda.archive import Digests, read_package
+from packhouse.formats.conda.archive import Digests, Limits, read_package
 from packhouse.formats.conda.names import parse_filename, subdir_problems
 from packhouse.formats.conda.patches import load_patch_instructions
 from packhouse.formats.conda.records import make_record, with_indexed_timestamp
-from packhouse.services import artifacts
+from packhouse.services import artifacts, streamed_checks
 from packhouse.services.access import Principal
 from packhouse.services.context import Context
 from packhouse.storage.base import IncomingFile
@@ -98,7 +98,12 @@ def upload_conda(
     sent = incoming.digests
     digests = Digests(md5=sent.md5, sha256=sent.sha256, size=sent.size)
     try:
-        contents = read_package(incoming.path, filename, subdir=subdir, digests=digests)
+        # a .tar.bz2 is read as it arrives (services/streamed_checks.py)
+        key = streamed_checks.conda_key(filename, Limits())
+        walked = streamed_checks.result(incoming, key, lambda: None)
+        contents = read_package(
+            incoming.path, filename, subdir=subdir, digests=digests, members=walked
+        )
     except PackhouseError:
         raise
     except Exception as error:  # a damaged archive the readers did not foresee

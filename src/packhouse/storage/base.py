@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from packhouse.errors import TooLarge
 from packhouse.types import Sha256
@@ -131,9 +134,16 @@ def abandoned(path: Path, *, remove: bool) -> bool:
         os.close(fd)
 
 
+class Abandoned(Exception):
+    """Raised to a reader following an IncomingFile that was discarded before it finished."""
+
+
 class IncomingFile:
     """A local temporary file that hashes what is written and refuses to pass a size limit.
-    It stays open (and locked, see `claimed_temp_file`) until `discard`."""
+    It stays open (and locked, see `claimed_temp_file`) until `discard`.
+
+    `follow()` gives readers of the bytes as they arrive (an archive check that runs while
+    the upload streams in), and `checks` holds such checks' results by what they checked."""
 
     def __init__(self, directory: Path, max_bytes: int, label: str = "file") -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -142,6 +152,11 @@ class IncomingFile:
         self.digests = Digests()
         self.max_bytes = max_bytes
         self.label = label
+        self.checks: dict[Any, Future[Any]] = {}
+        self._grown = threading.Condition()
+        self._followed = False
+        self._flushed = 0  # bytes the followers may read
+        self._state = "receiving"  # then "finished" or "discarded"
 
     def write(self, chunk: bytes) -> None:
         if self.digests.size + len(chunk) > self.max_bytes:
@@ -151,19 +166,87 @@ class IncomingFile:
             )
         self._file.write(chunk)
         self.digests.update(chunk)
+        if self._followed:
+            self._file.flush()  # readable through the followers' own descriptors
+            with self._grown:
+                self._flushed = self.digests.size
+                self._grown.notify_all()
 
     def finish(self) -> None:
         """Make the bytes durable; the file stays open, and so locked, until `discard`."""
         self._file.flush()
+        self._set_state("finished")
         os.fsync(self._file.fileno())
 
     def discard(self) -> None:
+        self._set_state("discarded")
         self.path.unlink(missing_ok=True)
         if not self._file.closed:
             self._file.close()
+
+    def follow(self) -> BinaryIO:
+        """A reader of the bytes written so far and of those still to come: a read waits
+        for them until `finish` (then the end of the file is the end of the upload), and
+        raises Abandoned once the file is discarded."""
+        self._file.flush()
+        with self._grown:
+            self._followed = True
+            self._flushed = self.digests.size
+        return _Follower(self)  # type: ignore[return-value]
+
+    def wait_finished(self) -> int:
+        """Wait until the upload is complete; its size. Raises Abandoned if it was not."""
+        with self._grown:
+            self._grown.wait_for(lambda: self._state != "receiving")
+        if self._state == "discarded":
+            raise Abandoned(self.label)
+        return self.digests.size
+
+    def _set_state(self, state: str) -> None:
+        with self._grown:
+            if self._state == "receiving" or state == "discarded":
+                self._state = state
+            if not self._file.closed:
+                self._flushed = self.digests.size  # finish and discard flush first
+            self._grown.notify_all()
 
     def __enter__(self) -> IncomingFile:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.discard()
+
+
+class _Follower(io.RawIOBase):
+    """Reads an IncomingFile through a descriptor of its own. A read returns as many bytes
+    as asked for, waiting for them while the upload goes on, and fewer only at the end of
+    the finished upload: what a file on disk returns, so a reader (gzip's header parser
+    reads its magic with one `read(2)`) sees the bytes cut as it would from the file. The
+    decompressors ask for 8 KiB at a time, so they follow the upload that closely."""
+
+    def __init__(self, incoming: IncomingFile) -> None:
+        self._incoming = incoming
+        self._fd = os.open(incoming.path, os.O_RDONLY)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = len(buffer)
+        incoming = self._incoming
+        with incoming._grown:
+            incoming._grown.wait_for(
+                lambda: incoming._state != "receiving" or incoming._flushed >= self._pos + want
+            )
+            if incoming._state == "discarded":
+                raise Abandoned(incoming.label)
+            available = incoming._flushed - self._pos
+        count = os.preadv(self._fd, [memoryview(buffer)[: min(want, available)]], self._pos)
+        self._pos += count
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()

@@ -14,6 +14,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from packhouse.errors import InvalidUpload, StorageFull, TooLarge
+from packhouse.services import streamed_checks
 from packhouse.storage.base import IncomingFile
 
 MAX_FIELDS_BYTES = 16 * 1024 * 1024  # long descriptions are sent as a field
@@ -92,6 +93,7 @@ class _State:
             }
             self.sink = IncomingFile(self.tmp_dir, self.max_file_bytes, "uploaded file")
             self.form.file = self.sink
+            streamed_checks.start(self.sink, self.form.filename)
         else:
             self.field_count += 1
             if self.field_count > MAX_FIELDS:

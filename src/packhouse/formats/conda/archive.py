@@ -36,6 +36,7 @@ import zstandard
 
 from packhouse.errors import InvalidUpload, TooLarge, UnsafeArchive
 from packhouse.formats.conda.names import (
+    PackageFilename,
     build_problems,
     name_problems,
     parse_filename,
@@ -52,6 +53,7 @@ __all__ = [
     "PrefixFile",
     "compute_digests",
     "read_package",
+    "read_tar_bz2_members",
 ]
 
 Source = str | os.PathLike[str] | bytes
@@ -299,6 +301,20 @@ def _read_tar_bz2(fileobj: BinaryIO, limits: Limits) -> dict[str, bytes]:
     return _walk(capped, limits, "whole")  # type: ignore[arg-type]
 
 
+def _damaged(filename: str, error: BaseException) -> InvalidUpload:
+    return InvalidUpload(f"{filename}: the archive is damaged or truncated ({error})")
+
+
+def read_tar_bz2_members(fileobj: BinaryIO, filename: str, limits: Limits) -> dict[str, bytes]:
+    """What `read_package` reads of a `.tar.bz2`, read forward from `fileobj` (a file still
+    being received: services/streamed_checks.py): every member checked, the info/ members
+    it keeps by name. Pass them to `read_package` as `members`."""
+    try:
+        return _read_tar_bz2(fileobj, limits)
+    except _TAR_ERRORS as error:
+        raise _damaged(filename, error) from error
+
+
 def _load_json_object(found: Mapping[str, bytes], name: str, problems: list[str]) -> dict[str, Any]:
     data = found.get(name)
     if data is None:
@@ -416,6 +432,24 @@ def _post_install(paths: Mapping[str, Any]) -> dict[str, bool]:
     return flags
 
 
+def _read_members(
+    source: Source, parsed: PackageFilename, limits: Limits, check_body: bool
+) -> dict[str, bytes]:
+    filename = parsed.filename
+    fileobj: BinaryIO = (
+        io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+    )
+    try:
+        if parsed.extension == ".conda":
+            size = len(source) if isinstance(source, bytes) else os.fstat(fileobj.fileno()).st_size
+            return _read_conda(fileobj, size, parsed.stem, limits, check_body)
+        return _read_tar_bz2(fileobj, limits)
+    except _TAR_ERRORS as error:
+        raise _damaged(filename, error) from error
+    finally:
+        fileobj.close()
+
+
 def read_package(
     source: Source,
     filename: str | None = None,
@@ -424,6 +458,7 @@ def read_package(
     limits: Limits | None = None,
     digests: Digests | None = None,
     check_body: bool = True,
+    members: Mapping[str, bytes] | None = None,
 ) -> PackageContents:
     """Read and validate one package.
 
@@ -433,7 +468,7 @@ def read_package(
     `check_body=False` leaves a .conda's pkg-*.tar.zst unread (its info/ is all a record
     needs): for indexing a channel directory the operator put there, as conda-index does;
     every upload checks the body. A .tar.bz2's body is always checked (it is decompressed
-    to reach info/ anyway).
+    to reach info/ anyway); `members` passes what `read_tar_bz2_members` read of it already.
     Raises InvalidUpload (with every problem found), UnsafeArchive or TooLarge.
     """
     limits = limits or Limits()
@@ -447,19 +482,9 @@ def read_package(
             f"{filename!r} is not a conda package filename: expected"
             " '<name>-<version>-<build>.conda' or '<name>-<version>-<build>.tar.bz2'"
         )
-    fileobj: BinaryIO = (
-        io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+    found = (
+        dict(members) if members is not None else _read_members(source, parsed, limits, check_body)
     )
-    try:
-        if parsed.extension == ".conda":
-            size = len(source) if isinstance(source, bytes) else os.fstat(fileobj.fileno()).st_size
-            found = _read_conda(fileobj, size, parsed.stem, limits, check_body)
-        else:
-            found = _read_tar_bz2(fileobj, limits)
-    except _TAR_ERRORS as error:
-        raise InvalidUpload(f"{filename}: the archive is damaged or truncated ({error})") from error
-    finally:
-        fileobj.close()
     if INDEX_JSON not in found:
         raise InvalidUpload(f"{filename}: info/index.json is missing")
     problems: list[str] = []

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from packhouse.db.repository_store import Repository
 from packhouse.errors import ArtifactNotFound, InvalidUpload, TooLarge
+from packhouse.services import streamed_checks
 from packhouse.services.conda_proxied import FilePage
 from packhouse.services.conda_proxy import ProxiedPackage
 from packhouse.services.conda_reads import BINARY_TYPE, INDEX_FILES, valid_subdir
@@ -194,6 +195,7 @@ async def _receive(request: Request) -> IncomingFile:
         raise TooLarge(f"the upload is larger than the limit of {limit} bytes (max_upload_bytes)")
     incoming = IncomingFile(svc.ctx.tmp_dir, limit, "package")
     try:
+        streamed_checks.start(incoming, request.path_params["filename"])
         async for chunk in request.stream():
             incoming.write(chunk)
         incoming.finish()

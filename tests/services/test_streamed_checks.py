@@ -1,0 +1,192 @@
+"""The archive check run while an upload arrives (services/streamed_checks.py) gives what the
+check of the finished file gives: the same value, or the same refusal with the same message,
+for real packages and for every hostile sdist and .tar.bz2 of the format tests' tables."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+from tests.builders import load_module
+
+from packhouse.formats.conda.archive import Limits, read_package
+from packhouse.formats.pypi.archives import ArchiveLimits, read_metadata
+from packhouse.formats.pypi.filenames import parse_dist_filename
+from packhouse.services import streamed_checks
+from packhouse.storage.base import IncomingFile
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+FORMATS = ROOT / "tests" / "formats"
+sdists = load_module("streamed_sdist_tricks", FORMATS / "pypi" / "test_pypi_sdist_tricks.py")
+condas = load_module("streamed_conda_tricks", FORMATS / "conda" / "test_conda_package_tricks.py")
+
+Case = tuple[str, str, Callable[[], bytes]]  # id, filename, bytes
+
+
+def cases() -> list[Case]:
+    found: list[Case] = [
+        (path.name, path.name, path.read_bytes)
+        for path in sorted(DATA.rglob("*"))
+        if path.name.endswith((".tar.gz", ".tar.bz2"))
+    ]
+    found += [(f"sdist {label}", sdists.SDIST, make) for label, (make, _) in sdists.HAZARDS.items()]
+    for label, (body, _) in condas.BODIES.items():
+        found.append((f"tar.bz2 {label}", f"{condas.STEM}.tar.bz2", partial(condas.tar_bz2, body)))
+    return found
+
+
+CASES = cases()
+
+
+def outcome(call: Callable[[], object]) -> tuple[str, object]:
+    try:
+        return "value", call()
+    except Exception as error:  # the refusal: its kind and its message
+        return type(error).__name__, str(error)
+
+
+def file_check(path: Path, filename: str) -> tuple[str, object]:
+    if filename.endswith(".tar.bz2"):
+        return outcome(lambda: read_package(path, filename))
+    return outcome(lambda: read_metadata(path, parse_dist_filename(filename), ArchiveLimits()))
+
+
+def service_check(incoming: IncomingFile, filename: str) -> tuple[str, object]:
+    """As the upload services take it: the streamed outcome, else the check run now."""
+    if filename.endswith(".tar.bz2"):
+        key = streamed_checks.conda_key(filename, Limits())
+        return outcome(
+            lambda: read_package(
+                incoming.path,
+                filename,
+                members=streamed_checks.result(incoming, key, lambda: None),
+            )
+        )
+    limits = ArchiveLimits()
+    dist = parse_dist_filename(filename)
+    return outcome(
+        lambda: streamed_checks.result(
+            incoming,
+            streamed_checks.sdist_key(filename, limits),
+            lambda: read_metadata(incoming.path, dist, limits),
+        )
+    )
+
+
+def pieces(data: bytes, size: int) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def send(incoming: IncomingFile, data: bytes, size: int, pause: float = 0.0) -> threading.Thread:
+    """Write `data` into `incoming` from another thread, as the event loop does."""
+
+    def feed() -> None:
+        for chunk in pieces(data, size):
+            incoming.write(chunk)
+            if pause:
+                time.sleep(pause)
+        incoming.finish()
+
+    thread = threading.Thread(target=feed)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("chunk", [511, 64 * 1024])
+def test_the_streamed_check_answers_as_the_file_check(
+    tmp_path: Path, case: Case, chunk: int
+) -> None:
+    _, filename, make = case
+    data = make()
+    path = tmp_path / filename
+    path.write_bytes(data)
+    expected = file_check(path, filename)
+    with IncomingFile(tmp_path / "in", len(data)) as incoming:
+        streamed_checks.start(incoming, filename)
+        assert incoming.checks, "a forward-only format is checked while it arrives"
+        send(incoming, data, chunk).join()
+        assert service_check(incoming, filename) == expected
+        assert not incoming.checks
+
+
+def early(tmp_path: Path, filename: str, data: bytes) -> str:
+    """The refusal of `data` as known while the upload is not finished (a client still
+    sending): all its bytes written, the end not yet."""
+    with IncomingFile(tmp_path, len(data) + 1) as incoming:
+        streamed_checks.start(incoming, filename)
+        incoming.write(data)
+        (future,) = incoming.checks.values()
+        deadline = time.monotonic() + 30
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert future.done(), "the check waited for the end of the upload"
+        return str(future.exception())
+
+
+def test_the_check_runs_before_the_upload_ends(tmp_path: Path) -> None:
+    """A device near the start is refused while the rest of the body is still to come: a
+    gzip stream decompresses as it arrives, a .tar.bz2 block by block (`bzip2 -1`: 100 kB
+    blocks; a package of one block, most small ones, is checked once that block is in)."""
+    noise = os.urandom(256 * 1024)
+    data = sdists.sdist(
+        sdists.member("demo-1.0/tty", kind=tarfile.CHRTYPE), sdists.member("demo-1.0/x", noise)
+    )
+    assert "'demo-1.0/tty' is a character device" in early(tmp_path, sdists.SDIST, data)
+    members = [condas.special("dev/tty", tarfile.CHRTYPE), condas.file("lib/x", noise)]
+    data = bz2.compress(condas.tar([*condas.INFO, *members]), 1)
+    assert "'dev/tty' is a character device" in early(tmp_path, f"{condas.STEM}.tar.bz2", data)
+
+
+def test_a_discarded_upload_stops_its_check(tmp_path: Path) -> None:
+    data = (DATA / "pypi" / "idna-3.7.tar.gz").read_bytes()
+    incoming = IncomingFile(tmp_path, len(data))
+    streamed_checks.start(incoming, "idna-3.7.tar.gz")
+    (future,) = incoming.checks.values()
+    incoming.write(data[:1000])  # cut short by the client
+    incoming.discard()
+    deadline = time.monotonic() + 30
+    while not future.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert future.cancelled()
+    assert not any(t.name == "packhouse-archive-check" for t in threading.enumerate())
+
+
+def test_the_ratio_cap_waits_for_the_whole_file(tmp_path: Path) -> None:
+    """2 MiB of zeros arrive first, far above max_ratio times the bytes received by then; the
+    incompressible member after them makes the whole file small enough a ratio. Accepted,
+    as the file check accepts it; a file without that member is refused by both."""
+    zeros = sdists.member("demo-1.0/zeros", b"\0" * (2 << 20))
+    noise = sdists.member("demo-1.0/noise", os.urandom(64 * 1024))
+    raw = gzip.compress(
+        sdists.member("demo-1.0/PKG-INFO", sdists.PKG_INFO) + zeros + noise + b"\0" * 1024
+    )
+    assert len(raw) * ArchiveLimits().max_ratio > (2 << 20)
+    bomb = sdists.sdist(zeros)
+    for data, expected in ((raw, "value"), (bomb, "UnsafeArchive")):
+        path = tmp_path / sdists.SDIST
+        path.write_bytes(data)
+        answer = file_check(path, sdists.SDIST)
+        assert answer[0] == expected
+        with IncomingFile(tmp_path / "in", len(data)) as incoming:
+            streamed_checks.start(incoming, sdists.SDIST)
+            sender = send(incoming, data, 1024, pause=0.001)
+            assert service_check(incoming, sdists.SDIST) == answer
+            sender.join()
+
+
+def test_zip_formats_are_checked_after_the_upload(tmp_path: Path) -> None:
+    for filename in ("demo-1.0-py3-none-any.whl", "demo-1.0.zip", f"{condas.STEM}.conda"):
+        with IncomingFile(tmp_path, 10) as incoming:
+            streamed_checks.start(incoming, filename)
+            assert incoming.checks == {}
