@@ -149,3 +149,149 @@ def test_groups_and_repository_settings(client: TestClient, memory_services: Ser
     assert "hidden-thing" in client.get("/ui/pypi/secret/").text
     journal_denied = client.get("/ui/admin/groups", headers={"Accept": "text/html"})
     assert journal_denied.status_code == 403
+
+
+def test_proxy_settings_form_and_the_upstream_secret_never_shown(
+    client: TestClient, memory_services: Services
+) -> None:
+    sign_in(client, ALICE)
+    csrf = csrf_of(client)
+    made = client.post(
+        "/ui/admin/repositories",
+        data={"csrf": csrf, "name": "mirror", "format": "pypi",
+              "upstream": "https://pypi.example.invalid/simple/"},
+    )  # fmt: skip
+    assert made.status_code == 200, made.text
+    page = "/ui/admin/repositories/pypi/mirror"
+    secret = "upstream-Secret-token-42"
+    settings = {
+        "csrf": csrf, "description": "A mirror", "upstream": "https://pypi.example.invalid/simple/",
+        "upstream_user": "reader", "upstream_password": secret, "ttl": "10m", "offline": "on",
+        "allow_upstream": "Demo_Pkg", "min_age_days": "2", "cooldown_exempt": "urgent-fix",
+        "exclude_newer": "2026-06-30",
+    }  # fmt: skip
+    saved = client.post(page, data=settings)
+    assert saved.status_code == 200, saved.text
+    repo = memory_services.catalog.get(Format.PYPI, "mirror")
+    assert (repo.proxy.user, repo.proxy.password, repo.proxy.ttl) == ("reader", secret, 600)
+    assert repo.proxy.offline
+    assert repo.allow_upstream == ("demo-pkg",)
+    assert repo.cooldown.min_age == 2 * 86400
+    assert repo.cooldown.exempt == ("urgent-fix",)
+    assert repo.cooldown.exclude_newer is not None
+    assert repo.cooldown.exclude_newer.isoformat() == "2026-07-01T00:00:00+00:00"
+    assert secret not in saved.text
+    assert "one is stored: leave empty to keep it" in saved.text
+    # sent again with the password field empty (as the form shows it): the secret is kept
+    kept = client.post(page, data={**settings, "upstream_password": "", "offline": ""})
+    assert kept.status_code == 200
+    repo = memory_services.catalog.get(Format.PYPI, "mirror")
+    assert repo.proxy.password == secret
+    assert not repo.proxy.offline
+    journal = client.get("/ui/admin/journal?action=repo.update").text
+    assert "repo.update" in journal
+    assert secret not in journal
+    # bad input: a 400 that says what is wrong, nothing changed
+    for field, value, said in [
+        ("ttl", "soon", "cannot read the duration"),
+        ("exclude_newer", "next week", "cannot read the date"),
+        ("upstream", "https://user:pw@pypi.example.invalid/simple/", "holds credentials"),
+        ("upstream", "ftp://pypi.example.invalid/", "must start with http"),
+        ("upstream_user", "a:b", "1 to 200 characters, without"),
+        ("allow_upstream", "not a name!", "not a valid project name"),
+        ("min_age_days", "many", "not a number of days"),
+    ]:
+        bad = client.post(page, data={**settings, field: value}, headers={"Accept": "text/html"})
+        assert bad.status_code == 400, (field, bad.status_code)
+        assert said in bad.text, (field, bad.text[:300])
+        assert secret not in bad.text
+    assert memory_services.catalog.get(Format.PYPI, "mirror").proxy.ttl == 600
+    # emptied fields clear; the checkbox removes the credentials
+    cleared = client.post(
+        page,
+        data={**settings, "ttl": "", "exclude_newer": "", "min_age_days": "", "clear_auth": "on"},
+    )
+    assert cleared.status_code == 200
+    repo = memory_services.catalog.get(Format.PYPI, "mirror")
+    assert (repo.proxy.user, repo.proxy.password, repo.proxy.ttl) == (None, None, None)
+    assert repo.cooldown.exclude_newer is None
+    assert repo.cooldown.min_age is None
+    forged = client.post(page, data={**settings, "csrf": "wrong"})
+    assert forged.status_code == 403
+
+
+def test_service_accounts_and_their_tokens(client: TestClient) -> None:
+    sign_in(client, ALICE)
+    csrf = csrf_of(client)
+    made = client.post("/ui/admin/users", data={"csrf": csrf, "name": "ci-bot", "service": "on"})
+    assert made.status_code == 200
+    assert "New token for ci-bot" in made.text  # its page, where its tokens are made
+    assert "service account" in client.get("/ui/admin/users").text
+    page = "/ui/admin/users/ci-bot"
+    wanted = {"csrf": csrf, "token_name": "ci-publish", "action": "upload",
+              "repo": "pypi/open", "expires": "30d"}  # fmt: skip
+    refused = client.post(f"{page}/tokens", data=wanted, headers={"Accept": "text/html"})
+    assert refused.status_code == 403  # it holds no upload right on pypi/open yet
+    assert "grant it first" in refused.text
+    client.post(
+        "/ui/admin/repositories/pypi/open/permissions",
+        data={"csrf": csrf, "principal": "ci-bot", "action": "upload"},
+    )
+    created = client.post(f"{page}/tokens", data=wanted)
+    assert created.status_code == 201
+    secret = re.search(r'id="new-token">(ph-[A-Za-z0-9]+)<', created.text)
+    assert secret is not None
+    listed = client.get(page)
+    assert secret.group(1) not in listed.text  # shown once
+    assert "ci-publish" in listed.text
+    assert "upload on pypi/open" in listed.text
+    # the token works for the service account (a pip-style Basic __token__ login)
+    simple = client.get("/pypi/open/simple/", auth=("__token__", secret.group(1)))
+    assert simple.status_code == 200
+    no_repo = client.post(
+        f"{page}/tokens", data={**wanted, "repo": ""}, headers={"Accept": "text/html"}
+    )
+    assert no_repo.status_code == 400
+    token_id = re.search(r'action="/ui/admin/users/ci-bot/tokens/(\d+)/revoke"', listed.text)
+    assert token_id is not None
+    revoked = client.post(f"{page}/tokens/{token_id.group(1)}/revoke", data={"csrf": csrf})
+    assert revoked.status_code == 200
+    assert "No live tokens." in revoked.text
+    assert client.get("/pypi/open/simple/", auth=("__token__", secret.group(1))).status_code == 401
+    # a user with a password makes their own tokens
+    for_bob = client.post(
+        "/ui/admin/users/bob/tokens", data=wanted, headers={"Accept": "text/html"}
+    )
+    assert for_bob.status_code == 400
+    missing = client.get("/ui/admin/users/nobody", headers={"Accept": "text/html"})
+    assert missing.status_code == 404
+
+
+def test_an_administrator_resets_a_password(client: TestClient) -> None:
+    sign_in(client, ALICE)
+    csrf = csrf_of(client)
+    differ = client.post(
+        "/ui/admin/users/bob/password",
+        data={"csrf": csrf, "password": "new-bob-Pa55", "again": "new-bob-Pa56"},
+        headers={"Accept": "text/html"},
+    )
+    assert differ.status_code == 400
+    assert "differ" in differ.text
+    token_like = client.post(
+        "/ui/admin/users/bob/password",
+        data={"csrf": csrf, "password": "ph-looks-like-a-token", "again": "ph-looks-like-a-token"},
+        headers={"Accept": "text/html"},
+    )
+    assert token_like.status_code == 400
+    done = client.post(
+        "/ui/admin/users/bob/password",
+        data={"csrf": csrf, "password": "new-bob-Pa55", "again": "new-bob-Pa55"},
+    )
+    assert done.status_code == 200
+    assert "The password of bob was changed." in done.text
+    assert "new-bob-Pa55" not in done.text
+    assert client.get("/pypi/open/simple/", auth=BOB).status_code == 401
+    assert client.get("/pypi/open/simple/", auth=("bob", "new-bob-Pa55")).status_code == 200
+    journal = client.get("/ui/admin/journal?action=user.password").text
+    assert "user.password" in journal
+    assert "new-bob-Pa55" not in journal

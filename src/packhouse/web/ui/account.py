@@ -5,6 +5,8 @@ short-lived cookie and matched against the form."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
+from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -12,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from packhouse.db.repository_store import Repository
+from packhouse.db.token_store import Token
 from packhouse.errors import AuthenticationRequired, InvalidInput, PermissionDenied
 from packhouse.services import accounts
 from packhouse.services.access import may_manage_token
@@ -129,31 +133,27 @@ async def tokens_page(
     return ui(request).renderer.page(
         request,
         "tokens.html",
-        {
-            **ctx,
-            "tokens": listed,
-            "repos": readable,
-            "created": created,
-            "expiries": EXPIRIES,
-            "now": svc.ctx.clock(),
-        },
+        {**ctx, **token_listing(svc.ctx.clock(), listed, readable, created)},
         status=status,
     )
+
+
+def token_listing(
+    now: datetime,
+    listed: Sequence[Token],
+    repos: Sequence[Repository],
+    created: accounts.CreatedToken | None,
+) -> dict[str, object]:
+    """What a page of tokens with a form making one shows (templates/macros.html)."""
+    return {"tokens": listed, "repos": repos, "created": created, "expiries": EXPIRIES, "now": now}
 
 
 async def create_token(request: Request) -> Response:
     session, form = await _session_form(request)
     svc = deps.services(request)
-    action_text = str(form.get("action") or "read")
-    try:
-        action = Action(action_text)
-    except ValueError:
-        raise InvalidInput(f"unknown action {action_text!r}: read, upload or admin") from None
+    action, expires = token_choice(form)
     picked = [str(v) for v in form.getlist("repo") if str(v)]
     scope = None if form.get("scope") == "all" else picked
-    expires = str(form.get("expires") or "")
-    if expires not in EXPIRIES:
-        raise InvalidInput(f"unknown expiry {expires!r}: pick one of the listed ones")
     name = str(form.get("name") or "")
     made = await run_in_threadpool(
         lambda: accounts.create_token(
@@ -165,10 +165,23 @@ async def create_token(request: Request) -> Response:
             name=name,
             repositories=scope,
             actions=[action],
-            expires=expires or None,
+            expires=expires,
         )
     )
     return await tokens_page(request, made, status=201)
+
+
+def token_choice(form: FormData) -> tuple[Action, str | None]:
+    """What a token form picked: the action, and the expiry (None: never)."""
+    action_text = str(form.get("action") or "read")
+    try:
+        action = Action(action_text)
+    except ValueError:
+        raise InvalidInput(f"unknown action {action_text!r}: read, upload or admin") from None
+    expires = str(form.get("expires") or "")
+    if expires not in EXPIRIES:
+        raise InvalidInput(f"unknown expiry {expires!r}: pick one of the listed ones")
+    return action, expires or None
 
 
 async def revoke_token(request: Request) -> Response:

@@ -1,11 +1,14 @@
-"""Administration pages: users, repositories and their permissions, the journal. Only an
-administrator signed in with their password (a session) may see them; every change is a
-form with the session's CSRF token and goes through the same services as the CLI and the
-management API, so it is journaled the same way."""
+"""Administration pages: users (service accounts and their tokens, password resets),
+groups, repositories (bases, proxy settings, cooldowns) and their permissions, the journal.
+Only an administrator signed in with their password (a session) may see them; every change
+is a form with the session's CSRF token and goes through the same services as the CLI and
+the management API, so it is journaled the same way. An upstream's password is never shown
+back: its field stays empty, and left empty keeps the stored one."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -13,12 +16,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from packhouse.db.repository_store import Repository
 from packhouse.errors import AuthenticationRequired, InvalidInput
 from packhouse.services import accounts, repos, ui_admin
 from packhouse.services.sessions import SignedIn
 from packhouse.types import Action, Format, RepoKind
+from packhouse.units import parse_duration, parse_moment
 from packhouse.web import deps
-from packhouse.web.ui.account import _redirect, _session_form
+from packhouse.web.ui.account import (
+    _redirect,
+    _session_form,
+    token_choice,
+    token_listing,
+)
 from packhouse.web.ui.routes import _format, context, guarded
 from packhouse.web.ui.state import signed_in, ui
 
@@ -44,9 +54,12 @@ def _text(form: FormData, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-async def _page(request: Request, template: str, extra: dict[str, Any]) -> Response:
+async def _page(
+    request: Request, template: str, extra: dict[str, Any], status: int = 200
+) -> Response:
     ctx = await context(request)
-    return ui(request).renderer.page(request, template, {**ctx, "section": template, **extra})
+    shown = {**ctx, "section": template, **extra}
+    return ui(request).renderer.page(request, template, shown, status=status)
 
 
 async def users(request: Request) -> Response:
@@ -58,21 +71,110 @@ async def users(request: Request) -> Response:
 
 
 async def user_create(request: Request) -> Response:
+    """A user with a password, or (`service` on) a service account: no password, only the
+    tokens an administrator makes for it on its page."""
     session, form = await _admin_form(request)
     svc = deps.services(request)
     name, password = _text(form, "name"), form.get("password")
-    if not isinstance(password, str) or not password:
-        raise InvalidInput("give the new user a password")
+    service = form.get("service") == "on"
+    if service:
+        password = None
+    elif not isinstance(password, str) or not password:
+        raise InvalidInput("give the new user a password (a service account needs none)")
     await run_in_threadpool(
         lambda: accounts.create_user(
             svc.ctx,
             actor=session.principal.name,
             name=name,
-            password=password,
-            admin=form.get("admin") == "on",
+            password=password if isinstance(password, str) else None,
+            admin=form.get("admin") == "on" and not service,
+            service=service,
         )
     )
-    return _redirect("/ui/admin/users")
+    return _redirect(f"/ui/admin/users/{quote(name)}" if service else "/ui/admin/users")
+
+
+async def user_page(
+    request: Request, created: accounts.CreatedToken | None = None, status: int = 200
+) -> Response:
+    """One user: their live tokens; a password reset, or for a service account a form
+    making a token for it (shown once)."""
+    await _admin(request)
+    svc = deps.services(request)
+    name = request.path_params["name"]
+    user = await run_in_threadpool(accounts.get_user, svc.ctx, name)
+    listed = await run_in_threadpool(accounts.list_tokens, svc.ctx, name)
+    repositories = sorted(svc.catalog.all(), key=lambda r: (r.format.value, r.name))
+    return await _page(
+        request,
+        "admin_user.html",
+        {"user": user, **token_listing(svc.ctx.clock(), listed, repositories, created)},
+        status=status,
+    )
+
+
+async def user_password(request: Request) -> Response:
+    session, form = await _admin_form(request)
+    svc = deps.services(request)
+    name = request.path_params["name"]
+    password, again = form.get("password"), form.get("again")
+    if not isinstance(password, str) or not password:
+        raise InvalidInput("give the new password")
+    if password != again:
+        raise InvalidInput("the two passwords differ: type the same new password twice")
+    await run_in_threadpool(
+        lambda: accounts.set_password(
+            svc.ctx, actor=session.principal.name, name=name, password=password
+        )
+    )
+    return _redirect(f"/ui/admin/users/{quote(name)}?changed=password")
+
+
+async def user_token(request: Request) -> Response:
+    session, form = await _admin_form(request)
+    svc = deps.services(request)
+    name = request.path_params["name"]
+    user = await run_in_threadpool(accounts.get_user, svc.ctx, name)
+    if not user.is_service:
+        raise InvalidInput(
+            f"{name!r} signs in with a password and makes their own tokens; tokens are made"
+            " here for service accounts"
+        )
+    action, expires = token_choice(form)
+    picked = [str(v) for v in form.getlist("repo") if str(v)]
+    if not picked:
+        raise InvalidInput("pick at least one repository the token may reach")
+    made = await run_in_threadpool(
+        lambda: accounts.create_token(
+            svc.ctx,
+            svc.access,
+            svc.catalog,
+            actor=session.principal.name,
+            owner=name,
+            name=_text(form, "token_name"),
+            repositories=picked,
+            actions=[action],
+            expires=expires,
+        )
+    )
+    return await user_page(request, made, status=201)
+
+
+async def user_token_revoke(request: Request) -> Response:
+    session, _ = await _admin_form(request)
+    svc = deps.services(request)
+    name = request.path_params["name"]
+    try:
+        token_id = int(request.path_params["token_id"])
+    except ValueError:
+        raise InvalidInput("the token id is not a number") from None
+    token = await run_in_threadpool(accounts.get_token, svc.ctx, token_id)
+    if token.user_name != name:
+        raise InvalidInput(f"token {token_id} is not one of {name!r}'s")
+    await run_in_threadpool(
+        lambda: accounts.revoke_token(svc.ctx, actor=session.principal.name, token_id=token_id)
+    )
+    return _redirect(f"/ui/admin/users/{quote(name)}")
 
 
 async def user_change(request: Request) -> Response:
@@ -152,17 +254,25 @@ async def repository_update(request: Request) -> Response:
     elif repo.cooldown.min_age is not None:
         clear.add("min_age")
 
+    exclude_newer = None
+    if newer := _text(form, "exclude_newer"):
+        exclude_newer = parse_moment(newer)
+    elif repo.cooldown.exclude_newer is not None:
+        clear.add("exclude_newer")
+
     def names(field: str) -> list[str]:
         return [n.strip() for n in _text(form, field).split(",") if n.strip()]
 
+    proxy = _proxy_settings(form, repo, clear) if repo.kind is RepoKind.PROXY else {}
     wanted = repos.RepoSettings(
         bases=None if repo.kind is RepoKind.PROXY else names("bases"),
         description=_text(form, "description"),
-        upstream_url=(_text(form, "upstream") or None) if repo.kind is RepoKind.PROXY else None,
         allow_upstream=names("allow_upstream"),
         min_age=min_age,
+        exclude_newer=exclude_newer,
         cooldown_exempt=names("cooldown_exempt"),
         clear=frozenset(clear),
+        **proxy,
     )
     await run_in_threadpool(
         lambda: repos.update_repository(
@@ -170,6 +280,28 @@ async def repository_update(request: Request) -> Response:
         )
     )
     return _redirect(f"/ui/admin/repositories/{fmt.value}/{name}")
+
+
+def _proxy_settings(form: FormData, repo: Repository, clear: set[str]) -> dict[str, Any]:
+    """A proxy's upstream, credentials, ttl and offline switch from the settings form. The
+    password field is never filled in: left empty it keeps the one stored."""
+    found: dict[str, Any] = {
+        "upstream_url": _text(form, "upstream") or None,
+        "offline": form.get("offline") == "on",
+    }
+    if form.get("clear_auth") == "on":
+        clear.add("upstream_auth")
+    else:
+        user, password = _text(form, "upstream_user"), form.get("upstream_password")
+        if user and user != repo.proxy.user:
+            found["upstream_user"] = user
+        if isinstance(password, str) and password.strip():
+            found["upstream_password"] = password
+    if ttl := _text(form, "ttl"):
+        found["ttl"] = int(parse_duration(ttl).total_seconds())
+    elif repo.proxy.ttl is not None:
+        clear.add("ttl")
+    return found
 
 
 async def repositories(request: Request) -> Response:
@@ -266,7 +398,15 @@ routes = [
     Route("/ui/admin", guarded(admin_root), methods=["GET", "HEAD"]),
     Route("/ui/admin/users", guarded(users), methods=["GET", "HEAD"]),
     Route("/ui/admin/users", guarded(user_create), methods=["POST"]),
+    Route("/ui/admin/users/{name}", guarded(user_page), methods=["GET", "HEAD"]),
     Route("/ui/admin/users/{name}", guarded(user_change), methods=["POST"]),
+    Route("/ui/admin/users/{name}/password", guarded(user_password), methods=["POST"]),
+    Route("/ui/admin/users/{name}/tokens", guarded(user_token), methods=["POST"]),
+    Route(
+        "/ui/admin/users/{name}/tokens/{token_id}/revoke",
+        guarded(user_token_revoke),
+        methods=["POST"],
+    ),
     Route("/ui/admin/groups", guarded(groups), methods=["GET", "HEAD"]),
     Route("/ui/admin/groups", guarded(group_create), methods=["POST"]),
     Route("/ui/admin/groups/{name}", guarded(group_change), methods=["POST"]),
