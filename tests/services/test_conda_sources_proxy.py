@@ -120,14 +120,14 @@ class Channel:
         return digest
 
 
-@pytest.fixture
-def upstream() -> Iterator[StaticUpstream]:
+@pytest.fixture(name="upstream")
+def upstream_fixture() -> Iterator[StaticUpstream]:
     with static_upstream() as server:
         yield server
 
 
-@pytest.fixture
-def channel(upstream: StaticUpstream) -> Channel:
+@pytest.fixture(name="channel")
+def channel_fixture(upstream: StaticUpstream) -> Channel:
     chan = Channel(upstream)
     chan.add("six", "1.16.0", depends=["python"])
     chan.add("six", "1.17.0", bz2=True)
@@ -147,8 +147,8 @@ def proxy_services(tmp_path: Path) -> Services:
     return Services.of(Context(settings=settings, db=db, blobs=MemoryBlobStore()))
 
 
-@pytest.fixture
-def svc(tmp_path: Path, channel: Channel) -> Iterator[Services]:
+@pytest.fixture(name="svc")
+def svc_fixture(tmp_path: Path, channel: Channel) -> Iterator[Services]:
     services = proxy_services(tmp_path)
     ctx = services.ctx
     create_repository(

@@ -2,51 +2,58 @@
 memory.
 
 A proxy's subdir may hold hundreds of thousands of records. Its repodata.json (and `.zst`,
-`.bz2`, current_repodata.json) is written name by name to a file, merging the order's
-members as services/conda_order.py does, and served from that file; only the names of the
-subdir and one name's records are in memory at a time. The CEP 16 shard index is small and
-kept in memory; a shard is built again from its name's records when asked for (the digest of
-every name's shard is kept, and the bytes of the most recent ones).
+`.bz2`, current_repodata.json), run_exports.json and index.html, and the channel's
+channeldata.json and index.html, are written name by name to files from the one resolution
+of services/conda_order.py (services/conda_order_files.py) and served from them; only the
+names of a subdir and one name's records are in memory at a time. The CEP 16 shard index is
+small and kept in memory; a shard is built again from its name's records when asked for (the
+digest of every name's shard is kept, and the bytes of the most recent ones). For the shard
+index and shards, a proxy whose upstream shards the subdir is read by its shards
+(services/conda_upstream_shards.py), with or without a cooldown, however many proxies the
+order has.
 
 Files are kept per (repository, subdir) with the stamp they were made at: every member's
-stamp (a hosted view's serials, a proxy's records file and how many records each cooldown
-lets through). They expire with the proxies' answers (their ttl), or within a minute while a
-cooldown applies, so the stamp is asked again.
+stamp (a hosted view's serials, a proxy's records file or shard index and how many records
+each cooldown lets through). They expire with the proxies' answers (their ttl), or within a
+minute while a cooldown applies, so the stamp is asked again. The channel's pages cover the
+subdirs its hosted members hold and those whose repodata its proxies have cached.
 """
 
 from __future__ import annotations
 
 import bz2
 import hashlib
-import os
 import shutil
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-import orjson
 import zstandard
+from sqlalchemy import select
 
 from packhouse.db.repository_store import Repository
+from packhouse.db.schema import upstream_pages
 from packhouse.errors import ArtifactNotFound
-from packhouse.formats.conda.records import dumps
 from packhouse.formats.conda.shards import build_shard, build_shards_index
 from packhouse.services.conda_order import (
-    NameRecords,
     SubdirSource,
     answering,
     answers,
     merge_name,
-    merged_current,
     name_stamp,
-    resolved,
+)
+from packhouse.services.conda_order_files import (
+    write_channeldata,
+    write_repodata,
+    write_run_exports,
+    write_subdir_index,
 )
 from packhouse.services.conda_proxy import CondaProxy, ProxiedPackage, ProxySubdir
 from packhouse.services.conda_upstream_shards import ShardedProxySubdir, ShardsProxy
@@ -74,7 +81,25 @@ STREAMED = frozenset(
     }
 )
 SHARDS_INDEX = "repodata_shards.msgpack.zst"
-_TYPES = {".json": JSON_TYPE, ".zst": BINARY_TYPE, ".bz2": "application/x-bzip2"}
+# Made the same way (from files), but not repodata: patches do not apply to them.
+LISTINGS = frozenset({"run_exports.json", "run_exports.json.zst", "index.html"})
+HTML_TYPE = "text/html; charset=utf-8"
+_TYPES = {
+    ".json": JSON_TYPE,
+    ".zst": BINARY_TYPE,
+    ".bz2": "application/x-bzip2",
+    ".html": HTML_TYPE,
+}
+# Listed at the top of a subdir's index.html, as conda-index does.
+LISTED = (
+    "repodata.json",
+    "repodata_from_packages.json",
+    "repodata.json.zst",
+    "repodata.json.bz2",
+    "current_repodata.json",
+    "run_exports.json",
+    "repodata_shards.msgpack.zst",
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +129,7 @@ class _Entry:
     expires: float
     stale: bool
     last_serial: int
+    more: Hashable = ()  # what else it was made from (a channel page: the subdirs read)
     pages: dict[str, AnyPage] = field(default_factory=dict)  # as made
     served: dict[str, AnyPage] = field(default_factory=dict)  # as sent (see _served)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -222,9 +248,13 @@ class ProxiedPages:
 
     # -- pages ----------------------------------------------------------------------------
 
-    def fresh(self, repo: Repository, subdir: str, kind: str, serial: int) -> AnyPage | None:
+    def fresh(
+        self, repo: Repository, subdir: str, kind: str, serial: int, more: Hashable = ()
+    ) -> AnyPage | None:
         entry = self._entries.get(_key(repo, subdir, kind))
         if entry is None or entry.checked_at != serial or entry.expires <= time.monotonic():
+            return None
+        if entry.more != more:
             return None
         return entry.served.get(kind)
 
@@ -237,12 +267,14 @@ class ProxiedPages:
         serial: int,
         hosted: Callable[[bool], Sequence[SubdirSource]],
         last_serial: int,
+        listed: Sequence[str] = LISTED,
     ) -> AnyPage:
-        """One of STREAMED, or the shard index, of an order with proxies."""
+        """One of STREAMED or LISTINGS, or the shard index, of an order with proxies
+        (`listed`: the index files a subdir's index.html names)."""
         found = self.fresh(repo, subdir, kind, serial)
         if found is not None:
             return found
-        patched = not kind.startswith("repodata_from_packages")
+        patched = not kind.startswith("repodata_from_packages") and kind not in LISTINGS
         sharded = kind == SHARDS_INDEX
         with self.sources(
             order, subdir, hosted(patched), shards=sharded, complete=sharded
@@ -254,10 +286,63 @@ class ProxiedPages:
                 if served is None:
                     made = entry.pages.get(kind)
                     if made is None:
-                        made = self._render(repo, order, subdir, kind, sources, entry)
+                        made = self._render(repo, order, subdir, kind, sources, entry, listed)
                         entry.pages[kind] = made
                     served = entry.served[kind] = _served(made)
                 return served
+
+    def channel_page(
+        self,
+        repo: Repository,
+        order: Sequence[Repository],
+        kind: str,
+        serial: int,
+        hosted: Callable[[str], Sequence[SubdirSource]],
+        hosted_subdirs: Iterable[str],
+        last_serial: int,
+    ) -> AnyPage:
+        """channeldata.json or the channel's index.html of an order with proxies: over the
+        subdirs its hosted members hold and those its proxies have cached repodata of (a
+        subdir is not fetched for them), each resolved as its repodata is."""
+        subdirs = sorted(set(hosted_subdirs) | self._cached_subdirs(order))
+        found = self.fresh(repo, "", kind, serial, tuple(subdirs))
+        if found is not None:
+            return found
+        with ExitStack() as stack:
+            by_subdir = {s: stack.enter_context(self.sources(order, s, hosted(s))) for s in subdirs}
+            everything = [source for sources in by_subdir.values() for source in sources]
+            entry = self._entry(
+                _key(repo, "", kind), order, serial, everything, last_serial, tuple(subdirs)
+            )
+            with entry.lock:
+                if kind not in entry.served:
+                    with (
+                        self._writing("channeldata.json", entry) as out,
+                        self._writing("index.html", entry) as html,
+                    ):
+                        write_channeldata(out, html, self._ctx.tmp_dir, repo.name, order, by_subdir)
+                    made = {"channeldata.json": out, "index.html": html}
+                    for name, written in made.items():
+                        entry.pages[name] = page = self._finished(written, name, entry)
+                        entry.served[name] = _served(page)
+                return entry.served[kind]
+
+    def _cached_subdirs(self, order: Sequence[Repository]) -> set[str]:
+        """The subdirs whose repodata the order's proxies have cached (one small query)."""
+        ids = [p.id for p in proxies_of(order)]
+        if not ids:
+            return set()
+        pages = upstream_pages.c
+        with self._ctx.db.read() as conn:
+            rows = conn.execute(
+                select(pages.key).where(
+                    pages.repository_id.in_(ids),
+                    pages.status == 200,
+                    pages.key.like("conda/%/repodata"),
+                )
+            )
+            found = {r.key.removeprefix("conda/").removesuffix("/repodata") for r in rows}
+        return {s for s in found if "/" not in s}
 
     def _entry(
         self,
@@ -266,10 +351,11 @@ class ProxiedPages:
         serial: int,
         sources: Sequence[SubdirSource],
         last_serial: int,
+        more: Hashable = (),
     ) -> _Entry:
         # the order's settings too: its allow lists and cooldowns decide what is shown
         rules = tuple((r.id, r.allow_upstream, r.cooldown) for r in order)
-        stamp = (rules, tuple((s.repo.id, s.stamp) for s in sources))
+        stamp = (rules, tuple((s.repo.id, s.stamp) for s in sources), more)
         proxies = [s for s in sources if isinstance(s, ProxySubdir | ShardedProxySubdir)]
         expires = min((p.expires for p in proxies), default=time.monotonic() + 60)
         if any(p.cooling for p in proxies):
@@ -280,7 +366,7 @@ class ProxiedPages:
             if entry is None or entry.stamp != (stamp, stale):
                 if entry is not None:
                     self._retire(entry)
-                entry = _Entry((stamp, stale), serial, expires, stale, last_serial)
+                entry = _Entry((stamp, stale), serial, expires, stale, last_serial, more)
                 self._entries[key] = entry
             entry.checked_at, entry.expires = serial, expires
             return entry
@@ -306,6 +392,7 @@ class ProxiedPages:
         kind: str,
         sources: Sequence[SubdirSource],
         entry: _Entry,
+        listed: Sequence[str] = LISTED,
     ) -> AnyPage:
         if kind == SHARDS_INDEX:
             digests = self._shard_digests(repo, order, subdir, sources)
@@ -325,9 +412,15 @@ class ProxiedPages:
                 entry.pages["repodata.json"] = base
             assert isinstance(base, FilePage)
             return self._compressed(base, kind, zstd=False)
-        current = kind == "current_repodata.json"
+        tmp = self._ctx.tmp_dir
         with self._writing(kind, entry) as out:
-            _write_repodata(out, self._ctx.tmp_dir, order, subdir, sources, current)
+            if kind == "run_exports.json":
+                write_run_exports(out, tmp, order, subdir, sources)
+            elif kind == "index.html":
+                write_subdir_index(out, order, sources, f"{repo.name}/{subdir}", list(listed))
+            else:
+                current = kind == "current_repodata.json"
+                write_repodata(out, tmp, order, subdir, sources, current)
         return self._finished(out, kind, entry)
 
     # -- writing files --------------------------------------------------------------------
@@ -486,52 +579,3 @@ def _prefetch(order: Sequence[Repository], sources: Sequence[SubdirSource]) -> N
                 wanted[member.repo.id].append(name)
     for source in cooling:
         source.prefetch(wanted[source.repo.id])
-
-
-# -- repodata, name by name ---------------------------------------------------------------------
-
-
-def _write_repodata(
-    out: BinaryIO,
-    tmp_dir: Path,
-    order: Sequence[Repository],
-    subdir: str,
-    sources: Sequence[SubdirSource],
-    current: bool,
-) -> None:
-    """repodata.json (or, `current`, current_repodata.json) of the order: `packages`
-    written straight to `out`, `packages.conda` to a scratch file appended after it."""
-    removed: set[str] = set()
-    scratch_path = tmp_dir / f"conda-page-{os.getpid()}-{uuid.uuid4().hex}"
-    out.write(b'{"info":' + dumps({"subdir": subdir}) + b',"packages":{')
-    first = [True, True]
-    try:
-        with scratch_path.open("w+b") as scratch:
-            for _, _, records in resolved(order, sources):
-                if current:
-                    records = _current(subdir, records)
-                for index, (section, target) in enumerate(
-                    ((records.packages, out), (records.packages_conda, scratch))
-                ):
-                    for filename in sorted(section):
-                        target.write(b"" if first[index] else b",")
-                        first[index] = False
-                        target.write(dumps(filename) + b":" + section[filename])
-                removed |= records.removed
-            out.write(b'},"packages.conda":{')
-            scratch.seek(0)
-            shutil.copyfileobj(scratch, out, 1 << 20)
-    finally:
-        scratch_path.unlink(missing_ok=True)
-    out.write(b'},"removed":' + dumps(sorted(removed)) + b',"repodata_version":1}')
-
-
-def _current(subdir: str, records: NameRecords) -> NameRecords:
-    """One name's records as current_repodata.json keeps them."""
-    if not records.packages and not records.packages_conda:
-        return NameRecords()
-    doc = orjson.loads(merged_current(subdir, records.packages, records.packages_conda, []))
-    return NameRecords(
-        {f: dumps(r) for f, r in doc["packages"].items()},
-        {f: dumps(r) for f, r in doc["packages.conda"].items()},
-    )

@@ -15,7 +15,8 @@ for made-up subdirs keep nothing in memory.
 A channel with bases, or a proxy, is read through its resolution order (own records, bases
 depth-first, proxies last, the confusion rule per name and subdir: services/conda_order.py);
 its pages are made by the same renderer from the order's merge, keyed by every member's
-stamp.
+stamp. An order with proxies has its repodata, run_exports.json, index.html and
+channeldata.json written to files from the same resolution (services/conda_proxied.py).
 """
 
 from __future__ import annotations
@@ -51,7 +52,14 @@ from packhouse.services.conda_order import (
     merge,
     merged_current,
 )
-from packhouse.services.conda_proxied import STREAMED, AnyPage, ProxiedPages
+from packhouse.services.conda_proxied import (
+    HTML_TYPE,
+    LISTED,
+    LISTINGS,
+    STREAMED,
+    AnyPage,
+    ProxiedPages,
+)
 from packhouse.services.conda_proxy import ProxiedPackage
 from packhouse.services.conda_views import (
     HostedSubdir,
@@ -86,17 +94,6 @@ INDEX_FILES = STREAMED | frozenset(
         "index.html",
     }
 )
-# Listed at the top of a subdir's index.html, as conda-index does.
-_LISTED = (
-    "repodata.json",
-    "repodata_from_packages.json",
-    "repodata.json.zst",
-    "repodata.json.bz2",
-    "current_repodata.json",
-    "run_exports.json",
-    "repodata_shards.msgpack.zst",
-)
-HTML_TYPE = "text/html; charset=utf-8"
 
 
 def valid_subdir(subdir: str) -> bool:
@@ -320,6 +317,7 @@ class CondaReader:
                 serial,
                 lambda patched: self._sources(order, subdir, serial, patched),
                 self._order_last_serial(order, subdir, serial),
+                self._listed(self.view(repo, subdir, serial)),
             )
         if order is not None:
             return self._order_page(repo, order, subdir, kind, serial)
@@ -388,9 +386,7 @@ class CondaReader:
             body = dumps(content.instructions) if content.instructions else b"{}"
             return Page.of(body, JSON_TYPE, last)
         if kind == "index.html":
-            listed = list(_LISTED)
-            if content.instructions:
-                listed.append("patch_instructions.json")
+            listed = self._listed(content)
             packages = {fn: orjson.loads(record) for fn, record, _ in content.entries()}
             html = subdir_index_html(f"{repo.name}/{subdir}", packages, listed)
             return Page.of(html.encode(), HTML_TYPE, last, stale=stale)
@@ -399,6 +395,10 @@ class CondaReader:
             index = build_shards_index(subdir, digests, shards_base_url=SHARDS_BASE_URL)
             return Page.of(index, BINARY_TYPE, last, stale=stale)
         raise ArtifactNotFound(f"there is no {kind!r} in a conda subdir")
+
+    def _listed(self, content: SubdirContent | SubdirView) -> list[str]:
+        """The index files a subdir's index.html names."""
+        return [*LISTED, *(["patch_instructions.json"] if content.instructions else [])]
 
     # -- CEP 16 shards --------------------------------------------------------------------
 
@@ -439,10 +439,12 @@ class CondaReader:
 
     # -- channeldata.json -----------------------------------------------------------------
 
-    def channeldata(self, repo: Repository) -> Page:
+    def channeldata(self, repo: Repository) -> AnyPage:
         serial = self._ctx.db.watcher.current()
         order = self._order(repo, serial) or (repo,)
         hosted = [m for m in order if m.kind is not RepoKind.PROXY]
+        if proxies_of(order):
+            return self._channel_page(repo, order, "channeldata.json", serial)
 
         def stamp() -> Hashable:
             with self._ctx.db.read() as conn:
@@ -475,10 +477,31 @@ class CondaReader:
             return self._content(repo, self.view(repo, subdir, serial))
         return self._order_content(repo, order, subdir, serial)
 
-    def channel_index(self, repo: Repository) -> Page:
+    def _channel_page(
+        self, repo: Repository, order: Sequence[Repository], kind: str, serial: int
+    ) -> AnyPage:
+        """channeldata.json or the channel's index.html of an order with proxies."""
+        hosted = [m for m in order if m.kind is not RepoKind.PROXY]
+        subdirs = {s for m in hosted for s in self._subdirs(m, serial) if valid_subdir(s)}
+        last = max((self._order_last_serial(order, s, serial) for s in subdirs), default=0)
+        return self.proxied.channel_page(
+            repo,
+            order,
+            kind,
+            serial,
+            lambda subdir: self._sources(order, subdir, serial, patched=True),
+            subdirs,
+            last,
+        )
+
+    def channel_index(self, repo: Repository) -> AnyPage:
         """The channel's index.html: its subdirs and packages, from channeldata.json."""
         serial = self._ctx.db.watcher.current()
+        order = self._order(repo, serial)
+        if order is not None and proxies_of(order):
+            return self._channel_page(repo, order, "index.html", serial)
         channeldata = self.channeldata(repo)
+        assert isinstance(channeldata, Page)  # a FilePage only for an order with proxies
 
         def render() -> Page:
             html = channel_index_html(repo.name, orjson.loads(channeldata.body))
@@ -526,7 +549,9 @@ class CondaReader:
 
 def _streamed(order: Sequence[Repository], kind: str) -> bool:
     """Whether a page of `order` is made by services/conda_proxied.py (it has proxies)."""
-    return (kind in STREAMED or kind == SHARDS_INDEX) and bool(proxies_of(order))
+    return (kind in STREAMED or kind in LISTINGS or kind == SHARDS_INDEX) and bool(
+        proxies_of(order)
+    )
 
 
 def _raise(error: Exception) -> Any:

@@ -1,17 +1,21 @@
 """An upstream's CEP 16 shards read through a conda proxy.
 
-Where the upstream serves `<subdir>/repodata_shards.msgpack.zst`, a proxy without a cooldown
-reads it instead of the whole repodata.json for shard clients (rattler, pixi): the index is
-cached in `upstream_pages` (row `conda/<subdir>/shards`, the upstream's bytes) for the ttl,
-then revalidated with If-None-Match / If-Modified-Since, served stale when the upstream
-fails; a shard is fetched the first time its name is asked for, checked against the sha256
-the index gives, and kept (row `conda/<subdir>/shard/<hex>`; it never changes). A name only
-the upstream has is served the upstream's own shard, under the upstream's digest; the
-upstream is asked for nothing about a name a hosted member holds (the confusion rule), but
-for names on an `allow_upstream` list.
+Where the upstream serves `<subdir>/repodata_shards.msgpack.zst`, a proxy reads it instead of
+the whole repodata.json for shard clients (rattler, pixi): the index is cached in
+`upstream_pages` (row `conda/<subdir>/shards`, the upstream's bytes) for the ttl, then
+revalidated with If-None-Match / If-Modified-Since, served stale when the upstream fails; a
+shard is fetched the first time its name is asked for, checked against the sha256 the index
+gives, and kept (row `conda/<subdir>/shard/<hex>`; it never changes). The upstream is asked
+for nothing about a name a hosted member holds (the confusion rule), but for names on an
+`allow_upstream` list.
 
-A cooldown needs every record's time, which the index does not give: a proxy with one reads
-repodata.json (services/conda_proxy.py). So does a proxy whose upstream has no shards.
+Without a cooldown a name only the upstream has is served the upstream's own shard, under
+the upstream's digest, and no shard is fetched to build the index. A cooldown goes by the
+times of the records inside each shard: a name's records are filtered, and a name whose
+every record is held back is left out of the index, so the index needs every shard of the
+names the proxy answers for (fetched PREFETCH at a time the first time, then only the shards
+whose digest changed; their records' times are kept in memory, a few integers a record).
+A proxy whose upstream has no shards reads repodata.json (services/conda_proxy.py).
 """
 
 from __future__ import annotations

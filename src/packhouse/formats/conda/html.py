@@ -8,7 +8,16 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-__all__ = ["STYLE_CSP_SOURCE", "channel_index_html", "subdir_index_html"]
+__all__ = [
+    "STYLE_CSP_SOURCE",
+    "TAIL",
+    "channel_index_head",
+    "channel_index_html",
+    "channel_index_row",
+    "subdir_index_head",
+    "subdir_index_html",
+    "subdir_index_row",
+]
 
 _STYLE = "body{font-family:sans-serif}td,th{padding:0 1em;text-align:left}"
 # The page's one inline style, as a Content-Security-Policy source (CSP 3 hash-source), so
@@ -32,10 +41,11 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def subdir_index_html(
-    title: str, records: Mapping[str, Mapping[str, Any]], extra_files: list[str]
-) -> str:
-    """One row per package file: name (linked), size, build timestamp (ms), sha256."""
+TAIL = "</table></body></html>\n"
+
+
+def subdir_index_head(title: str, extra_files: list[str]) -> str:
+    """A subdir page up to its package rows: the title and the index files it lists."""
     rows = [
         _HEAD.format(title=escape(title)),
         "<table><tr><th>Filename</th><th>Size</th><th>sha256</th></tr>\n",
@@ -44,29 +54,46 @@ def subdir_index_html(
         rows.append(
             f'<tr><td><a href="{escape(name)}">{escape(name)}</a></td><td></td><td></td></tr>\n'
         )
-    for filename in sorted(records):
-        record = records[filename]
-        rows.append(
-            f'<tr><td><a href="{escape(filename)}">{escape(filename)}</a></td>'
-            f"<td>{_size(int(record.get('size') or 0))}</td>"
-            f"<td>{escape(str(record.get('sha256', '')))}</td></tr>\n"
-        )
-    rows.append("</table></body></html>\n")
     return "".join(rows)
 
 
-def channel_index_html(title: str, channeldata: Mapping[str, Any]) -> str:
-    subdirs = list(channeldata.get("subdirs", []))
+def subdir_index_row(filename: str, record: Mapping[str, Any]) -> str:
+    """One package file: name (linked), size, sha256."""
+    return (
+        f'<tr><td><a href="{escape(filename)}">{escape(filename)}</a></td>'
+        f"<td>{_size(int(record.get('size') or 0))}</td>"
+        f"<td>{escape(str(record.get('sha256', '')))}</td></tr>\n"
+    )
+
+
+def subdir_index_html(
+    title: str, records: Mapping[str, Mapping[str, Any]], extra_files: list[str]
+) -> str:
+    """One row per package file, sorted (a page too big to hold is written from
+    `subdir_index_head`, rows and TAIL)."""
+    rows = [subdir_index_row(f, records[f]) for f in sorted(records)]
+    return subdir_index_head(title, extra_files) + "".join(rows) + TAIL
+
+
+def channel_index_head(title: str, subdirs: list[str]) -> str:
     rows = [_HEAD.format(title=escape(title)), "<p>"]
     rows += [f'<a href="{escape(s)}/">{escape(s)}</a> ' for s in subdirs]
     rows.append(
         "</p><table><tr><th>Package</th><th>Latest</th><th>Subdirs</th><th>Summary</th></tr>\n"
     )
-    for name, info in sorted(channeldata.get("packages", {}).items()):
-        rows.append(
-            f"<tr><td>{escape(name)}</td><td>{escape(str(info.get('version', '')))}</td>"
-            f"<td>{escape(', '.join(info.get('subdirs', [])))}</td>"
-            f"<td>{escape(str(info.get('summary', '')))}</td></tr>\n"
-        )
-    rows.append("</table></body></html>\n")
     return "".join(rows)
+
+
+def channel_index_row(name: str, info: Mapping[str, Any]) -> str:
+    """One package name, from its channeldata.json entry."""
+    return (
+        f"<tr><td>{escape(name)}</td><td>{escape(str(info.get('version', '')))}</td>"
+        f"<td>{escape(', '.join(info.get('subdirs', [])))}</td>"
+        f"<td>{escape(str(info.get('summary', '')))}</td></tr>\n"
+    )
+
+
+def channel_index_html(title: str, channeldata: Mapping[str, Any]) -> str:
+    head = channel_index_head(title, list(channeldata.get("subdirs", [])))
+    packages = channeldata.get("packages", {})
+    return head + "".join(channel_index_row(n, packages[n]) for n in sorted(packages)) + TAIL
