@@ -7,10 +7,15 @@ earlier names beside them); see docs/conda.md for the few that differ.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["app"]
 
@@ -168,15 +173,13 @@ def index(
     ] = False,
 ) -> None:
     """Index a conda channel directory in place, like `conda index`, incrementally."""
-    from rich.console import Console
-
     from packhouse.errors import PackhouseError
     from packhouse.services.conda_index import IndexOptions, index_channel
 
-    console = Console(stderr=True)
+    console = _Lines(sys.stderr)
 
     def fail(message: str, code: int = 2) -> NoReturn:
-        console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/] {message}", plain=f"error: {message}")
         raise typer.Exit(code)
 
     if not directory.is_dir():
@@ -219,7 +222,7 @@ def index(
         update_only=update_only,
     )
     try:
-        if console.is_terminal:
+        if console.rich is not None and console.rich.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
             with Progress(
@@ -227,7 +230,7 @@ def index(
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                console=console,
+                console=console.rich,
                 transient=True,
             ) as bar:
                 task = bar.add_task("reading packages", total=None)
@@ -241,15 +244,37 @@ def index(
     except (PackhouseError, OSError) as error:
         fail(str(error), 1)
     for path, reason in report.failures:
-        console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]skipped[/] {path}: {reason}", plain=f"skipped {path}: {reason}")
     if verbose:
         for name in report.written:
-            console.print(f"wrote {name}", highlight=False, soft_wrap=True)
-    out = Console()
-    out.print(
+            console.print(f"wrote {name}")
+    summary = (
         f"indexed {report.packages} packages in {len(report.subdirs)} subdirs"
         f" ({', '.join(report.subdirs)}): {report.read} read, {report.removed} removed,"
-        f" {len(report.failures)} skipped, {len(report.written)} files written",
-        highlight=False,
-        soft_wrap=True,
+        f" {len(report.failures)} skipped, {len(report.written)} files written"
     )
+    _Lines(sys.stdout).print(summary)
+
+
+class _Lines:
+    """Lines for a stream: through rich on a terminal (or where rich is told to style, as
+    FORCE_COLOR does), else as plain text, which spares a re-index importing rich."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.rich: Console | None = None
+        if stream.isatty() or any(os.environ.get(v) for v in _RICH_STYLES):
+            from rich.console import Console
+
+            self.rich = Console(file=stream, soft_wrap=True)
+
+    def print(self, text: str, *, plain: str | None = None) -> None:
+        """`text` in rich markup, `plain` the same without it (default: `text`)."""
+        if self.rich is not None:
+            self.rich.print(text, highlight=False, soft_wrap=True)
+        else:
+            print(text if plain is None else plain, file=self.stream, flush=True)
+
+
+# rich reads these to style output that is not a terminal
+_RICH_STYLES = ("FORCE_COLOR", "TTY_INTERACTIVE", "TTY_COMPATIBLE")
