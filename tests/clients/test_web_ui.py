@@ -88,6 +88,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
             ("main", wheel_with(files, "acme-billing", "0.4.1", "Invoices", "Billing.\n")),
             ("public", wheel_with(files, "open-gadget", "2.0", "A gadget", "Gadget.\n")),
         ]
+        # a private repository for the ranking test: exact name, prefix, a word of the name,
+        # a word of the summary (uploaded in the reverse order, so no insertion order helps)
+        made = admin.post("/api/v1/repositories", json={"name": "ranked"})
+        assert made.is_success, made.text
+        for name, summary in [
+            ("gizmo-maker", "Builds every widget you need"),
+            ("acme-widget-kit", "Kits"),
+            ("widget-pro", "The professional one"),
+            ("widget", "The plain one"),
+        ]:
+            uploads.append(("ranked", wheel_with(files, name, "1.0", summary, "Ranked.\n")))
         for repo, path in uploads:
             name, version = path.name.split("-")[:2]
             response = admin.post(
@@ -198,6 +209,65 @@ def test_filter_a_repository_as_one_types(site: RunningServer, browser: Any) -> 
     sync_api.expect(rows).to_have_count(1)  # replaced by the script, no submit
     assert "acme-billing" in rows.first.inner_text()
     assert page.url.endswith("?q=bill")
+    page.context.close()
+
+
+def test_search_ranks_as_one_types(site: RunningServer, browser: Any) -> None:
+    page = new_page(browser)
+    sign_in(page, site, "admin", site.admin_password)
+    page.goto(site.url + "/ui/search?q=gizmo")
+    titles = page.locator("#results .title")
+    sync_api.expect(titles).to_have_count(1)
+    box = page.get_by_role("searchbox", name="Search projects and packages")
+    box.fill("")
+    box.press_sequentially("widget")  # no Enter: the results follow the typing
+    sync_api.expect(titles.first).to_have_text("widget")
+    sync_api.expect(page).to_have_url(re.compile(r".*/ui/search\?q=widget$"))
+    shown = [t.strip() for t in titles.all_inner_texts()]
+    # the exact name, the name that starts so, the names with the word (acme-widgets from
+    # pypi/main too), then the one whose summary alone says it
+    assert shown[:2] == ["widget", "widget-pro"]
+    assert sorted(shown[2:4]) == ["acme-widget-kit", "acme-widgets"]
+    assert shown[4:] == ["gizmo-maker"]
+    box.press_sequentially(" pro")
+    sync_api.expect(titles).to_have_count(1)
+    sync_api.expect(titles.first).to_have_text("widget-pro")
+    assert page.csp_errors == []
+    page.context.close()
+
+
+def test_an_administrator_sets_a_proxy_up_in_the_form(site: RunningServer, browser: Any) -> None:
+    page = new_page(browser)
+    sign_in(page, site, "admin", site.admin_password)
+    page.goto(site.url + "/ui/admin/repositories")
+    page.get_by_label("Name", exact=True).fill("mirror")
+    page.get_by_label("Upstream URL (a proxy; leave empty for hosted)").fill(
+        "https://pypi.example.invalid/simple/"
+    )
+    page.get_by_role("button", name="Create repository").click()
+    page.wait_for_url(re.compile(r".*/ui/admin/repositories/pypi/mirror$"))
+    secret = "upstream-Secret-for-the-browser"
+    page.get_by_label("Upstream user").fill("reader")
+    page.get_by_label(re.compile("Upstream password or token")).fill(secret)
+    page.get_by_label(re.compile("Trust fetched index pages for")).fill("10m")
+    page.get_by_label(re.compile("offline: serve only what is cached")).check()
+    page.get_by_label(re.compile("Leave out upstream files newer than")).fill("2026-06-30")
+    page.get_by_role("button", name="Save").click()
+    sync_api.expect(page.locator("main dl")).to_contain_text("set (user reader)")
+    facts = page.locator("main dl").inner_text()
+    assert "600 s" in facts
+    assert "only what is cached is served" in facts
+    assert "2026-07-01T00:00:00+00:00" in facts
+    assert secret not in page.content()
+    assert page.get_by_label(re.compile("Upstream password or token")).input_value() == ""
+    # bad input: the page says what is wrong (a 400, not a 500)
+    page.get_by_label(re.compile("Trust fetched index pages for")).fill("soon")
+    with page.expect_response(re.compile(r".*/ui/admin/repositories/pypi/mirror$")) as sent:
+        page.get_by_role("button", name="Save").click()
+    assert sent.value.status == 400
+    assert "cannot read the duration" in page.locator("main .error").inner_text()
+    assert secret not in page.content()
+    assert page.csp_errors == []
     page.context.close()
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, CursorResult, delete, insert, select, text, update
 
 from packhouse.db import migrate, search_store
 from packhouse.db.engine import Database
@@ -26,6 +26,12 @@ def db(request: pytest.FixtureRequest) -> Iterator[Database]:
     database.dispose()
 
 
+def new_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 def repo(conn: Connection, name: str, fmt: str = "pypi") -> int:
     result = conn.execute(
         insert(repositories).values(
@@ -33,7 +39,7 @@ def repo(conn: Connection, name: str, fmt: str = "pypi") -> int:
             allow_upstream=[], last_serial=0, created_at=NOW,
         )
     )  # fmt: skip
-    return int(result.inserted_primary_key[0])
+    return new_id(result)
 
 
 def upload(
@@ -44,11 +50,13 @@ def upload(
         select(projects.c.id).where(projects.c.repository_id == repo_id, projects.c.name == name)
     ).scalar()
     if found is None:
-        found = conn.execute(
-            insert(projects).values(
-                repository_id=repo_id, name=name, display_name=name.title(), last_serial=1
+        found = new_id(
+            conn.execute(
+                insert(projects).values(
+                    repository_id=repo_id, name=name, display_name=name.title(), last_serial=1
+                )
             )
-        ).inserted_primary_key[0]
+        )
     conda = extra.pop("conda", False)
     metadata = {"about": {"summary": summary}} if conda else {"name": name, "summary": summary}
     conn.execute(
@@ -134,7 +142,9 @@ def test_refresh_follows_uploads_yanks_and_deletes(db: Database) -> None:
     with db.read() as conn:
         assert search_store.search(conn, "widget", [main], 5)[0].version == "2.0"
     with db.write() as conn:  # every file deleted: gone
-        conn.execute(update(artifacts).where(artifacts.c.project_id == project).values(deleted=True))
+        conn.execute(
+            update(artifacts).where(artifacts.c.project_id == project).values(deleted=True)
+        )
         search_store.refresh(conn, [project])
     with db.read() as conn:
         assert names(conn, "widget", [main]) == []
@@ -153,7 +163,9 @@ def test_a_deleted_repository_leaves_nothing_behind(db: Database) -> None:
         assert names(conn, "alpha", [gone, kept]) == ["alpha-two"]
         if db.is_sqlite:  # the FTS rows went with the entries (the cascade fires the trigger)
             conn.execute(text("INSERT INTO search_fts(search_fts) VALUES ('integrity-check')"))
-            count = conn.execute(text("SELECT count(*) FROM search_fts WHERE search_fts MATCH 'alpha'"))
+            count = conn.execute(
+                text("SELECT count(*) FROM search_fts WHERE search_fts MATCH 'alpha'")
+            )
             assert count.scalar() == 1
 
 
@@ -182,25 +194,27 @@ def test_the_migration_fills_the_index_from_existing_rows(
             main = repo(conn, "main")
             channel = repo(conn, "forge", "conda")
             ids: dict[str, int] = {}
-            for repo_id, name, version, summary, flags in [
+            made_rows: list[tuple[int, str, str, str, dict[str, Any]]] = [
                 (main, "kept", "1.0", "Kept words", {}),
                 (main, "kept", "2.0", "Yanked words", {"yanked": True}),
                 (main, "removed", "1.0", "Deleted words", {"deleted": True}),
                 (channel, "pkg", "0.1", "", {"about": "A conda package"}),
-            ]:
+            ]
+            for repo_id, name, version, summary, flags in made_rows:
                 if name not in ids:
                     made = conn.execute(
                         insert(projects).values(
                             repository_id=repo_id, name=name, display_name=name, last_serial=1
                         )
                     )
-                    ids[name] = int(made.inserted_primary_key[0])
+                    ids[name] = new_id(made)
                 _raw_artifact(conn, repo_id, ids[name], name, version, summary, **flags)
         database.upgrade()
         with database.read() as conn:
             rows = conn.execute(
-                select(search_entries.c.name, search_entries.c.version, search_entries.c.summary)
-                .order_by(search_entries.c.name)
+                select(
+                    search_entries.c.name, search_entries.c.version, search_entries.c.summary
+                ).order_by(search_entries.c.name)
             ).all()
             assert [tuple(r) for r in rows] == [
                 ("kept", "1.0", "Kept words"), ("pkg", "0.1", "A conda package")
