@@ -1,6 +1,6 @@
-"""The archive check run while an upload arrives (services/streamed_checks.py) gives what the
-check of the finished file gives: the same value, or the same refusal with the same message,
-for real packages and for every hostile sdist and .tar.bz2 of the format tests' tables."""
+"""The archive check run beside an upload (services/streamed_checks.py) gives what the check
+of the finished file gives: the same value, or the same refusal with the same message, for
+real packages and for every hostile sdist, .tar.bz2 and .conda of the format tests' tables."""
 
 from __future__ import annotations
 
@@ -36,11 +36,14 @@ def cases() -> list[Case]:
     found: list[Case] = [
         (path.name, path.name, path.read_bytes)
         for path in sorted(DATA.rglob("*"))
-        if path.name.endswith((".tar.gz", ".tar.bz2"))
+        if path.name.endswith((".tar.gz", ".tar.bz2", ".conda"))
     ]
     found += [(f"sdist {label}", sdists.SDIST, make) for label, (make, _) in sdists.HAZARDS.items()]
     for label, (body, _) in condas.BODIES.items():
         found.append((f"tar.bz2 {label}", f"{condas.STEM}.tar.bz2", partial(condas.tar_bz2, body)))
+        found.append((f".conda {label}", f"{condas.STEM}.conda", partial(condas.conda, body)))
+    for label, (make, _, _) in condas.ZIP_CASES.items():
+        found.append((f".conda zip {label}", f"{condas.STEM}.conda", make))
     return found
 
 
@@ -55,14 +58,14 @@ def outcome(call: Callable[[], object]) -> tuple[str, object]:
 
 
 def file_check(path: Path, filename: str) -> tuple[str, object]:
-    if filename.endswith(".tar.bz2"):
+    if filename.endswith((".tar.bz2", ".conda")):
         return outcome(lambda: read_package(path, filename))
     return outcome(lambda: read_metadata(path, parse_dist_filename(filename), ArchiveLimits()))
 
 
 def service_check(incoming: IncomingFile, filename: str) -> tuple[str, object]:
     """As the upload services take it: the streamed outcome, else the check run now."""
-    if filename.endswith(".tar.bz2"):
+    if filename.endswith((".tar.bz2", ".conda")):
         key = streamed_checks.conda_key(filename, Limits())
         return outcome(
             lambda: read_package(
@@ -114,7 +117,7 @@ def test_the_streamed_check_answers_as_the_file_check(
     expected = file_check(path, filename)
     with IncomingFile(tmp_path / "in", len(data)) as incoming:
         streamed_checks.start(incoming, filename)
-        assert incoming.checks, "a forward-only format is checked while it arrives"
+        assert incoming.checks, "the check runs beside the upload"
         send(incoming, data, chunk).join()
         assert service_check(incoming, filename) == expected
         assert not incoming.checks
@@ -185,8 +188,8 @@ def test_the_ratio_cap_waits_for_the_whole_file(tmp_path: Path) -> None:
             sender.join()
 
 
-def test_zip_formats_are_checked_after_the_upload(tmp_path: Path) -> None:
-    for filename in ("demo-1.0-py3-none-any.whl", "demo-1.0.zip", f"{condas.STEM}.conda"):
+def test_wheels_and_zip_sdists_are_left_to_the_upload_service(tmp_path: Path) -> None:
+    for filename in ("demo-1.0-py3-none-any.whl", "demo-1.0.zip", "demo-1.0.tar.xz"):
         with IncomingFile(tmp_path, 10) as incoming:
             streamed_checks.start(incoming, filename)
             assert incoming.checks == {}

@@ -9,8 +9,10 @@ the GIL, so it runs beside the event loop that receives the body). The upload se
 takes the check's outcome (`result`) where it would have run the same check on the
 finished file: the same code on the same bytes, so the same answer and the same message.
 
-Zip formats (wheels, `.zip` sdists, `.conda`) are checked after the upload as before: their
-central directory, at the end, comes first.
+A `.conda` is a zip, whose central directory at the end comes first: it is checked in the
+thread once it is all in, while the upload service stores its blob (services/artifacts.py,
+`stored_early`). Wheels and `.zip` sdists are checked by the upload service as before (a
+wheel's check is a small share of its upload).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from functools import partial
 from typing import Any, BinaryIO, TypeVar
 
 from packhouse.errors import InvalidUpload
-from packhouse.formats.conda.archive import Limits, read_tar_bz2_members
+from packhouse.formats.conda.archive import Limits, read_members, read_tar_bz2_members
 from packhouse.formats.pypi.archives import ArchiveLimits, read_tar_sdist_stream
 from packhouse.formats.pypi.filenames import parse_dist_filename
 from packhouse.storage.base import Abandoned, IncomingFile
@@ -41,13 +43,23 @@ def sdist_key(filename: str, limits: ArchiveLimits) -> Hashable:
 
 
 def start(incoming: IncomingFile, filename: str) -> None:
-    """Start checking `incoming` as it arrives, when `filename` is read forward only."""
+    """Start checking `incoming` in a thread: as it arrives for the formats read forward only
+    (.tar.bz2, .tar.gz), once it is complete for a .conda; other files are left to the
+    upload service."""
     if filename.endswith(".tar.bz2"):
         limits = Limits()
-        _run(
+        _follow(
             incoming,
             conda_key(filename, limits),
             lambda f: read_tar_bz2_members(f, filename, limits),
+        )
+    elif filename.endswith(".conda"):
+        # a zip: checked once it is all in, beside the blob being stored
+        limits = Limits()
+        _when_complete(
+            incoming,
+            conda_key(filename, limits),
+            partial(read_members, incoming.path, filename, limits),
         )
     elif filename.endswith(".tar.gz"):
         try:
@@ -55,7 +67,7 @@ def start(incoming: IncomingFile, filename: str) -> None:
         except InvalidUpload:
             return  # the upload service refuses the name, saying why
         sdist_limits = ArchiveLimits()
-        _run(
+        _follow(
             incoming,
             sdist_key(filename, sdist_limits),
             lambda f: read_tar_sdist_stream(f, dist, sdist_limits, partial(_size, incoming)),
@@ -77,14 +89,33 @@ def _size(incoming: IncomingFile, final: bool) -> int:
     return incoming.wait_finished() if final else incoming.digests.size
 
 
-def _run(incoming: IncomingFile, key: Hashable, check: Callable[[BinaryIO], Any]) -> None:
-    future: Future[Any] = Future()
+def _follow(incoming: IncomingFile, key: Hashable, check: Callable[[BinaryIO], Any]) -> None:
+    """Run `check` in a thread, on a reader following `incoming` as it arrives."""
     reader = incoming.follow()
+
+    def body() -> Any:
+        with reader:
+            return check(reader)
+
+    _spawn(incoming, key, body)
+
+
+def _when_complete(incoming: IncomingFile, key: Hashable, check: Callable[[], Any]) -> None:
+    """Run `check` in a thread once `incoming` is complete."""
+
+    def body() -> Any:
+        incoming.wait_finished()
+        return check()
+
+    _spawn(incoming, key, body)
+
+
+def _spawn(incoming: IncomingFile, key: Hashable, body: Callable[[], Any]) -> None:
+    future: Future[Any] = Future()
 
     def work() -> None:
         try:
-            with reader:
-                future.set_result(check(reader))
+            future.set_result(body())
         except Abandoned:
             future.cancel()  # the upload was cut short or refused: nobody waits for it
         except BaseException as error:  # handed to whoever takes the result
