@@ -61,6 +61,31 @@ def make_channel(root: Path) -> Path:
         noarch, "feat", "2.0", "0", extension=".tar.bz2", extra_index={"track_features": "mkl"}
     )
     synth.make_package(noarch, "feat", "2.0", "1", extension=".conda")
+    # current_repodata's back-fill: a newest record whose dependency no newest record
+    # satisfies brings in the newest version that does (`bf-lib 1.1` exact brings 1.1 and,
+    # by conda's `name=1.1` prefix, 1.1.5); one pass only (1.1.5's own `bf-base <1` is not
+    # back-filled); virtual, absent and satisfied dependencies bring nothing
+    for version, depends in (
+        ("0.9", []),
+        ("1.0", []),
+    ):
+        synth.make_package(noarch, "bf-base", version, "0", extension=".conda", depends=depends)
+    for version, depends in (
+        ("1.0", []),
+        ("1.1", []),
+        ("1.1.5", ["bf-base <1"]),
+        ("2.0", []),
+    ):
+        synth.make_package(noarch, "bf-lib", version, "0", extension=".conda", depends=depends)
+    synth.make_package(
+        noarch,
+        "bf-app",
+        "1.0",
+        "0",
+        extension=".conda",
+        depends=["bf-lib >=1.0,<2.0a0", "__glibc >=2.17", "bf-absent >=1", "bf-base >=1"],
+    )
+    synth.make_package(noarch, "bf-app2", "3.0", "0", extension=".tar.bz2", depends=["bf-lib 1.1"])
     return root
 
 

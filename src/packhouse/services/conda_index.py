@@ -11,8 +11,8 @@ patches and other tools' repodata that already has one keep it.
 Differences from conda-index, on purpose: shards get the same patches as repodata.json
 (conda-index applies a `.py` patch generator's instructions to shards wrongly and writes
 `patch_instructions.json` as `{name: {}}` when sharding); channeldata.json is rebuilt from the
-records instead of merged into the previous file (a removed name leaves it); the dependency
-back-fill of current_repodata.json is not done (see `current_repodata`).
+records instead of merged into the previous file (a removed name leaves it); a dependency
+of current_repodata.json's back-fill that conda cannot parse is skipped (conda-index stops).
 
 Incremental: a subdir whose packages, options and written files are those of the last run
 is left alone (see `conda_index_cache`); otherwise only new or changed packages are read.

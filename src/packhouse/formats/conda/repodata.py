@@ -14,6 +14,7 @@ from typing import Any
 
 import zstandard
 
+from packhouse.formats.conda.matchspec import InvalidSpec, MatchSpec
 from packhouse.formats.conda.records import dumps
 from packhouse.formats.conda.version import InvalidVersion, VersionOrder, version_key
 
@@ -113,6 +114,39 @@ def _solver_order(record: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def _back_filled(
+    kept: dict[str, list[tuple[str, dict[str, Any]]]],
+    groups: dict[str, list[tuple[str, dict[str, Any]]]],
+) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """`kept` with, for each dependency of a kept record that no kept record satisfies, every
+    record of the newest version in `groups` (solver order) that satisfies it."""
+    expanded = {name: list(records) for name, records in kept.items()}
+    seen: set[str] = set()
+    for records in kept.values():
+        for _, record in records:
+            for dependency in record.get("depends") or ():
+                if not isinstance(dependency, str) or dependency in seen:
+                    continue
+                seen.add(dependency)
+                try:
+                    spec = MatchSpec.parse(dependency)
+                except InvalidSpec:
+                    continue
+                if any(spec.match(r) for _, r in kept.get(spec.name, ())):
+                    continue
+                match = next((r for _, r in groups.get(spec.name, ()) if spec.match(r)), None)
+                if match is None:
+                    continue
+                version = str(match.get("version", ""))
+                have = {fn for fn, _ in expanded.get(spec.name, ())}
+                expanded.setdefault(spec.name, []).extend(
+                    (fn, r)
+                    for fn, r in groups[spec.name]
+                    if fn not in have and _starts_with(str(r.get("version", "")), version)
+                )
+    return expanded
+
+
 def _starts_with(version: str, prefix: str) -> bool:
     try:
         return VersionOrder(version).startswith(VersionOrder(prefix))
@@ -130,11 +164,12 @@ def current_repodata(
     conda reads the subdir first (a `.tar.bz2` whose `.conda` twin exists is left out), groups
     records by name in solver order, and keeps, per name, every record matching
     `name=<newest version>` (a prefix match: `1.1a1` matches `=1.1`) and `name=<pin>` for each
-    pinned version in `pins` (`{"python": ["3.11", "3.12"]}`, conda-index's `-m` file); for a
-    name whose kept records carry features, the first feature-less record not newer.
+    pinned version in `pins` (`{"python": ["3.11", "3.12"]}`, conda-index's `-m` file). Then
+    the back-fill: each dependency of a kept record that no kept record satisfies brings in
+    every record of `name=<newest version satisfying it>` (one pass: what that brings in is
+    not back-filled in turn; a dependency conda cannot parse is skipped). Last, for a name
+    whose kept records carry features, the first feature-less record not newer.
     Each kept `.conda` record gains `legacy_bz2_md5`: its `.tar.bz2` twin's md5, or null.
-    Not done: conda-index also back-fills, from older versions, dependencies that no kept
-    record satisfies (it runs conda's solver index for that).
     """
     packages: Mapping[str, dict[str, Any]] = repodata.get("packages", {})
     packages_conda: Mapping[str, dict[str, Any]] = repodata.get("packages.conda", {})
@@ -146,7 +181,7 @@ def current_repodata(
     for filename, record in packages_conda.items():
         groups.setdefault(str(record.get("name")), []).append((filename, record))
     pins = pins or {}
-    keep: set[str] = set()
+    newest: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for name, group in groups.items():
         group.sort(key=lambda item: _solver_order(item[1]), reverse=True)
         versions = [str(group[0][1].get("version", ""))]
@@ -154,15 +189,17 @@ def current_repodata(
             pinned = [r for _, r in group if _starts_with(str(r.get("version", "")), str(pin))]
             if pinned:
                 versions.append(str(pinned[0].get("version", "")))
-        kept = [
+        newest[name] = [
             (fn, r)
             for fn, r in group
             if any(_starts_with(str(r.get("version", "")), v) for v in versions)
         ]
-        keep.update(fn for fn, _ in kept)
-        if any(_has_features(r) for _, r in kept):
-            latest = version_key(str(kept[0][1].get("version", "")))
-            for fn, r in group:
+    kept = _back_filled(newest, groups)
+    keep = {fn for records in kept.values() for fn, _ in records}
+    for name, records in kept.items():
+        if any(_has_features(r) for _, r in records):
+            latest = max(version_key(str(r.get("version", ""))) for _, r in records)
+            for fn, r in groups[name]:
                 if version_key(str(r.get("version", ""))) <= latest and not _has_features(r):
                     keep.add(fn)
                     break
