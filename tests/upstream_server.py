@@ -8,12 +8,19 @@ would, with ETag/304 support, and is stopped at teardown.
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
 
 
 @dataclass
@@ -22,6 +29,9 @@ class Document:
     content_type: str = "application/octet-stream"
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    # when set: the first half of the body is sent, then the rest once this is set (30 s at
+    # most), so a test can act while a download is mid-body
+    hold: threading.Event | None = None
 
     @property
     def etag(self) -> str:
@@ -64,7 +74,14 @@ class StaticUpstream:
                     self.send_header(key, value)
                 self.end_headers()
                 with suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(doc.body)
+                    if doc.hold is not None:
+                        half = len(doc.body) // 2
+                        self.wfile.write(doc.body[:half])
+                        self.wfile.flush()
+                        doc.hold.wait(30)
+                        self.wfile.write(doc.body[half:])
+                    else:
+                        self.wfile.write(doc.body)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -92,3 +109,27 @@ def static_upstream(host: str = "127.0.0.1") -> Iterator[StaticUpstream]:
         yield upstream
     finally:
         upstream.stop()
+
+
+@contextmanager
+def directory_server(root: Path, log: Path) -> Iterator[str]:
+    """`python -m http.server` over `root` on loopback, a plain web server as static trees
+    and old indexes are served, writing its request log to `log`; yields its URL."""
+    port = free_port()
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+            cwd=root, stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

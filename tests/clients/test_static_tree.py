@@ -9,19 +9,18 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.builders import make_sdist, make_wheel
 from tests.clients.conda_client import RATTLER_RUN, Conda, conda_fixture, installed
 from tests.clients.populated import populate
 from tests.clients.test_pypi_clients import installed_version, run
-from tests.conftest import VENV_BIN, free_port, make_venv, start_server, stop_server
+from tests.conftest import VENV_BIN, make_venv, start_server, stop_server
+from tests.upstream_server import directory_server
 
 __all__ = ["conda_fixture"]
 
@@ -55,23 +54,9 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def web(tree: Path) -> Iterator[tuple[str, Path]]:
     """A plain web server over the tree, and its request log."""
-    port = free_port()
     log = tree.parent / "http.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-            cwd=tree, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    yield url, log
-    process.terminate()
-    process.wait(timeout=15)
+    with directory_server(tree, log) as url:
+        yield url, log
 
 
 def test_the_tree_holds_the_servers_pages_and_files(tree: Path) -> None:
