@@ -120,6 +120,14 @@ class PageCache:
                 _, evicted = self._entries.popitem(last=False)
                 self._bytes -= evicted.size
 
+    def expire(self, which: Callable[[Hashable], bool]) -> None:
+        """Have the entries whose keys `which` picks ask their stamp again on their next
+        request (re-rendered only if it changed): for what changes outside the journal."""
+        with self._lock:
+            for key, entry in self._entries.items():
+                if which(key):
+                    entry.expires = 0.0
+
     @property
     def size(self) -> int:
         """Bytes counted against `max_bytes`."""

@@ -10,18 +10,32 @@ the error is raised (502, or 504 for a timeout). Offline proxies serve only what
 Files are fetched on their first download and checked against the sha256 the page gave
 (services/upstream_cache.py). A wheel's PEP 658 `.metadata` comes from the cached wheel
 when its bytes match the hash the upstream gives for it, else from the upstream.
+
+A file the upstream lists without a sha256 (old devpi, pypiserver, Artifactory, directory
+listings) is shown with its md5 if the upstream gave one, else with no hash, at
+`/files/upstream/<filename>` (UNHASHED_URL): fetched on its first request, checked against
+the md5, kept by the sha256 computed then. From then on the pages show that sha256 and the
+usual `/files/<sha256>/<filename>` URL.
+
+The first bytes kept win. Once a proxy keeps a file, its pages show the kept sha256 for that
+filename, whatever a later upstream page says: an upstream (or whoever controls it) that
+changes a file's bytes, or the sha256 it lists, cannot replace what clients were given; the
+disagreement is logged. `packhouse cache prune` forgets kept files, and with them this pin.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from packaging.utils import (
@@ -42,7 +56,13 @@ from packhouse.formats.pypi.remote import RemoteFile
 from packhouse.formats.pypi.simple import SimpleFile
 from packhouse.services import blob_claims
 from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate
-from packhouse.services.upstream_cache import StoredFile, StoredPage, UpstreamCache, digest_of
+from packhouse.services.upstream_cache import (
+    Download,
+    StoredFile,
+    StoredPage,
+    UpstreamCache,
+    digest_of,
+)
 from packhouse.types import Sha256
 
 log = logging.getLogger("packhouse.proxy")
@@ -51,6 +71,9 @@ log = logging.getLogger("packhouse.proxy")
 # request then serves both (installers ask for the metadata, then the wheel).
 WHEEL_FOR_METADATA = 2 * 1024 * 1024
 _PARSED_MAX = 512  # parsed pages kept in memory (the rows hold them too)
+# Where a page sends a file whose sha256 is not known yet (relative to /pypi/<repo>/simple/<p>/)
+UNHASHED_URL = "../../../../files/upstream/"
+_WARNED_MAX = 10_000  # pin disagreements remembered, so each is logged once
 
 
 @dataclass(frozen=True)
@@ -87,14 +110,19 @@ def project_of(filename: str) -> str | None:
 
 
 def simple_file(file: RemoteFile) -> SimpleFile:
-    """How a proxied file is shown: served by us at /files/<sha256>/<filename> (files
-    without a sha256 are not kept in the cache: they could not be checked)."""
-    assert file.sha256 is not None
-    metadata = file.core_metadata if isinstance(file.core_metadata, str) else None
+    """How a proxied file is shown: served by us at /files/<sha256>/<filename>, or, while
+    its sha256 is not known, at /files/upstream/<filename> with the md5 the upstream gave
+    (if any) and no `.metadata` (that is served by the file's sha256)."""
+    if file.sha256 is None:
+        url, metadata, md5 = UNHASHED_URL + quote(file.filename), None, file.md5
+    else:
+        url, md5 = f"../../../../files/{file.sha256}/{file.filename}", None
+        metadata = file.core_metadata if isinstance(file.core_metadata, str) else None
     return SimpleFile(
         filename=file.filename,
-        url=f"../../../../files/{file.sha256}/{file.filename}",
+        url=url,
         sha256=file.sha256,
+        md5=md5,
         requires_python=file.requires_python,
         yanked=file.yanked,
         metadata_sha256=metadata,
@@ -108,6 +136,24 @@ class PypiProxy:
         self.cache = cache
         self._parsed: OrderedDict[tuple[int, str, str], tuple[RemoteFile, ...]] = OrderedDict()
         self._lock = threading.Lock()
+        self._warned: set[tuple[int, str, str]] = set()
+        cache.kept_listeners.append(self._kept)
+
+    def _kept(self, file: StoredFile) -> None:
+        """A file that came without a sha256 is kept: the pages that list it ask their
+        stamp again (their digest now has its sha256), here at once; other processes see
+        it when their pages expire."""
+        project = file.project
+
+        def lists(key: object) -> bool:
+            return (
+                isinstance(key, tuple)
+                and len(key) > 2
+                and key[0] in _PAGE_KINDS
+                and (key[2] == project)
+            )
+
+        self.cache.ctx.pages.expire(lists)
 
     @property
     def stats(self) -> Any:
@@ -161,7 +207,8 @@ class PypiProxy:
         assert proxy.upstream_url is not None
         url = proxy.upstream_url.rstrip("/") + f"/{name}/"
         headers = {"Accept": remote.ACCEPT}
-        if stored is not None and stored.status == 200:
+        # a page kept before files without a sha256 were (a JSON list) is fetched whole
+        if stored is not None and stored.status == 200 and (stored.body or b"").startswith(b"{"):
             if stored.etag:
                 headers["If-None-Match"] = stored.etag
             if stored.last_modified:
@@ -190,7 +237,7 @@ class PypiProxy:
                 response.url,
                 name,
             )
-            body = orjson.dumps([_to_json(f) for f in files.files if f.sha256])
+            body = orjson.dumps({"files": [_to_json(f) for f in files.files]})
             page = StoredPage(
                 200,
                 response.headers.get("etag"),
@@ -214,8 +261,47 @@ class PypiProxy:
     def _answer(self, proxy: Repository, name: str, stored: StoredPage, due: Due) -> ProxyPage:
         if stored.status != 200:
             return ProxyPage((), False, stored.digest, due.stale, due.expires)
-        files = self._files(proxy.id, name, stored)
-        return ProxyPage(files, True, stored.digest, due.stale, due.expires)
+        files, pins = self._pinned(proxy, name, self._files(proxy.id, name, stored))
+        return ProxyPage(files, True, stored.digest + pins, due.stale, due.expires)
+
+    def _pinned(
+        self, proxy: Repository, name: str, files: tuple[RemoteFile, ...]
+    ) -> tuple[tuple[RemoteFile, ...], str]:
+        """The files with the sha256 (and size) of what the proxy keeps under their names
+        (the first bytes kept win: see the module docstring), and a digest of what that
+        changed ("" for nothing)."""
+        kept = self.cache.project_files(proxy.id, name)
+        if not kept:
+            return files, ""
+        out: list[RemoteFile] = []
+        changed: list[tuple[str, str]] = []
+        for f in files:
+            mine = kept.get(f.filename)
+            if mine is None or mine.sha256 == f.sha256:
+                out.append(f)
+                continue
+            core = f.core_metadata
+            if f.sha256 is not None:
+                self._disagrees(proxy, f, mine)
+                core = False  # the upstream's `.metadata` is of other bytes
+            size = f.size if f.size is not None else mine.size
+            out.append(dataclasses.replace(f, sha256=mine.sha256, size=size, core_metadata=core))
+            changed.append((f.filename, mine.sha256))
+        return tuple(out), ("+" + digest_of(repr(changed).encode())) if changed else ""
+
+    def _disagrees(self, proxy: Repository, listed: RemoteFile, mine: StoredFile) -> None:
+        key = (proxy.id, listed.filename, listed.sha256 or "")
+        with self._lock:
+            if key in self._warned:
+                return
+            if len(self._warned) > _WARNED_MAX:
+                self._warned.clear()
+            self._warned.add(key)
+        log.warning(
+            "the upstream of %s now lists %s with sha256 %s; the bytes kept first (sha256 %s)"
+            " are served instead", proxy.qualified_name, listed.filename, listed.sha256,
+            mine.sha256,
+        )  # fmt: skip
 
     def _files(self, proxy_id: int, name: str, stored: StoredPage) -> tuple[RemoteFile, ...]:
         key = (proxy_id, name, stored.digest)
@@ -224,7 +310,9 @@ class PypiProxy:
             if found is not None:
                 self._parsed.move_to_end(key)
                 return found
-        files = tuple(_from_json(d) for d in orjson.loads(stored.body or b"[]"))
+        data = orjson.loads(stored.body or b"[]")
+        rows = data["files"] if isinstance(data, dict) else data  # a list: an older row
+        files = tuple(_from_json(d) for d in rows)
         with self._lock:
             self._parsed[key] = files
             while len(self._parsed) > _PARSED_MAX:
@@ -236,7 +324,21 @@ class PypiProxy:
         stored = self.cache.read_page(proxy.id, page_key(name))
         if stored is None or stored.status != 200:
             return ()
-        return self._files(proxy.id, name, stored)
+        return self._pinned(proxy, name, self._files(proxy.id, name, stored))[0]
+
+    def listed(self, proxies: list[Repository], filename: str) -> ListedFile | None:
+        """A file without a known sha256 (its page URL is UNHASHED_URL) on the page one of
+        `proxies` keeps of its project, for `/files/upstream/<filename>`: its kept copy, or
+        its download. Only a file on a kept page is fetched, and the upstream is never
+        asked for a page here (the confusion rule was applied when the page was read)."""
+        name = project_of(filename)
+        if name is None:
+            return None
+        for repo in proxies:
+            for file in self.cached_project(repo, name):
+                if file.filename == filename:
+                    return ListedFile((repo,), _start(self, repo, file, name))
+        return None
 
     def metadata_file(self, proxy: Repository, file: RemoteFile, project: str) -> StoredFile:
         """The `.metadata` file of a listed wheel (`file.core_metadata` is its sha256): from
@@ -305,6 +407,34 @@ class PypiProxy:
         return shown
 
 
+_PAGE_KINDS = frozenset({"pypi-project", "pypi-json"})  # services/pypi_reads.py page keys
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    """A file a proxy lists, kept or not: `start` gives its stored copy, or the download
+    from the upstream just begun."""
+
+    holders: tuple[Repository, ...]
+    start: Callable[[], StoredFile | Download]
+
+    def fetch(self) -> StoredFile:
+        started = self.start()
+        return started if isinstance(started, StoredFile) else started.finish()
+
+
+def _start(
+    proxy: PypiProxy, repo: Repository, file: RemoteFile, name: str
+) -> Callable[[], StoredFile | Download]:
+    def start() -> StoredFile | Download:
+        return proxy.cache.start_file(
+            repo, url=file.url, sha256=file.sha256, filename=file.filename, project=name,
+            md5=file.md5,
+        )  # fmt: skip
+
+    return start
+
+
 def _to_json(f: RemoteFile) -> dict[str, Any]:
     return {
         "filename": f.filename,
@@ -315,6 +445,7 @@ def _to_json(f: RemoteFile) -> dict[str, Any]:
         "upload_time": f.upload_time.isoformat() if f.upload_time else None,
         "size": f.size,
         "core_metadata": f.core_metadata,
+        "md5": f.md5,
     }
 
 
@@ -329,4 +460,5 @@ def _from_json(d: dict[str, Any]) -> RemoteFile:
         upload_time=datetime.fromisoformat(when) if when else None,
         size=d.get("size"),
         core_metadata=d.get("core_metadata", False),
+        md5=d.get("md5"),
     )

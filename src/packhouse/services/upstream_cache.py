@@ -10,7 +10,6 @@ the journal serial (that would throw away every cached page of every repository)
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import threading
@@ -29,13 +28,13 @@ from packhouse.auth.redact import redact_url
 from packhouse.db import lease_store
 from packhouse.db.repository_store import Repository
 from packhouse.db.schema import upstream_files, upstream_pages
-from packhouse.errors import NotFound, PackhouseError, TooLarge, UpstreamError, UpstreamTooLarge
-from packhouse.services import blob_claims
+from packhouse.errors import NotFound, PackhouseError, UpstreamError
 from packhouse.services.context import Context
+from packhouse.services.upstream_download import Download as Download  # re-exported
 from packhouse.storage.base import IncomingFile
 from packhouse.types import Sha256
 from packhouse.units import aware
-from packhouse.upstream.http import UpstreamClient, UpstreamStream
+from packhouse.upstream.http import UpstreamClient
 from packhouse.upstream.netpolicy import NetworkPolicy
 
 log = logging.getLogger("packhouse.proxy")
@@ -116,6 +115,8 @@ class UpstreamCache:
         self.backoff: dict[tuple[object, ...], float] = {}
         self._used: dict[tuple[int, str], float] = {}
         self._holder = uuid.uuid4().hex  # this process's name on its upstream leases
+        # told of each file kept that came without a sha256 (PyPI pages then show ours)
+        self.kept_listeners: list[Callable[[StoredFile], None]] = []
 
     def close(self) -> None:
         self.client.close()
@@ -294,6 +295,17 @@ class UpstreamCache:
             ).first()
         return _stored_file(row) if row is not None else None
 
+    def project_files(self, repository_id: int, project: str) -> dict[str, StoredFile]:
+        """The files a proxy keeps of a project, by filename."""
+        with self.ctx.db.read() as conn:
+            rows = conn.execute(
+                select(upstream_files).where(
+                    upstream_files.c.repository_id == repository_id,
+                    upstream_files.c.project == project,
+                )
+            )
+            return {r.filename: _stored_file(r) for r in rows}
+
     def add_file(self, conn: Connection, file: StoredFile, now: datetime) -> None:
         conn.execute(
             delete(upstream_files).where(
@@ -319,17 +331,21 @@ class UpstreamCache:
         proxy: Repository,
         *,
         url: str,
-        sha256: str,
+        sha256: str | None,
         filename: str,
         project: str,
         subdir: str | None = None,
+        md5: str | None = None,
     ) -> StoredFile:
         """The file, from the cache or fetched once from the upstream (concurrent requests
         for it wait for that one fetch), checked against the sha256 the upstream's index
-        gave before it is kept. A mismatch keeps nothing and raises UpstreamError."""
+        gave before it is kept (without one: its md5 if given; the file kept under that
+        name, whatever its sha256, is then the file). A mismatch keeps nothing and raises
+        UpstreamError."""
         started = self.start_file(
-            proxy, url=url, sha256=sha256, filename=filename, project=project, subdir=subdir
-        )
+            proxy, url=url, sha256=sha256, filename=filename, project=project, subdir=subdir,
+            md5=md5,
+        )  # fmt: skip
         return started if isinstance(started, StoredFile) else started.finish()
 
     def start_file(
@@ -337,10 +353,11 @@ class UpstreamCache:
         proxy: Repository,
         *,
         url: str,
-        sha256: str,
+        sha256: str | None,
         filename: str,
         project: str,
         subdir: str | None = None,
+        md5: str | None = None,
     ) -> StoredFile | Download:
         """The cached file, or a Download just started (the upstream answered 200), whose
         bytes the caller passes on as they arrive (small files are fetched and checked
@@ -360,8 +377,8 @@ class UpstreamCache:
                 release()
                 return cached
             self.stats.file_misses += 1
-            expected = StoredFile(proxy.id, filename, project, subdir, Sha256(sha256), 0)
-            download = self._open_download(proxy, url, expected, release)
+            expected = StoredFile(proxy.id, filename, project, subdir, Sha256(sha256 or ""), 0)
+            download = self._open_download(proxy, url, expected, md5, release)
         except BaseException:
             release()
             raise
@@ -370,11 +387,18 @@ class UpstreamCache:
         # small enough to check before the first byte goes out, so a mismatch is a clean 502
         return download.finish()
 
-    def cached_file(self, proxy: Repository, filename: str, sha256: str) -> StoredFile | None:
+    def cached_file(
+        self, proxy: Repository, filename: str, sha256: str | None
+    ) -> StoredFile | None:
+        """The kept file of that name, if it has this sha256 (None: whatever it has)."""
         found = self.file_in(proxy.id, filename)
-        if found is not None and found.sha256 == sha256 and self.still_stored(found):
+        if found is not None and sha256 in (None, found.sha256) and self.still_stored(found):
             return found
         return None
+
+    def file_kept(self, file: StoredFile) -> None:
+        for listener in self.kept_listeners:
+            listener(file)
 
     def still_stored(self, file: StoredFile) -> bool:
         """Whether a cached file's bytes are there (noting the use, for `cache prune`)."""
@@ -405,7 +429,12 @@ class UpstreamCache:
             )
 
     def _open_download(
-        self, proxy: Repository, url: str, expected: StoredFile, release: Callable[[], None]
+        self,
+        proxy: Repository,
+        url: str,
+        expected: StoredFile,
+        md5: str | None,
+        release: Callable[[], None],
     ) -> Download:
         assert proxy.upstream_url is not None
         auth = proxy.proxy.auth if same_origin(url, proxy.upstream_url) else None
@@ -425,92 +454,7 @@ class UpstreamCache:
                     f" for {redact_url(url)}"
                 )
             resources = stack.pop_all()  # the Download closes them
-        return Download(self, proxy, expected, response, incoming, resources, release)
-
-
-class Download:
-    """A file coming from the upstream for the first time. `chunks` yields its bytes as
-    they arrive while writing them to a temporary file; after the last one the whole is
-    checked against the sha256 the upstream's index gave and kept (`stored`), or, on a
-    mismatch, thrown away with UpstreamError. The file's one-fetch lock is held until the
-    download ends or `close` is called (a client that went away); then nothing is kept."""
-
-    def __init__(
-        self,
-        cache: UpstreamCache,
-        proxy: Repository,
-        expected: StoredFile,
-        response: UpstreamStream,
-        incoming: IncomingFile,
-        resources: ExitStack,
-        release: Callable[[], None],
-    ) -> None:
-        self._cache = cache
-        self._proxy = proxy
-        self._expected = expected
-        self._response = response
-        self._incoming = incoming
-        self._resources = resources
-        self._release = release
-        self.stored: StoredFile | None = None
-        encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
-        length = response.headers.get("content-length", "")
-        self.size = int(length) if length.isdigit() and not encoded else None
-
-    def chunks(self) -> Iterator[bytes]:
-        """The bytes as they arrive, but for the last chunk, which comes only once the whole
-        is checked: a client is never sent a complete file that did not match."""
-        try:
-            held = b""
-            for chunk in self._response.iter_bytes(1024 * 1024):
-                try:
-                    self._incoming.write(chunk)
-                except TooLarge as exc:
-                    raise UpstreamTooLarge(str(exc)) from None
-                if held:
-                    yield held
-                held = chunk
-            self._keep()
-            if held:
-                yield held
-        except UpstreamError:
-            self._cache.stats.errors += 1
-            raise
-        finally:
-            self.close()
-
-    def finish(self) -> StoredFile:
-        """Read the rest, check it and keep it; the stored file."""
-        for _ in self.chunks():
-            pass
-        assert self.stored is not None
-        return self.stored
-
-    def _keep(self) -> None:
-        incoming, expected, cache = self._incoming, self._expected, self._cache
-        incoming.finish()
-        got = incoming.digests.sha256
-        if got != expected.sha256:
-            raise UpstreamError(
-                f"{expected.filename!r} from the upstream of {self._proxy.qualified_name} does"
-                f" not match the sha256 its index gives (expected {expected.sha256}, got"
-                f" {got}); nothing was kept"
-            )
-        stored = dataclasses.replace(expected, size=incoming.digests.size)
-        with blob_claims.using(cache.ctx, [got]) as claim:
-            cache.ctx.blobs.put_file(got, incoming.path)
-            with cache.ctx.db.write() as conn:
-                cache.add_file(conn, stored, cache.ctx.clock())
-                claim.release(conn)
-        self.stored = stored
-
-    def close(self) -> None:
-        """End the download (a no-op once over): the upstream connection and the temporary
-        file are closed, and whoever waits for this file may fetch it."""
-        try:
-            self._resources.close()
-        finally:
-            self._release()
+        return Download(self, proxy, expected, md5, response, incoming, resources, release)
 
 
 def _stored_file(row: Any) -> StoredFile:

@@ -9,7 +9,9 @@ Everything on the page is untrusted. Each file is checked before use: its filena
 wheel or a `.tar.gz` / `.zip` sdist of the project asked for, with no path in it, and its URL
 must be http(s) once resolved against the page. Files that fail are skipped, and counted with
 their reasons so the caller can log them; a page that cannot be read at all (not JSON, an API
-major version other than 1) raises UpstreamError.
+major version other than 1) raises UpstreamError. A file without a sha256 is kept (old devpi,
+pypiserver, Artifactory and plain directory listings give none, or only PEP 503's `#md5=`),
+with its md5 when well formed: the proxy computes the sha256 when it fetches the file.
 
 Pure: no network, no clock.
 """
@@ -52,6 +54,7 @@ ACCEPT = f"{JSON_V1}, {HTML_V1};q=0.2, {TEXT_HTML};q=0.01"
 MAX_FILENAME_LENGTH = 255
 _MAX_PROBLEMS = 20  # reasons kept for the log; the count covers all
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
 def accept_header() -> str:
@@ -73,6 +76,9 @@ class RemoteFile:
     # PEP 658/714: the sha256 of the `.metadata` file; True = served, no sha256 given;
     # False = not served.
     core_metadata: str | bool = False
+    # PEP 503 `#md5=` / PEP 691 `hashes.md5`, lowercase hex, for a file without a sha256 (the
+    # one hash a proxy then has; checked when the file is fetched). A malformed one is ignored.
+    md5: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,12 @@ def _sha256(value: object) -> str | None:
     return None
 
 
+def _md5(value: object) -> str | None:
+    if isinstance(value, str) and _MD5.match(value):
+        return value.lower()
+    return None
+
+
 class _Problems:
     def __init__(self) -> None:
         self.count = 0
@@ -201,6 +213,7 @@ def _json_file(raw: Any, page_url: str, project: NormalizedName) -> RemoteFile |
     sha256 = _sha256(hashes.get("sha256")) if isinstance(hashes, Mapping) else None
     if isinstance(hashes, Mapping) and "sha256" in hashes and sha256 is None:
         return f"{filename!r} has a malformed sha256"
+    md5 = _md5(hashes.get("md5")) if isinstance(hashes, Mapping) and sha256 is None else None
     yanked_raw = raw.get("yanked", False)
     yanked = yanked_raw if isinstance(yanked_raw, str) else ("" if yanked_raw is True else None)
     requires = raw.get("requires-python")
@@ -215,6 +228,7 @@ def _json_file(raw: Any, page_url: str, project: NormalizedName) -> RemoteFile |
         upload_time=_json_upload_time(raw.get("upload-time")),
         size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
         core_metadata=_json_core_metadata(core),
+        md5=md5,
     )
 
 
@@ -331,6 +345,7 @@ def _html_file(
         sha256 = _sha256(digest)
         if sha256 is None:
             return f"{filename!r} has a malformed sha256"
+    md5 = _md5(digest) if kind.lower() == "md5" else None
     requires = attrs.get("data-requires-python")
     yanked = (attrs["data-yanked"] or "") if "data-yanked" in attrs else None
     return RemoteFile(
@@ -342,6 +357,7 @@ def _html_file(
         upload_time=None,
         size=None,
         core_metadata=_html_core_metadata(attrs),
+        md5=md5,
     )
 
 

@@ -1,4 +1,6 @@
-"""Files by content: `/files/<sha256>/<filename>` and its PEP 658 `.metadata` twin."""
+"""Files by content: `/files/<sha256>/<filename>` and its PEP 658 `.metadata` twin; and
+`/files/upstream/<filename>`, a file a PyPI proxy lists without a sha256 (not fetched yet:
+services/pypi_proxy.py)."""
 
 from __future__ import annotations
 
@@ -25,15 +27,17 @@ from packhouse.errors import (
     UpstreamError,
 )
 from packhouse.services.access import Principal
+from packhouse.services.pypi_proxy import ListedFile
 from packhouse.services.pypi_reads import FoundFile, ProxiedFile
 from packhouse.services.upstream_cache import Download, StoredFile
-from packhouse.types import Action, Sha256
+from packhouse.types import Action, Format, RepoKind, Sha256
 from packhouse.web.deps import principal, services
 from packhouse.web.downloads import count_download
 from packhouse.web.errors import ResponseCutShort
 from packhouse.wiring import Services
 
 IMMUTABLE = "max-age=31536000, immutable"
+UNHASHED = "upstream"  # /files/upstream/<filename> (never a sha256)
 
 log = logging.getLogger("packhouse.web")
 
@@ -54,7 +58,9 @@ def content_type_of(filename: str) -> str:
     return "application/octet-stream"
 
 
-def check_file_access(svc: Services, who: Principal, found: FoundFile | ProxiedFile) -> bool:
+def check_file_access(
+    svc: Services, who: Principal, found: FoundFile | ProxiedFile | ListedFile
+) -> bool:
     """Raise unless `who` may read a repository that holds the file or reads through one.
     Returns whether anonymous callers could read it too (for Cache-Control)."""
     readers = {r.id: r for holder in found.holders for r in svc.catalog.readers_of(holder)}
@@ -82,6 +88,8 @@ async def serve_file(request: Request) -> Response:
     artifact_name = filename.removesuffix(".metadata") if metadata else filename
     artifact_name = artifact_name.removesuffix(".provenance") if provenance else artifact_name
     who = await principal(request)
+    if sha256 == UNHASHED:
+        return await _serve_listed(svc, request, who, filename)
     try:
         found = await run_in_threadpool(svc.pypi.find_file, sha256, artifact_name)
     except ArtifactNotFound:
@@ -100,7 +108,7 @@ async def serve_file(request: Request) -> Response:
             started = await run_in_threadpool(proxied.start)
             if isinstance(started, StoredFile):
                 return await blob_response(svc, request, started.sha256, filename, public)
-            return _passing_on(started, Sha256(sha256), filename, public)
+            return _passing_on(started, _file_headers(Sha256(sha256), public), filename)
         # Without credentials, "no such file" would tell a stranger which hashes are
         # stored; they get the same 401 as for a private file that exists.
         if who.anonymous:
@@ -124,19 +132,41 @@ async def serve_file(request: Request) -> Response:
     return await blob_response(svc, request, Sha256(blob), filename, public)
 
 
-def _passing_on(download: Download, sha256: Sha256, filename: str, public: bool) -> Response:
+async def _serve_listed(svc: Services, request: Request, who: Principal, filename: str) -> Response:
+    """A file a PyPI proxy the caller may read lists without a sha256: the kept copy, or
+    fetched now (checked against the md5 the upstream gave, if any). Not immutable: the
+    URL names no content (what is kept stays, until `cache prune` forgets it)."""
+    proxies = [
+        r
+        for r in svc.catalog.all(Format.PYPI)
+        if r.kind is RepoKind.PROXY and _may_read(svc, who, r)
+    ]
+    listed = await run_in_threadpool(svc.pypi.proxy.listed, proxies, filename)
+    if listed is None:
+        if who.anonymous:  # the same answer as for a private file, as above
+            raise AuthenticationRequired("this file is not public: send credentials")
+        raise ArtifactNotFound(f"no proxy you may read lists a file {filename!r}")
+    public = check_file_access(svc, who, listed)
+    started = await run_in_threadpool(listed.fetch if request.method == "HEAD" else listed.start)
+    if isinstance(started, StoredFile):
+        return await blob_response(svc, request, started.sha256, filename, public, False)
+    headers = _file_headers(None, public, immutable=False)
+    return _passing_on(started, headers, filename)
+
+
+def _passing_on(download: Download, headers: dict[str, str], filename: str) -> Response:
     """A file's first download from the upstream, sent on as it arrives while it is stored.
-    If its bytes turn out not to match the sha256 the upstream's index gave, nothing is kept
-    and the response is cut short, so the client sees a failed download, never a bad one."""
-    headers = _file_headers(sha256, public)
+    If its bytes turn out not to match the hash the upstream's index gave, nothing is kept
+    and the response is cut short, so the client sees a failed download, never a bad one.
+    A client that goes away does not end the fetch: it completes in the background and the
+    file is kept (services/upstream_download.py), so the client's retry is a cache hit."""
     if download.size is not None:
-        headers["Content-Length"] = str(download.size)
+        headers = {**headers, "Content-Length": str(download.size)}
 
     async def chunks() -> AsyncIterator[bytes]:
-        parts = download.chunks()
         try:
             while True:
-                chunk = await run_in_threadpool(next, parts, None)
+                chunk = await run_in_threadpool(download.next_chunk)
                 if chunk is None:
                     return
                 yield chunk
@@ -144,24 +174,31 @@ def _passing_on(download: Download, sha256: Sha256, filename: str, public: bool)
             log.warning("%s; the response to the client was cut short", exc.message)
             raise ResponseCutShort from None
         finally:
-            # the client went away or the download failed: let the next request fetch it
-            download.close()
+            download.abandon()  # a no-op when it is over (kept, or failed)
 
     return StreamingResponse(chunks(), headers=headers, media_type=content_type_of(filename))
 
 
-def _file_headers(sha256: Sha256, public: bool) -> dict[str, str]:
-    return {
-        "ETag": f'"{sha256}"',
-        "Cache-Control": f"{'public' if public else 'private'}, {IMMUTABLE}",
+def _file_headers(sha256: Sha256 | None, public: bool, immutable: bool = True) -> dict[str, str]:
+    lasting = IMMUTABLE if immutable else "no-cache"
+    headers = {
+        "Cache-Control": f"{'public' if public else 'private'}, {lasting}",
         "Referrer-Policy": "no-referrer",
     }
+    if sha256 is not None:
+        headers["ETag"] = f'"{sha256}"'
+    return headers
 
 
 async def blob_response(
-    svc: Services, request: Request, sha256: Sha256, filename: str, public: bool
+    svc: Services,
+    request: Request,
+    sha256: Sha256,
+    filename: str,
+    public: bool,
+    immutable: bool = True,
 ) -> Response:
-    headers = _file_headers(sha256, public)
+    headers = _file_headers(sha256, public, immutable)
     if request.headers.get("if-none-match", "").strip() in (f'"{sha256}"', "*"):
         return Response(status_code=304, headers=headers)
     path = svc.ctx.blobs.local_path(sha256)
