@@ -35,11 +35,11 @@ def journal(
     """
     from rich.table import Table
 
-    from packhouse.db import journal_store
+    from packhouse.services import audit
 
-    with open_services(data, config) as svc, svc.ctx.db.read() as conn:
-        found = journal_store.entries(
-            conn,
+    with open_services(data, config) as svc:
+        found = audit.journal(
+            svc.ctx,
             repository=repo,
             actor=actor,
             action=action,

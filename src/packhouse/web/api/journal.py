@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from packhouse.db import journal_store
+from packhouse.services import audit
 from packhouse.web.api.deps import AdminDep, ServicesDep
 from packhouse.web.api.models import JournalOut
 from packhouse.web.api.params import NAME_LENGTH, REPO_LENGTH, TEXT_LENGTH, Serial
@@ -33,14 +33,13 @@ def journal(
     since: Serial | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[JournalOut]:
-    with svc.ctx.db.read() as conn:
-        found = journal_store.entries(
-            conn,
-            repository=repository,
-            actor=actor,
-            action=action,
-            project=project,
-            since=since,
-            limit=limit,
-        )
+    found = audit.journal(
+        svc.ctx,
+        repository=repository,
+        actor=actor,
+        action=action,
+        project=project,
+        since=since,
+        limit=limit,
+    )
     return [JournalOut.of(e) for e in found]

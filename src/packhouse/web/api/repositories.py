@@ -7,8 +7,8 @@ from typing import Literal
 
 from fastapi import APIRouter, status
 
-from packhouse.db import user_store
 from packhouse.errors import PermissionDenied
+from packhouse.services import audit
 from packhouse.services.repos import create_repository, set_permission, update_repository
 from packhouse.types import Action, Format, RepoKind
 from packhouse.web.api.deps import AdminDep, PrincipalDep, ServicesDep
@@ -87,11 +87,7 @@ def permissions(
 ) -> list[PermissionOut]:
     repo = svc.catalog.get(fmt, name)
     svc.access.check(who, repo, Action.ADMIN)
-    with svc.ctx.db.read() as conn:
-        grants = user_store.grants_for(conn, repo.id)
-    return [
-        PermissionOut.of(g) for g in sorted(grants, key=lambda g: (g.principal_kind, g.principal))
-    ]
+    return [PermissionOut.of(g) for g in audit.grants(svc.ctx, repo)]
 
 
 @router.put(

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from packhouse.db.repository_store import Repository
 from packhouse.errors import AuthenticationRequired, InvalidInput
-from packhouse.services import accounts, repos, ui_admin
+from packhouse.services import accounts, audit, repos, ui_admin
 from packhouse.services.sessions import SignedIn
 from packhouse.types import Action, Format, RepoKind
 from packhouse.units import parse_duration, parse_moment
@@ -33,6 +33,7 @@ from packhouse.web.ui.routes import _format, context, guarded
 from packhouse.web.ui.state import signed_in, ui
 
 MAX_FILTER = 200
+MAX_JOURNAL = 500  # entries on one journal page
 
 
 async def _admin(request: Request) -> SignedIn:
@@ -340,7 +341,7 @@ async def repository(request: Request) -> Response:
     await _admin(request)
     svc = deps.services(request)
     repo = svc.catalog.get(_format(request.path_params["format"]), request.path_params["repo"])
-    found = await run_in_threadpool(ui_admin.grants, svc.ctx, repo)
+    found = await run_in_threadpool(audit.grants, svc.ctx, repo)
     return await _page(
         request,
         "admin_repository.html",
@@ -384,7 +385,17 @@ async def journal(request: Request) -> Response:
         limit = int(q.get("limit", "100"))
     except ValueError:
         raise InvalidInput("the limit is not a number") from None
-    entries = await run_in_threadpool(lambda: ui_admin.journal(svc.ctx, limit=limit, **filters))
+    limit = max(1, min(limit, MAX_JOURNAL))
+    entries = await run_in_threadpool(
+        lambda: audit.journal(
+            svc.ctx,
+            repository=filters["repository"],
+            actor=filters["actor"],
+            action=filters["action"],
+            project=filters["project"],
+            limit=limit,
+        )
+    )
     return await _page(
         request, "admin_journal.html", {"entries": entries, "filters": filters, "limit": limit}
     )
