@@ -183,6 +183,23 @@ def test_many_matches_keep_the_ranking(db: Database) -> None:
         assert names(conn, "proj-29", [main], limit=20) == expected
 
 
+def test_thousands_of_full_text_matches_put_the_name_first(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_store, "RANKED_AT_MOST", 5)  # instead of thousands
+    with db.write() as conn:
+        main = repo(conn, "main")
+        for i in range(20):
+            upload(conn, main, f"item-{i:02d}", "1.0", "A synthetic thing")
+        upload(conn, main, "zeta-synthetic", "1.0", "Named so")
+    with db.read() as conn:
+        # past the cap: the entry whose name holds the word first, then by name
+        assert names(conn, "synthetic", [main], limit=3) == ["zeta-synthetic", "item-00", "item-01"]
+        monkeypatch.setattr(search_store, "RANKED_AT_MOST", 100)
+        # ranked by relevance: the name's word weighs most there too
+        assert names(conn, "synthetic", [main], limit=1) == ["zeta-synthetic"]
+
+
 @pytest.mark.parametrize("url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_the_migration_fills_the_index_from_existing_rows(
     url: str, request: pytest.FixtureRequest

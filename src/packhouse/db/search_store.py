@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Float,
+    Select,
     and_,
     case,
     column,
@@ -36,11 +37,12 @@ from sqlalchemy import (
     select,
     table,
 )
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, FromClause
 
 from packhouse.db.schema import artifacts, projects, search_entries, upstream_pages
 
 MAX_WORDS = 8  # words of a query used; more narrow nothing in practice
+RANKED_AT_MOST = 2000  # full-text matches ranked by relevance (see _full_text)
 _WORD = re.compile(r"[^\W_]+")
 # The tsvector PostgreSQL indexes (ix_search_entries_document, migration 0013) and searches:
 # the same text in both places, or the index is not used.
@@ -163,23 +165,11 @@ def search(
     ).all()
     rest: Sequence[Any] = ()
     if len(named) < limit:
-        if conn.dialect.name == "sqlite":
-            fts = " ".join(f'"{t}"*' for t in terms)
-            score: ColumnElement[Any] = literal_column("bm25(search_fts, 10.0, 1.0)", Float)
-            matching = (
-                select(*columns, literal_column("2").label("tier"), score.label("score"))
-                .select_from(search_entries)
-                .join(_FTS, _FTS.c.rowid == entry.project_id)
-                .where(_FTS.c.search_fts.op("MATCH")(fts))
-            )
-        else:
-            tsquery = func.to_tsquery("simple", " & ".join(f"{t}:*" for t in terms))
-            document: ColumnElement[Any] = literal_column(PG_DOCUMENT)
-            score = -func.ts_rank(document, tsquery)
-            matching = select(*columns, literal_column("2").label("tier"), score.label("score"))
-            matching = matching.where(document.op("@@")(tsquery))
         rest = conn.execute(
-            matching.where(readable, ~prefix).order_by(score, entry.name).limit(limit - len(named))
+            _full_text(conn, terms, columns)
+            .where(readable, ~prefix)
+            .order_by(literal_column("score"), entry.name)
+            .limit(limit - len(named))
         ).all()
     return [
         Found(
@@ -194,6 +184,41 @@ def search(
         )
         for r in [*named, *rest]
     ]
+
+
+def _full_text(conn: Connection, terms: list[str], columns: list[Any]) -> Select[Any]:
+    """The entries holding every term, with a score (lower is better): relevance while
+    at most RANKED_AT_MOST entries match; beyond that (a word in thousands of summaries,
+    where relevance says little and computing it for each costs most of a search) the
+    entries whose name holds the words first, then by name."""
+    entry = search_entries.c
+    if conn.dialect.name == "sqlite":
+        fts = " ".join(f'"{t}"*' for t in terms)
+        match = _FTS.c.search_fts.op("MATCH")
+        found = select(_FTS.c.rowid).where(match(fts))
+        in_name = select(_FTS.c.rowid).where(match(f"{{name}} : ({fts})"))
+        ranked: ColumnElement[Any] = literal_column("bm25(search_fts, 10.0, 1.0)", Float)
+        joined: FromClause = search_entries.join(_FTS, _FTS.c.rowid == entry.project_id)
+        condition = match(fts)
+        by_name = case((entry.project_id.in_(in_name.scalar_subquery()), -1.0), else_=0.0)
+    else:
+        tsquery = func.to_tsquery("simple", " & ".join(f"{t}:*" for t in terms))
+        document: ColumnElement[Any] = literal_column(PG_DOCUMENT)
+        condition = document.op("@@")(tsquery)
+        found = select(entry.project_id).where(condition)
+        ranked = -func.ts_rank(document, tsquery)
+        name_words = func.to_tsvector("simple", func.translate(entry.name, "-_.", "   "))
+        joined = search_entries
+        by_name = case((name_words.op("@@")(tsquery), -1.0), else_=0.0)
+    many = conn.execute(
+        select(func.count()).select_from(found.limit(RANKED_AT_MOST + 1).subquery())
+    ).scalar_one()
+    score = by_name if many > RANKED_AT_MOST else ranked
+    return (
+        select(*columns, literal_column("2").label("tier"), score.label("score"))
+        .select_from(joined)
+        .where(condition)
+    )
 
 
 def matches_name(name: str, query: str) -> tuple[int, bool]:
