@@ -8,7 +8,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from packhouse.db.schema import artifacts, download_counts
+from packhouse.db.schema import artifacts, download_counts, projects
 
 
 def add(conn: Connection, counts: Mapping[tuple[int, str], int]) -> None:
@@ -61,3 +61,19 @@ def per_artifact(conn: Connection, artifact_ids: Sequence[int]) -> dict[int, int
         .group_by(download_counts.c.artifact_id)
     )
     return {r.artifact_id: int(r.n) for r in rows}
+
+
+def versions_of(
+    conn: Connection, repository_ids: Sequence[int], name: str
+) -> list[tuple[int, str]]:
+    """(artifact id, version) of every file of project `name` in those repositories."""
+    rows = conn.execute(
+        select(artifacts.c.id, artifacts.c.version)
+        .join(projects, projects.c.id == artifacts.c.project_id)
+        .where(
+            projects.c.repository_id.in_(repository_ids),
+            projects.c.name == name,
+            artifacts.c.deleted.is_(False),
+        )
+    ).all()
+    return [(row.id, row.version) for row in rows]

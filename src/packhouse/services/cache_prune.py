@@ -10,14 +10,29 @@ ever touched, and what is pruned is fetched again on its next request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, tuple_
-
-from packhouse.db.schema import upstream_files, upstream_pages
+from packhouse.db import upstream_store
 from packhouse.services.artifacts import drop_unreferenced
 from packhouse.services.context import Context
 from packhouse.units import aware
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    repository_id: int
+    filename: str
+    sha256: str
+    size: int
+    last_used_at: datetime
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    repository_id: int
+    key: str
+    blob_sha256: str | None
+    checked_at: datetime
 
 
 @dataclass(frozen=True)
@@ -40,23 +55,8 @@ def prune(
 ) -> PruneReport:
     now = ctx.clock()
     with ctx.db.read() as conn:
-        files = conn.execute(
-            select(
-                upstream_files.c.repository_id,
-                upstream_files.c.filename,
-                upstream_files.c.sha256,
-                upstream_files.c.size,
-                upstream_files.c.last_used_at,
-            ).order_by(upstream_files.c.last_used_at, upstream_files.c.filename)
-        ).all()
-        pages = conn.execute(
-            select(
-                upstream_pages.c.repository_id,
-                upstream_pages.c.key,
-                upstream_pages.c.blob_sha256,
-                upstream_pages.c.checked_at,
-            )
-        ).all()
+        files = [CachedFile(*row) for row in upstream_store.cached_files(conn)]
+        pages = [CachedPage(*row) for row in upstream_store.cached_pages(conn)]
     cutoff = now - older_than if older_than is not None else None
     doomed = [f for f in files if cutoff is not None and aware(f.last_used_at) < cutoff]
     left = [f for f in files if f not in doomed]
@@ -71,18 +71,11 @@ def prune(
     deleted = 0
     if not dry_run and (doomed or old_pages):
         with ctx.db.write() as conn:
-            for chunk in _chunks([(f.repository_id, f.filename) for f in doomed]):
-                conn.execute(
-                    delete(upstream_files).where(
-                        tuple_(upstream_files.c.repository_id, upstream_files.c.filename).in_(chunk)
-                    )
-                )
-            for chunk in _chunks([(p.repository_id, p.key) for p in old_pages]):
-                conn.execute(
-                    delete(upstream_pages).where(
-                        tuple_(upstream_pages.c.repository_id, upstream_pages.c.key).in_(chunk)
-                    )
-                )
+            upstream_store.forget(
+                conn,
+                [(f.repository_id, f.filename) for f in doomed],
+                [(p.repository_id, p.key) for p in old_pages],
+            )
         deleted = len(drop_unreferenced(ctx, shas))
     return PruneReport(
         files=len(doomed),
@@ -93,7 +86,3 @@ def prune(
         blobs_deleted=deleted,
         dry_run=dry_run,
     )
-
-
-def _chunks(items: list[tuple[int, str]], size: int = 500) -> list[list[tuple[int, str]]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

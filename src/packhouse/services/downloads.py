@@ -18,11 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-
 from packhouse.db import download_store
 from packhouse.db.repository_store import Repository
-from packhouse.db.schema import artifacts, projects
 from packhouse.services.context import Context
 from packhouse.services.pypi_parts import version_key
 from packhouse.types import RepoKind
@@ -117,21 +114,13 @@ class DownloadCounter:
         today = datetime.now(UTC).date()
         first = today - timedelta(days=days - 1)
         with self._ctx.db.read() as conn:
-            rows = conn.execute(
-                select(artifacts.c.id, artifacts.c.version)
-                .join(projects, projects.c.id == artifacts.c.project_id)
-                .where(
-                    projects.c.repository_id.in_(hosted),
-                    projects.c.name == name,
-                    artifacts.c.deleted.is_(False),
-                )
-            ).all()
-            ids = [r.id for r in rows if version is None or r.version == version]
+            rows = download_store.versions_of(conn, hosted, name)
+            ids = [artifact_id for artifact_id, v in rows if version is None or v == version]
             daily = dict(download_store.per_day(conn, ids, first.isoformat()))
-            totals = download_store.per_artifact(conn, [r.id for r in rows])
+            totals = download_store.per_artifact(conn, [artifact_id for artifact_id, _ in rows])
         by_version: dict[str, int] = {}
-        for r in rows:
-            by_version[r.version] = by_version.get(r.version, 0) + totals.get(r.id, 0)
+        for artifact_id, v in rows:
+            by_version[v] = by_version.get(v, 0) + totals.get(artifact_id, 0)
         window = tuple(
             (
                 (first + timedelta(days=i)).isoformat(),
