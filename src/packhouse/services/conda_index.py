@@ -209,7 +209,9 @@ def _stamp(
         stamp = known[1] if known and known[0] == record.get("sha256") else now_ms
         record["indexed_timestamp"] = stamp
         entry.indexed_timestamp = stamp
-        entry.record_json = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        # copied: orjson's bytes keep the spare room of its write buffer (about 3 KB a record
+        # here, 65 MB more peak memory at 20,000 packages); a copy is exactly its length
+        entry.record_json = bytes(memoryview(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)))
 
 
 def _file_identity(path: Path | None) -> list[Any]:
