@@ -13,6 +13,8 @@ from pathlib import Path
 
 from tests.conftest import VENV_BIN
 
+CONDA_PACKAGES = Path(__file__).parent / "data" / "conda" / "conda" / "test-recipes" / "noarch"
+
 # What a command imports when it runs, never at start-up.
 NOT_AT_START = (
     "fastapi",
@@ -113,14 +115,8 @@ def _modules_of(*args: str) -> set[str]:
     return set(result.stdout.split())
 
 
-def test_admin_commands_skip_alembic_at_the_head_and_load_little_more_than_version(
-    tmp_path: Path,
-) -> None:
-    """`packhouse user list` or `repo list` on a database at the newest migration imports no
-    Alembic (db/revision.py compares the stored revision with the files' head) and nothing of
-    the server. Start-up cost is counted in modules, not seconds: before, such a command
-    loaded 3.8 times the modules of `--version` (879 to 229); now about 2.4 times."""
-    data = tmp_path / "data"
+def _upgraded(data: Path) -> Path:
+    """A data directory at the newest migration."""
     upgraded = subprocess.run(
         [str(VENV_BIN / "packhouse"), "db", "upgrade", "--data", str(data)],
         capture_output=True,
@@ -129,6 +125,17 @@ def test_admin_commands_skip_alembic_at_the_head_and_load_little_more_than_versi
         check=False,
     )
     assert upgraded.returncode == 0, upgraded.stderr
+    return data
+
+
+def test_admin_commands_skip_alembic_at_the_head_and_load_little_more_than_version(
+    tmp_path: Path,
+) -> None:
+    """`packhouse user list` or `repo list` on a database at the newest migration imports no
+    Alembic (db/revision.py compares the stored revision with the files' head) and nothing of
+    the server. Start-up cost is counted in modules, not seconds: before, such a command
+    loaded 3.8 times the modules of `--version` (879 to 229); now about 2.4 times."""
+    data = _upgraded(tmp_path / "data")
     baseline = len(_modules_of("--version"))
     for command in (["user", "list"], ["repo", "list"], ["token", "list"]):
         loaded = _modules_of(*command, "--data", str(data))
@@ -138,6 +145,66 @@ def test_admin_commands_skip_alembic_at_the_head_and_load_little_more_than_versi
         )
         assert not heavy, f"packhouse {' '.join(command)} imported {heavy[:8]}"
         assert len(loaded) < 3 * baseline, (command, len(loaded), baseline)
+
+
+# What a run never needs for its arguments (Typer 0.2x would coerce them with pydantic:
+# packhouse.cli.coercion spares it) nor for another command's module: a run mounts only the
+# command it names.
+NOT_FOR_ARGUMENTS = ("typer._adapters", "packhouse.cli.serve", "packhouse.cli.repo")
+
+# What `packhouse conda index DIR` needs for none of its work when nothing changed.
+NOT_FOR_A_QUIET_REINDEX = (
+    *NOT_FOR_ARGUMENTS,
+    "pydantic",
+    "pydantic_core",
+    "pydantic_settings",
+    "rich",
+    "sqlalchemy",
+    "packhouse.config",
+    "packhouse.services.conda_index_write",
+    "packhouse.formats.conda.archive",
+    "zstandard",
+)
+
+
+def _early(loaded: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in loaded if any(m == n or m.startswith(n + ".") for n in names))
+
+
+def test_a_reindex_that_finds_nothing_changed_loads_only_the_indexer(tmp_path: Path) -> None:
+    """`packhouse conda index DIR` on an indexed channel: no pydantic (arguments), no rich
+    (plain output off a terminal), no writer or package reader; also with channeldata."""
+    channel = tmp_path / "channel"
+    (channel / "noarch").mkdir(parents=True)
+    for package in sorted(CONDA_PACKAGES.glob("*.conda"))[:2]:
+        (channel / "noarch" / package.name).write_bytes(package.read_bytes())
+    for options in (["--no-channeldata", "--threads", "1"], []):
+        first = subprocess.run(
+            [str(VENV_BIN / "packhouse"), "conda", "index", *options, str(channel)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert first.returncode == 0, first.stderr
+        assert "indexed 2 packages" in first.stdout, first.stdout
+        loaded = _modules_of("conda", "index", *options, str(channel))
+        assert "packhouse.services.conda_index" in loaded  # it did run the indexer
+        heavy = _early(loaded, NOT_FOR_A_QUIET_REINDEX)
+        assert not heavy, f"conda index {options} with nothing changed imported {heavy[:8]}"
+
+
+def test_admin_commands_coerce_their_arguments_without_pydantic_and_mount_one_command(
+    tmp_path: Path,
+) -> None:
+    data = _upgraded(tmp_path / "data")
+    for command in (["user", "list"], ["token", "list"], ["journal", "--limit", "5"]):
+        loaded = _modules_of(*command, "--data", str(data))
+        assert f"packhouse.cli.{'journal' if command[0] == 'journal' else command[0]}" in loaded
+        heavy = _early(loaded, tuple(n for n in NOT_FOR_ARGUMENTS if n != "typer._adapters"))
+        assert not heavy, f"packhouse {' '.join(command)} imported {heavy}"
+        if command[0] != "journal":  # --limit has a range, which Typer's own coercion checks
+            assert "typer._adapters" not in loaded, command
 
 
 def test_every_command_still_builds_its_help() -> None:

@@ -34,7 +34,7 @@ import orjson
 
 from packhouse.errors import InvalidInput, PackhouseError
 from packhouse.formats.conda.names import EXTENSIONS
-from packhouse.services.conda_index_cache import SubdirCache, write_if_changed
+from packhouse.services.conda_index_cache import SubdirCache, channel_state, write_if_changed
 
 if TYPE_CHECKING:
     from packhouse.services.conda_index_write import PatchGenerator
@@ -348,8 +348,12 @@ def index_channel(
         report.failures += [(f"{subdir.name}/{fn}", why) for fn, why in subdir.failures]
         report.packages += subdir.packages
     if options.channeldata:
-        from packhouse.services.conda_index_write import Written, channel_files
+        state = channel_state(
+            root, out, subdirs, rss=options.rss, compact=options.compact, channel_name=channel_name
+        )
+        if any_written or not state.current:
+            from packhouse.services.conda_index_write import Written, channel_files
 
-        written = written or Written(out, report.written)
-        channel_files(root, out, subdirs, options, channel_name, now, written, any_written)
+            written = written or Written(out, report.written)
+            channel_files(out, subdirs, options, channel_name, now, written, state)
     return report

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,15 @@ import orjson
 
 from packhouse.formats.conda.names import EXTENSIONS
 
-__all__ = ["CACHE_VERSION", "Entry", "SubdirCache", "stat_of", "write_if_changed"]
+__all__ = [
+    "CACHE_VERSION",
+    "ChannelState",
+    "Entry",
+    "SubdirCache",
+    "channel_state",
+    "stat_of",
+    "write_if_changed",
+]
 
 CACHE_VERSION = 3
 
@@ -267,3 +276,46 @@ class SubdirCache:
     def remember_outputs(self, fingerprint: bytes, paths: list[Path]) -> None:
         self.fingerprint = fingerprint
         self.outputs = {str(p): s for p in paths if (s := stat_of(p)) is not None}
+
+
+@dataclass
+class ChannelState:
+    """What the last run wrote at the channel root (channeldata.json, rss.xml, index.html):
+    its cache, the fingerprint of this run's inputs, and whether those files are current."""
+
+    path: Path
+    cache: dict[str, Any]
+    fingerprint: bytes
+    current: bool
+
+
+def channel_state(
+    root: Path,
+    out: Path,
+    subdirs: Mapping[str, SubdirCache],
+    *,
+    rss: bool,
+    compact: bool,
+    channel_name: str,
+) -> ChannelState:
+    """Told from `<channel>/.cache/packhouse/channeldata.msgpack` and the subdirs'
+    fingerprints, without the writer (a run that finds nothing changed imports none of it)."""
+    path = root / ".cache" / "packhouse" / "channeldata.msgpack"
+    try:
+        cache = msgpack.unpackb(path.read_bytes(), raw=False)
+    except (FileNotFoundError, ValueError, msgpack.UnpackException):
+        cache = {}
+    if not isinstance(cache, dict) or cache.get("version") != 2:
+        cache = {}
+    fingerprint = hashlib.sha256(
+        orjson.dumps(
+            [rss, channel_name, compact, str(out.resolve())]
+            + [[n, s.fingerprint] for n, s in sorted(subdirs.items())],
+            default=bytes.hex,
+        )
+    ).digest()
+    outputs: dict[str, list[int]] = cache.get("outputs", {})
+    current = cache.get("fingerprint") == fingerprint and all(
+        stat_of(Path(p)) == list(v) for p, v in outputs.items()
+    )
+    return ChannelState(path, cache, fingerprint, current)

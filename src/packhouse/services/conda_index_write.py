@@ -41,7 +41,12 @@ from packhouse.formats.conda.shards import (
     build_shards_index,
     index_shard,
 )
-from packhouse.services.conda_index_cache import SubdirCache, stat_of, write_if_changed
+from packhouse.services.conda_index_cache import (
+    ChannelState,
+    SubdirCache,
+    stat_of,
+    write_if_changed,
+)
 
 if TYPE_CHECKING:
     from packhouse.services.conda_index import IndexOptions
@@ -283,42 +288,18 @@ def _object(records: Mapping[str, bytes]) -> bytes:
     return b"{" + b",".join(orjson.dumps(fn) + b":" + records[fn] for fn in records) + b"}"
 
 
-def _channel_cache(path: Path) -> dict[str, Any]:
-    try:
-        data = msgpack.unpackb(path.read_bytes(), raw=False)
-    except (FileNotFoundError, ValueError, msgpack.UnpackException):
-        return {}
-    return data if isinstance(data, dict) and data.get("version") == 2 else {}
-
-
 def channel_files(
-    root: Path,
     out: Path,
     subdirs: Mapping[str, SubdirCache],
     options: IndexOptions,
     channel_name: str,
     now: float,
     write: Written,
-    subdirs_written: bool,
+    state: ChannelState,
 ) -> None:
     """channeldata.json, rss.xml and the root index.html, from every subdir's patched
     records; a name whose records did not change reuses its entry from the last run."""
-    cache_path = root / ".cache" / "packhouse" / "channeldata.msgpack"
-    cache = _channel_cache(cache_path)
-    fingerprint = hashlib.sha256(
-        orjson.dumps(
-            [options.rss, channel_name, options.compact, str(out.resolve())]
-            + [[n, s.fingerprint] for n, s in sorted(subdirs.items())],
-            default=bytes.hex,
-        )
-    ).digest()
-    outputs: dict[str, list[int]] = cache.get("outputs", {})
-    if (
-        not subdirs_written
-        and cache.get("fingerprint") == fingerprint
-        and all(stat_of(Path(p)) == list(v) for p, v in outputs.items())
-    ):
-        return
+    cache = state.cache
     per_name: dict[str, list[tuple[str, str, bytes]]] = {}
     for subdir in subdirs.values():
         for fn, data in subdir.patched_records().items():
@@ -353,8 +334,8 @@ def channel_files(
     paths.append(write(out / "index.html", channel_index_html(channel_name, document).encode()))
     payload = {
         "version": 2,
-        "fingerprint": fingerprint,
+        "fingerprint": state.fingerprint,
         "outputs": {str(p): s for p in paths if (s := stat_of(p)) is not None},
         "packages": fresh,
     }
-    write_if_changed(cache_path, msgpack.packb(payload, use_bin_type=True))
+    write_if_changed(state.path, msgpack.packb(payload, use_bin_type=True))
