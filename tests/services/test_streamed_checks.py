@@ -15,13 +15,22 @@ from functools import partial
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 from tests.builders import load_module
 
+from packhouse.db.schema import blob_claims
+from packhouse.errors import InvalidUpload, Unavailable
 from packhouse.formats.conda.archive import Limits, read_package
 from packhouse.formats.pypi.archives import ArchiveLimits, read_metadata
 from packhouse.formats.pypi.filenames import parse_dist_filename
 from packhouse.services import streamed_checks
+from packhouse.services.access import Principal
+from packhouse.services.conda_uploads import CondaUploadOutcome, upload_conda
+from packhouse.services.repos import create_repository
 from packhouse.storage.base import IncomingFile
+from packhouse.storage.memory import MemoryBlobStore
+from packhouse.types import Format, Sha256
+from packhouse.wiring import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -193,3 +202,86 @@ def test_wheels_and_zip_sdists_are_left_to_the_upload_service(tmp_path: Path) ->
         with IncomingFile(tmp_path, 10) as incoming:
             streamed_checks.start(incoming, filename)
             assert incoming.checks == {}
+
+
+# --- the blob stored while the check runs (services/artifacts.py, stored_early) --------------
+
+ADMIN = Principal("admin", 1, True)
+
+
+class FlakyStore(MemoryBlobStore):
+    """A store that fails its first `failures` puts, as an unreachable S3 does."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.puts = 0
+
+    def put_file(self, sha256: Sha256, path: Path) -> None:
+        self.puts += 1
+        if self.failures:
+            self.failures -= 1
+            raise Unavailable("the blob store is unreachable")
+        super().put_file(sha256, path)
+
+
+@pytest.fixture
+def svc(memory_services: Services) -> Services:
+    create_repository(memory_services.ctx, actor="test", name="ch", fmt=Format.CONDA)
+    return memory_services
+
+
+def put(svc: Services, filename: str, data: bytes) -> CondaUploadOutcome:
+    """As the PUT route does: the check started with the body, the service after it."""
+    incoming = IncomingFile(svc.ctx.tmp_dir, 1 << 30)
+    try:
+        streamed_checks.start(incoming, filename)
+        send(incoming, data, 4096).join()
+        repo = svc.catalog.get(Format.CONDA, "ch")
+        return upload_conda(svc.ctx, repo, ADMIN, filename, incoming, "noarch")
+    finally:
+        incoming.discard()
+
+
+def claims(svc: Services) -> int:
+    with svc.ctx.db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(blob_claims)).scalar_one())
+
+
+@pytest.mark.parametrize("extension", [".tar.bz2", ".conda"])
+def test_a_refused_package_leaves_no_blob_and_no_claim(svc: Services, extension: str) -> None:
+    body, message = condas.BODIES["character device"]
+    data = condas.tar_bz2(body) if extension == ".tar.bz2" else condas.conda(body)
+    with pytest.raises(InvalidUpload) as refused:
+        put(svc, condas.STEM + extension, data)
+    assert message in str(refused.value)
+    assert list(svc.ctx.blobs.iter_blobs()) == []
+    assert claims(svc) == 0
+
+
+@pytest.mark.parametrize("extension", [".tar.bz2", ".conda"])
+def test_a_stored_package_keeps_its_blob_once_and_again(svc: Services, extension: str) -> None:
+    data = (condas.tar_bz2 if extension == ".tar.bz2" else condas.conda)(condas.LEGITIMATE)
+    assert put(svc, condas.STEM + extension, data).created
+    assert not put(svc, condas.STEM + extension, data).created  # the same file: kept
+    assert [b.size for b in svc.ctx.blobs.iter_blobs()] == [len(data)]
+    assert claims(svc) == 0
+
+
+def test_an_unreachable_store_still_lets_the_check_answer_first(svc: Services) -> None:
+    """The early put fails: a hostile package gets its refusal, not the store's 503; an
+    honest one is stored by the commit's own put once the store answers."""
+    store = FlakyStore(failures=1)
+    svc.ctx.blobs = store
+    body, _ = condas.BODIES["character device"]
+    with pytest.raises(InvalidUpload, match="is a character device"):
+        put(svc, f"{condas.STEM}.tar.bz2", condas.tar_bz2(body))
+    assert store.puts == 1
+    store.failures = 1
+    assert put(svc, f"{condas.STEM}.tar.bz2", condas.tar_bz2(condas.LEGITIMATE)).created
+    assert store.puts == 3  # the early put failed, the commit's succeeded
+    assert claims(svc) == 0
+    store.failures = 2
+    with pytest.raises(Unavailable):  # neither put gets through: the store's answer
+        put(svc, f"{condas.STEM}.conda", condas.conda(condas.LEGITIMATE))
+    assert claims(svc) == 0

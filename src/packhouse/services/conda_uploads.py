@@ -95,6 +95,20 @@ def upload_conda(
         )
     if subdir is not None:
         check_subdir(subdir)
+    # the blob is stored while the check runs in its thread (services/streamed_checks.py)
+    with artifacts.stored_early(ctx, {incoming.digests.sha256: incoming.path}) as early:
+        return _upload_checked(ctx, repo, principal, filename, incoming, subdir, early)
+
+
+def _upload_checked(
+    ctx: Context,
+    repo: Repository,
+    principal: Principal,
+    filename: str,
+    incoming: IncomingFile,
+    subdir: str | None,
+    early: artifacts.Stored | None,
+) -> CondaUploadOutcome:
     sent = incoming.digests
     digests = Digests(md5=sent.md5, sha256=sent.sha256, size=sent.size)
     try:
@@ -147,7 +161,7 @@ def upload_conda(
         files={sent.sha256: incoming.path},
         detail={"subdir": target},
     )
-    winner = artifacts.commit(ctx, repo, principal.name, pending)
+    winner = artifacts.commit(ctx, repo, principal.name, pending, early)
     if winner is not None:
         return _same_or_refuse(repo, winner, target, sent.sha256)
     return CondaUploadOutcome(
