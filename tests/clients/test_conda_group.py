@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgpack
 import pytest
 import zstandard
 
 from tests.builders import synth
-from tests.clients.conda_client import RATTLER_RUN, Conda, conda_fixture, installed
-from tests.clients.test_conda_proxy import upload, upstream_asked
+from tests.clients.conda_client import Conda, conda_fixture, installed
+from tests.clients.test_conda_proxy import (
+    rattler_install,
+    upload,
+    upstream_asked,
+    upstream_shards,
+)
 from tests.conftest import RunningServer, start_server, stop_server
 from tests.services.test_conda_sources_proxy import NOW_MS, OLD_MS, Channel
 from tests.upstream_server import static_upstream
@@ -92,16 +92,10 @@ def channel_url(server: RunningServer) -> str:
     return f"{server.url}/t/{secret.stdout.strip()}/conda/channel"
 
 
-def shard_digests(public: RunningServer) -> dict[str, bytes]:
-    index = httpx.get(f"{public.url}/conda/public/noarch/repodata_shards.msgpack.zst")
-    found: dict[str, bytes] = msgpack.unpackb(zstandard.decompress(index.content))["shards"]
-    return found
-
-
 def assert_read_by_shards(public: RunningServer, recent: Channel) -> None:
     """Both upstreams were read by their shards, never by their whole repodata.json, and
     neither was asked about the hosted acme-app."""
-    digests = shard_digests(public)
+    digests = upstream_shards(public)
     assert upstream_asked(public, f"/noarch/shards/{digests['pubdep'].hex()}")
     assert not upstream_asked(public, digests["acme-app"].hex())
     assert not upstream_asked(public, "/conda/public/noarch/repodata.json")
@@ -110,36 +104,11 @@ def assert_read_by_shards(public: RunningServer, recent: Channel) -> None:
     assert recent.upstream.asked("/noarch/repodata.json") == []
 
 
-_RATTLER = (
-    """
-from rattler import Channel, Client, Gateway, install, solve
-
-async def main(channel_url, prefix):
-    client = Client.authenticated_client()
-    records = await solve(
-        [Channel(channel_url)], ["acme-app"], platforms=["noarch", "linux-64"],
-        gateway=Gateway(client=client),
-    )
-    await install(records, target_prefix=prefix, show_progress=False, client=client)
-    print(sorted(f"{r.name.normalized}={r.version}" for r in records))
-"""
-    + RATTLER_RUN
-)
-
-
 def test_py_rattler_installs_through_two_proxies_from_their_shards(
     company: RunningServer, public: RunningServer, recent: Channel, tmp_path: Path
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_RATTLER), channel_url(company), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-        env={**os.environ, "RATTLER_CACHE_DIR": str(tmp_path / "cache")},
-    )
-    out = result.stdout + result.stderr
-    assert "['acme-app=1.0', 'pubdep=2.0', 'toolz=1.0']" in result.stdout, out
+    out = rattler_install(channel_url(company), tmp_path)
+    assert "['acme-app=1.0', 'pubdep=2.0', 'toolz=1.0']" in out, out
     assert installed(tmp_path) == WANTED  # toolz 2.0 is held back by the cooldown
     assert "/t/***/conda/channel/noarch/shards/" in company.log_text()
     assert_read_by_shards(public, recent)

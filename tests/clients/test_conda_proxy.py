@@ -117,23 +117,36 @@ async def main(channel_url, prefix):
 )
 
 
-def test_py_rattler_installs_through_the_group_from_shards(
-    company: RunningServer, upstream: RunningServer, tmp_path: Path
-) -> None:
+def rattler_install(channel: str, prefix: Path) -> str:
+    """py-rattler solves acme-app from `channel` and installs it into `prefix`; what it
+    printed (the records it solved) and its errors."""
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_RATTLER), channel_url(company), str(tmp_path)],
+        [sys.executable, "-c", textwrap.dedent(_RATTLER), channel, str(prefix)],
         capture_output=True,
         text=True,
         timeout=240,
         check=False,
-        env={**os.environ, "RATTLER_CACHE_DIR": str(tmp_path / "cache")},
+        env={**os.environ, "RATTLER_CACHE_DIR": str(prefix / "cache")},
     )
-    assert "['acme-app=1.0', 'pubdep=2.0']" in result.stdout, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def upstream_shards(upstream: RunningServer) -> dict[str, bytes]:
+    """{name: shard digest} of the public channel's noarch shard index."""
+    index = httpx.get(f"{upstream.url}/conda/public/noarch/repodata_shards.msgpack.zst")
+    shards: dict[str, bytes] = msgpack.unpackb(zstandard.decompress(index.content))["shards"]
+    return shards
+
+
+def test_py_rattler_installs_through_the_group_from_shards(
+    company: RunningServer, upstream: RunningServer, tmp_path: Path
+) -> None:
+    out = rattler_install(channel_url(company), tmp_path)
+    assert "['acme-app=1.0', 'pubdep=2.0']" in out, out
     assert installed(tmp_path) == {"acme-app-1.0-0", "pubdep-2.0-0"}
     assert "/conda/t/***/channel/noarch/shards/" in company.log_text()
     # the proxy read the upstream's own shards: pubdep's, never the squatted acme-app's
-    index = httpx.get(f"{upstream.url}/conda/public/noarch/repodata_shards.msgpack.zst")
-    shards = msgpack.unpackb(zstandard.decompress(index.content))["shards"]
+    shards = upstream_shards(upstream)
     assert upstream_asked(upstream, f"/noarch/shards/{shards['pubdep'].hex()}")
     assert not upstream_asked(upstream, shards["acme-app"].hex())
 
