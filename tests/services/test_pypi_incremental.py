@@ -280,7 +280,7 @@ def test_a_catch_up_cut_short_is_not_used_again(
         raise RuntimeError("cut short")
 
     with monkeypatch.context() as patched:
-        patched.setattr(pypi_parts, "simple_file", boom)
+        patched.setattr(pypi_parts, "part_of", boom)
         with pytest.raises(RuntimeError):
             pages(svc, "main")
     check(svc)

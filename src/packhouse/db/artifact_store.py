@@ -7,9 +7,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
 
-from packhouse.db.schema import artifacts, projects, upstream_files, upstream_pages
+from packhouse.db.schema import (
+    api_parts,
+    artifacts,
+    page_parts,
+    projects,
+    upstream_files,
+    upstream_pages,
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,16 @@ class NewArtifact:
     yanked: bool = False  # an upload never is; a promoted file keeps its source's state
     yanked_reason: str | None = None
     provenance: dict[str, Any] | None = None  # PEP 740 provenance object (PyPI)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredParts:
+    """A PyPI file's parts of its project's pages, rendered when it is stored (schema.py)."""
+
+    key: bytes
+    html: bytes
+    json: bytes
+    api: bytes
 
 
 _columns = [*artifacts.c, projects.c.name.label("project")]
@@ -116,8 +133,16 @@ def for_project(
     return [_from_row(r) for r in conn.execute(query.order_by(artifacts.c.id))]
 
 
-def add(conn: Connection, repo_id: int, project_id: int, new: NewArtifact, serial: int) -> None:
-    conn.execute(
+def add(
+    conn: Connection,
+    repo_id: int,
+    project_id: int,
+    new: NewArtifact,
+    serial: int,
+    parts: StoredParts | None = None,
+) -> None:
+    """Add the artifact's row, and its page parts' rows when given (PyPI)."""
+    added = conn.execute(
         insert(artifacts).values(
             repository_id=repo_id,
             project_id=project_id,
@@ -142,6 +167,27 @@ def add(conn: Connection, repo_id: int, project_id: int, new: NewArtifact, seria
             provenance=new.provenance,
         )
     )
+    if parts is not None:
+        assert added.inserted_primary_key is not None
+        (artifact_id,) = added.inserted_primary_key
+        add_parts(conn, project_id, artifact_id, new, parts)
+
+
+def add_parts(
+    conn: Connection, project_id: int, artifact_id: int, new: NewArtifact, parts: StoredParts
+) -> None:
+    """Store a PyPI file's page parts, rendered from `new` (its row as it stands)."""
+    ids = {"project_id": project_id, "artifact_id": artifact_id}
+    named = {**ids, "filename": new.filename, "version": new.version, "key": parts.key}
+    conn.execute(insert(page_parts).values(**named, html=parts.html, json=parts.json))
+    conn.execute(
+        insert(api_parts).values(
+            **named,
+            yanked=new.yanked,
+            yanked_reason=new.yanked_reason if new.yanked else None,
+            api=parts.api,
+        )
+    )
 
 
 def set_yanked(
@@ -152,6 +198,7 @@ def set_yanked(
         .where(artifacts.c.id.in_(artifact_ids))
         .values(yanked=yanked, yanked_reason=reason if yanked else None, serial=serial)
     )
+    drop_parts(conn, artifact_ids)  # they show the yank state: read from the row from now on
 
 
 def mark_deleted(conn: Connection, artifact_ids: Sequence[int], serial: int) -> None:
@@ -160,6 +207,13 @@ def mark_deleted(conn: Connection, artifact_ids: Sequence[int], serial: int) -> 
         .where(artifacts.c.id.in_(artifact_ids))
         .values(deleted=True, serial=serial)
     )
+    drop_parts(conn, artifact_ids)
+
+
+def drop_parts(conn: Connection, artifact_ids: Sequence[int]) -> None:
+    """Forget the page parts of these artifacts (rendered again from their rows)."""
+    for table in (page_parts, api_parts):
+        conn.execute(delete(table).where(table.c.artifact_id.in_(artifact_ids)))
 
 
 def sha256_in_use(conn: Connection, sha256: str) -> bool:

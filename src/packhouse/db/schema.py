@@ -144,6 +144,45 @@ Index("ix_artifacts_project_serial", artifacts.c.project_id, artifacts.c.serial)
 Index("ix_artifacts_sha256", artifacts.c.sha256)
 Index("ix_artifacts_subdir", artifacts.c.repository_id, artifacts.c.subdir)
 
+# PyPI: each live file's parts of its project's pages, rendered once when it is stored
+# (services/pypi_parts.py, pypi_api.py), with what the pages need beside them, so a page reads
+# one of these tables alone: `page_parts` for the simple pages (the version's sort key as
+# bytes, the PEP 503 anchor line, the PEP 691 file object), `api_parts` for the JSON API (the
+# file's object, its URL without the server's address). Rows sit by project (no rowid on
+# SQLite), away from the artifacts' metadata, and each page reads only its own bytes.
+# db/artifact_store.py deletes a file's rows when it is yanked, unyanked or deleted; the
+# readers render a live file without them (stored before migration 0014, or yanked since)
+# from its artifact's columns.
+page_parts = Table(
+    "page_parts",
+    metadata,
+    Column("project_id", ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("artifact_id", ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True),
+    Column("filename", String(300), nullable=False),
+    Column("version", String(200), nullable=False),
+    Column("key", LargeBinary, nullable=False),
+    Column("html", LargeBinary, nullable=False),
+    Column("json", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
+)
+Index("ix_page_parts_artifact", page_parts.c.artifact_id)  # yanks, deletes, cascades
+api_parts = Table(
+    "api_parts",
+    metadata,
+    Column("project_id", ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("artifact_id", ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True),
+    Column("filename", String(300), nullable=False),
+    Column("version", String(200), nullable=False),
+    Column("key", LargeBinary, nullable=False),
+    Column("yanked", Boolean, nullable=False),
+    Column("yanked_reason", Text),
+    Column("api", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
+)
+Index("ix_api_parts_artifact", api_parts.c.artifact_id)
+# Which live files of a project have no parts, found without reading the artifacts' rows.
+Index("ix_artifacts_project_live", artifacts.c.project_id, artifacts.c.deleted)
+
 conda_patches = Table(
     "conda_patches",
     metadata,

@@ -31,10 +31,10 @@ from sqlalchemy.exc import IntegrityError
 from packhouse.db import artifact_store, journal_store, repository_store, search_store
 from packhouse.db.artifact_store import Artifact, NewArtifact
 from packhouse.db.repository_store import Repository
-from packhouse.services import blob_claims
+from packhouse.services import blob_claims, pypi_api
 from packhouse.services.context import Context
 from packhouse.storage.base import INCOMING_PREFIX, TEMP_PREFIX, abandoned
-from packhouse.types import Sha256
+from packhouse.types import Format, Sha256
 
 log = logging.getLogger("packhouse.blobs")
 
@@ -169,7 +169,8 @@ def add_row(
     project = repository_store.ensure_project(
         conn, repo.id, pending.project, pending.display_name, serial
     )
-    artifact_store.add(conn, repo.id, project.id, new, serial)
+    parts = pypi_api.stored_parts(new) if repo.format is Format.PYPI else None
+    artifact_store.add(conn, repo.id, project.id, new, serial, parts)
     search_store.refresh(conn, [project.id])
     repository_store.touch(conn, repo.id, serial)
     return serial

@@ -15,7 +15,7 @@ from packhouse.db import artifact_store, journal_store, repository_store, search
 from packhouse.db.artifact_store import Artifact
 from packhouse.db.repository_store import Repository
 from packhouse.errors import ArtifactNotFound, InvalidInput, ProjectNotFound
-from packhouse.services import artifacts
+from packhouse.services import artifacts, pypi_api
 from packhouse.services.context import Context
 from packhouse.types import Format
 
@@ -82,6 +82,7 @@ def set_yanked(
             detail={"version": target.version, "reason": reason},
         )
         artifact_store.set_yanked(conn, [a.id for a in chosen], yanked, reason, serial)
+        pypi_api.fill_parts(conn, [a.id for a in chosen])  # their pages' parts show the yank
         search_store.refresh(conn, {a.project_id for a in chosen})
         repository_store.ensure_project(conn, repo.id, chosen[0].project, chosen[0].project, serial)
         repository_store.touch(conn, repo.id, serial)

@@ -13,14 +13,15 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from packaging.version import InvalidVersion, Version
-from sqlalchemy import Connection, Row, String, select, type_coerce
+from sqlalchemy import ColumnElement, Connection, Row, String, Table, exists, select, type_coerce
 
 from packhouse.db import repository_store
+from packhouse.db.artifact_store import NewArtifact
 from packhouse.db.repository_store import Project, Repository
-from packhouse.db.schema import artifacts
+from packhouse.db.schema import artifacts, page_parts
 from packhouse.formats.pypi import simple
 
 
@@ -75,6 +76,46 @@ def sort_key(text: str) -> SortKey:
     return (1, epoch, release, pre_key, post_key, dev_key, local_key)
 
 
+def _int(n: int) -> bytes:
+    """A non-negative int whose bytes order as the numbers do: its length, then big-endian.
+    (A version is at most 200 characters, so no number needs more than 255 bytes.)"""
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((len(raw),)) + raw
+
+
+def _str(text: str) -> bytes:
+    """A string whose bytes order as Python orders strings (UTF-8 keeps code point order),
+    NUL escaped and ended by two NULs, so no encoding is a prefix of another."""
+    return text.encode().replace(b"\x00", b"\x00\xff") + b"\x00\x00"
+
+
+def _tag(tag: int) -> bytes:
+    return bytes((tag + 1,))  # sort_key's tags are -1, 0, 1
+
+
+@lru_cache(maxsize=65536)
+def page_key(text: str) -> bytes:
+    """`sort_key` as bytes that compare as its tuples do (equal exactly when the versions
+    are PEP 440 equal), stored with each file (`artifacts.page_key`) so a page is sorted by
+    byte comparison without parsing one version."""
+    key = sort_key(text)
+    if key[0] == 0:
+        return b"\x00" + _str(key[1])
+    _, epoch, release, pre, post, dev, local = key
+    out = [b"\x01", _int(epoch)]
+    out += [b"\x01" + _int(part) for part in release]
+    out.append(b"\x00")
+    out.append(_tag(pre[0]) + (_str(pre[1]) + _int(pre[2]) if pre[0] == 0 else b""))
+    out.append(_tag(post[0]) + (_int(post[1]) if post[0] == 0 else b""))
+    out.append(_tag(dev[0]) + (_int(dev[1]) if dev[0] == 0 else b""))
+    out.append(_tag(local[0]))
+    if local[0] == 0:
+        for kind, part in local[1]:
+            out.append(b"\x01\x01" + _int(part) if kind == 1 else b"\x01\x00" + _str(part))
+        out.append(b"\x00")
+    return b"".join(out)
+
+
 # What a simple page shows of a file; not the stored metadata or conda record.
 SIMPLE_COLUMNS = (
     artifacts.c.filename,
@@ -90,6 +131,20 @@ SIMPLE_COLUMNS = (
     # per row) was most of the time to render a page of 5,000 files; see timestamp.
     type_coerce(artifacts.c.upload_time, String).label("upload_time"),
 )
+# The parts rendered when the file was stored, for a select from `WITH_PARTS` (None where
+# there are none: see schema.py).
+PAGE_COLUMNS = (
+    page_parts.c.key.label("page_key"),
+    page_parts.c.html.label("page_html"),
+    page_parts.c.json.label("page_json"),
+)
+WITH_PARTS = artifacts.outerjoin(page_parts, page_parts.c.artifact_id == artifacts.c.id)
+
+
+def no_parts(table: Table) -> ColumnElement[bool]:
+    """An artifact without a row in `table` (page_parts or api_parts). The subquery selects
+    the indexed column: `SELECT *` would read each stored part."""
+    return ~exists(select(table.c.artifact_id).where(table.c.artifact_id == artifacts.c.id))
 
 
 def timestamp(value: datetime | str) -> datetime:
@@ -98,9 +153,13 @@ def timestamp(value: datetime | str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def simple_file(row: Row[Any]) -> simple.SimpleFile:
-    """A row of SIMPLE_COLUMNS as the simple page shows it."""
+def simple_file(row: Row[Any] | NewArtifact) -> simple.SimpleFile:
+    """A row of SIMPLE_COLUMNS (or an artifact about to be stored) as the simple page
+    shows it."""
     filename = row.filename
+    has_provenance = (
+        row.provenance is not None if isinstance(row, NewArtifact) else row.has_provenance
+    )
     return simple.SimpleFile(
         filename=filename,
         url=f"../../../../files/{row.sha256}/{filename}",
@@ -111,9 +170,17 @@ def simple_file(row: Row[Any]) -> simple.SimpleFile:
         size=row.size,
         upload_time=timestamp(row.upload_time),
         provenance=f"../../../../files/{row.sha256}/{filename}.provenance"
-        if row.has_provenance
+        if has_provenance
         else None,
     )
+
+
+def part_of(row: Row[Any]) -> Part:
+    """A row of SIMPLE_COLUMNS + PAGE_COLUMNS (from WITH_PARTS) as its page's part: the
+    stored one, else rendered now."""
+    if row.page_html is not None:
+        return Part((row.page_key, row.filename), row.version, row.page_html, row.page_json)
+    return Part.of(row.version, simple_file(row))
 
 
 def version_order(text: str) -> tuple[SortKey, str]:
@@ -122,16 +189,40 @@ def version_order(text: str) -> tuple[SortKey, str]:
     return (sort_key(text), text)
 
 
+def read_parts(conn: Connection, project_id: int) -> list[Part]:
+    """The parts of a project's live files in one repository: the stored ones (one range
+    of page_parts, not the artifacts' wide rows), then the live files without any
+    (before migration 0014, or yanked since) rendered from their columns."""
+    stored = page_parts.c
+    parts = [
+        Part((key, filename), version, html, json)
+        for filename, version, key, html, json in conn.execute(
+            select(stored.filename, stored.version, stored.key, stored.html, stored.json).where(
+                stored.project_id == project_id
+            )
+        )
+    ]
+    rows = conn.execute(
+        select(*SIMPLE_COLUMNS).where(
+            artifacts.c.project_id == project_id,
+            artifacts.c.deleted.is_(False),
+            no_parts(page_parts),
+        )
+    )
+    parts += [Part.of(row.version, simple_file(row)) for row in rows]
+    return parts
+
+
 # One project as read in one snapshot: for each repository of the resolution order that has
 # it, the project and its live files (version, file) in artifact id order.
 ProjectRead = list[tuple[Project, list[tuple[str, simple.SimpleFile]]]]
-FileKey = tuple[SortKey, str]  # a file's place on the page: (sort_key(version), filename)
+FileKey = tuple[bytes, str]  # a file's place on the page: (page_key(version), filename)
+VersionKey = tuple[bytes, str]  # a version's place in `versions`: (page_key(text), text)
 PART_OVERHEAD = 300  # bytes counted per kept file besides its HTML and JSON parts (measured)
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One file of a project page, rendered."""
+class Part(NamedTuple):
+    """One file of a project page, rendered (a tuple: a page may have many thousand)."""
 
     key: FileKey
     version: str
@@ -141,7 +232,7 @@ class Part:
     @classmethod
     def of(cls, version: str, file: simple.SimpleFile) -> Part:
         return cls(
-            (sort_key(version), file.filename),
+            (page_key(version), file.filename),
             version,
             simple.file_html(file),
             simple.file_json(file),
@@ -150,6 +241,10 @@ class Part:
     @property
     def size(self) -> int:
         return PART_OVERHEAD + len(self.html) + len(self.json)
+
+
+# The same as read from stored parts: for each repository, its live files' parts.
+PartsRead = list[tuple[Project, list[Part]]]
 
 
 @dataclass
@@ -178,29 +273,28 @@ class ProjectParts:
         self.html: list[bytes] = []
         self.json: list[bytes] = []
         self.version_counts: dict[str, int] = {}  # version -> files shown
-        self.versions: list[tuple[SortKey, str]] = []  # sorted by version_order
+        self.versions: list[VersionKey] = []  # sorted
         self.last_serial = 0
         self.size = 0  # bytes counted against the budget
 
     @classmethod
-    def build(cls, ids: tuple[int, ...], read: ProjectRead) -> ProjectParts:
+    def build(cls, ids: tuple[int, ...], read: PartsRead) -> ProjectParts:
         parts = cls(ids)
         for project, files in read:
-            held = parts.held[project.repository_id] = {}
-            for version, file in files:
-                part = held[file.filename] = Part.of(version, file)
-                parts.size += part.size
+            held = parts.held[project.repository_id] = {p.key[1]: p for p in files}
+            parts.size += sum(PART_OVERHEAD + len(p.html) + len(p.json) for p in files)
             parts.projects[project.repository_id] = (project.id, project.last_serial)
             parts.last_serial = max(parts.last_serial, project.last_serial)
             for filename, part in held.items():
                 parts.shown.setdefault(filename, part)
-        ordered = sorted(parts.shown.values(), key=lambda p: p.key)
+        ordered = sorted(parts.shown.values())  # by key: filenames are unique
         parts.keys = [p.key for p in ordered]
         parts.html = [p.html for p in ordered]
         parts.json = [p.json for p in ordered]
         for part in ordered:
             parts.version_counts[part.version] = parts.version_counts.get(part.version, 0) + 1
-        parts.versions = sorted(version_order(v) for v in parts.version_counts)
+        keys = {p.version: p.key[0] for p in ordered}
+        parts.versions = sorted((keys[v], v) for v in parts.version_counts)
         return parts
 
     def catch_up(
@@ -241,9 +335,9 @@ class ProjectParts:
             held = self.held.setdefault(repo.id, {})
             newest = project.last_serial
             rows = conn.execute(
-                select(*SIMPLE_COLUMNS, artifacts.c.deleted, artifacts.c.serial).where(
-                    artifacts.c.project_id == project.id, artifacts.c.serial > since
-                )
+                select(*SIMPLE_COLUMNS, *PAGE_COLUMNS, artifacts.c.deleted, artifacts.c.serial)
+                .select_from(WITH_PARTS)
+                .where(artifacts.c.project_id == project.id, artifacts.c.serial > since)
             )
             for row in rows:
                 stats.rows_read += 1
@@ -252,7 +346,7 @@ class ProjectParts:
                 if old is not None:
                     self.size -= old.size
                 if not row.deleted:
-                    part = held[filename] = Part.of(row.version, simple_file(row))
+                    part = held[filename] = part_of(row)
                     self.size += part.size
                 changed.add(filename)
                 newest = max(newest, row.serial)
@@ -288,7 +382,7 @@ class ProjectParts:
                 self.version_counts[old.version] = count
             else:
                 del self.version_counts[old.version]
-                vkey = version_order(old.version)
+                vkey = (old.key[0], old.version)
                 j = bisect_left(self.versions, vkey)
                 if j == len(self.versions) or self.versions[j] != vkey:
                     return False
@@ -304,7 +398,7 @@ class ProjectParts:
             count = self.version_counts.get(new.version, 0)
             self.version_counts[new.version] = count + 1
             if not count:
-                vkey = version_order(new.version)
+                vkey = (new.key[0], new.version)
                 self.versions.insert(bisect_left(self.versions, vkey), vkey)
         return True
 

@@ -11,11 +11,15 @@ reads only the project's artifacts whose serial is above the one it holds, appli
 joins the parts again: the same bytes as a full render (tests check it). Anything unexpected
 (the project gone or replaced, a snapshot older than the parts, a part missing) throws the
 parts away and reads everything again. Parts are kept in an LRU bounded by `parts_max_bytes`.
+
+The parts themselves are rendered once, when a file is stored (table `page_parts`), so a full
+read (the first page after a restart) joins stored bytes instead of rendering every file; the
+JSON API document of a hosted order is joined the same way from `api_parts`
+(services/pypi_api.py). Orders with proxies render their pages whole, as before.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,18 +34,21 @@ from packhouse.db.repository_store import Project, Repository
 from packhouse.db.schema import artifacts
 from packhouse.errors import ArtifactNotFound, ProjectNotFound
 from packhouse.formats.pypi import jsonapi, simple
-from packhouse.formats.pypi.metadata import CoreMetadata
 from packhouse.formats.pypi.remote import RemoteFile
+from packhouse.services import pypi_api
 from packhouse.services.catalog import Catalog
 from packhouse.services.context import Context
 from packhouse.services.pages import Page
+from packhouse.services.pypi_api import core_metadata, json_file
 from packhouse.services.pypi_parts import (
     SIMPLE_COLUMNS,
-    FileKey,
     PartsCache,
+    PartsRead,
     PartsStats,
     ProjectParts,
     ProjectRead,
+    SortKey,
+    read_parts,
     simple_file,
     sort_key,
     version_key,
@@ -208,20 +215,11 @@ class PypiReader:
             self.parts_stats.fallbacks += 1
             self._parts.discard(key, parts)
         with self._ctx.db.read() as conn:
-            read = self._read_project(conn, order, name)
+            read = self._read_parts(conn, order, name)
+        parts = ProjectParts.build(ids, read)
         if sum(len(files) for _, files in read) >= self.parts_min_files:
-            parts = ProjectParts.build(ids, read)
             self._parts.put(key, parts)
-            return parts.body(name, kind), parts.last_serial
-        files, versions, last_serial = _page_files(read)
-        if not files:
-            return None, last_serial
-        page = simple.ProjectPage(
-            name=name, files=files, versions=versions, last_serial=last_serial
-        )
-        if kind == "json":
-            return simple.project_json(page), last_serial
-        return simple.project_html(page), last_serial
+        return parts.body(name, kind), parts.last_serial
 
     def _project_stamp(self, ids: tuple[int, ...], name: str) -> tuple[object, ...]:
         """What a project's pages depend on: the resolution order and the project's serial
@@ -229,6 +227,19 @@ class PypiReader:
         with self._ctx.db.read() as conn:
             serials = repository_store.project_serials(conn, ids, name)
         return (ids, tuple(sorted(serials.items())))
+
+    def _read_parts(self, conn: Connection, order: Sequence[Repository], name: str) -> PartsRead:
+        """Every live file of `name` in each repository of the order, as its page's part
+        (stored when it was uploaded; rendered now where there is none)."""
+        read: PartsRead = []
+        for repo in order:
+            project = repository_store.get_project(conn, repo.id, name)
+            if project is None:
+                continue
+            read.append((project, read_parts(conn, project.id)))
+        self.parts_stats.full_reads += 1
+        self.parts_stats.rows_read += sum(len(files) for _, files in read)
+        return read
 
     def _read_project(
         self, conn: Connection, order: Sequence[Repository], name: str
@@ -334,6 +345,15 @@ class PypiReader:
             return min((a.expires for _, a, _ in found["proxied"]), default=None)
 
         def render() -> Page:
+            page_url = f"{base_url}/ui/pypi/{repo.name}/{name}/"
+            if not through_proxies:
+                with self._ctx.db.read() as conn:
+                    joined, serial_of = pypi_api.document(
+                        conn, order, name, version, base_url, page_url
+                    )
+                if joined is None:
+                    raise ProjectNotFound(f"there is no project {project!r} in {repo.name!r}")
+                return Page.of(joined, JSON_TYPE, serial_of)
             files, last_serial = self._files(found["hosted"], name)
             releases = _releases(files, base_url)
             stale = any(a.stale for _, a, _ in found["proxied"])
@@ -346,7 +366,7 @@ class PypiReader:
                 name=files[-1].project if files else name,
                 releases=releases,
                 last_serial=last_serial,
-                project_page_url=f"{base_url}/ui/pypi/{repo.name}/{name}/",
+                project_page_url=page_url,
             )
             if version is None:
                 body = jsonapi.project_json(doc)
@@ -450,7 +470,7 @@ def _page_files(read: ProjectRead) -> tuple[list[simple.SimpleFile], list[str], 
     """The files a page shows (the first repository to hold a filename wins) sorted by
     version then filename, its versions, its last serial."""
     seen: set[str] = set()
-    keyed: list[tuple[FileKey, simple.SimpleFile]] = []
+    keyed: list[tuple[tuple[SortKey, str], simple.SimpleFile]] = []
     versions: set[str] = set()
     last_serial = 0
     for project, files in read:
@@ -465,16 +485,6 @@ def _page_files(read: ProjectRead) -> tuple[list[simple.SimpleFile], list[str], 
     return [k[1] for k in keyed], sorted(versions, key=version_order), last_serial
 
 
-_METADATA_FIELDS = {f.name for f in dataclasses.fields(CoreMetadata)}
-
-
-def _core_metadata(stored: dict[str, Any] | None) -> CoreMetadata | None:
-    """The stored JSON form back into the model (fields added later default)."""
-    if not stored:
-        return None
-    return CoreMetadata(**{k: v for k, v in stored.items() if k in _METADATA_FIELDS})
-
-
 def _releases(files: Sequence[Artifact], base_url: str) -> list[jsonapi.JsonRelease]:
     """One release per PEP 440 version, named as its first file in page order wrote it.
     Uploads store a file of an equal version under the release's text
@@ -487,22 +497,8 @@ def _releases(files: Sequence[Artifact], base_url: str) -> list[jsonapi.JsonRele
     return [
         jsonapi.JsonRelease(
             version=v,
-            metadata=_core_metadata(arts[0].metadata),
-            files=[
-                jsonapi.JsonFile(
-                    filename=a.filename,
-                    url=f"{base_url}/files/{a.sha256}/{a.filename}",
-                    size=a.size,
-                    md5=a.md5,
-                    sha256=a.sha256,
-                    blake2b_256=a.blake2b_256,
-                    requires_python=a.requires_python,
-                    upload_time=a.upload_time,
-                    yanked=a.yanked,
-                    yanked_reason=a.yanked_reason,
-                )
-                for a in arts
-            ],
+            metadata=core_metadata(arts[0].metadata),
+            files=[json_file(a, base_url) for a in arts],
         )
         for v, arts in sorted(by_version.items(), key=lambda kv: version_key(kv[0]))
     ]

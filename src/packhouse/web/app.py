@@ -16,6 +16,7 @@ from starlette.routing import Mount
 from packhouse.config import Settings
 from packhouse.errors import PackhouseError
 from packhouse.services.artifacts import abandoned_temp_files
+from packhouse.services.pypi_api import fill_all_parts
 from packhouse.web.accesslog import AccessLog, RequestMetrics, install_log_redaction
 from packhouse.web.api import PREFIX as API_PREFIX
 from packhouse.web.api import create_api
@@ -50,6 +51,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             # a worker started again after one died (kill -9) clears the temporary files
             # the dead one left; files that live processes are writing are locked, and kept
             abandoned_temp_files(svc.ctx, remove=True)
+            # files stored before their pages' parts were (migration 0014) get them now
+            fill_all_parts(svc.ctx)
         app.state.services = svc
         api.state.services = svc
         install_log_redaction()

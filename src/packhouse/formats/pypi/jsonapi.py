@@ -22,7 +22,10 @@ __all__ = [
     "JsonFile",
     "JsonProject",
     "JsonRelease",
+    "document_joined",
+    "file_json",
     "guess_packagetype",
+    "latest_index",
     "latest_release",
     "project_json",
     "release_json",
@@ -131,6 +134,24 @@ def latest_release(releases: Sequence[JsonRelease]) -> JsonRelease | None:
     return max(with_files, key=rank)
 
 
+def latest_index(releases: Sequence[tuple[str, bool]]) -> int:
+    """`latest_release` of (version, yanked) pairs in ascending version order, each with
+    files: its index. Versions are parsed from the newest down only until one decides."""
+    prerelease = yanked = None
+    for i in range(len(releases) - 1, -1, -1):
+        version, is_yanked = releases[i]
+        if is_yanked:
+            yanked = i if yanked is None else yanked
+        elif not _is_prerelease(version):
+            return i
+        elif prerelease is None:
+            prerelease = i
+    found = prerelease if prerelease is not None else yanked
+    if found is None:
+        raise ValueError("no releases")
+    return found
+
+
 def _utc(when: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
@@ -169,8 +190,25 @@ def _or_none(items: Sequence[str]) -> list[str] | None:
 
 
 def _info(project: JsonProject, release: JsonRelease) -> dict[str, Any]:
-    meta = release.metadata
-    base = project.project_page_url.rstrip("/")
+    return _info_of(
+        project.name,
+        project.project_page_url,
+        release.version,
+        release.metadata,
+        release.yanked,
+        release.yanked_reason,
+    )
+
+
+def _info_of(
+    name: str,
+    project_page_url: str,
+    version: str,
+    meta: CoreMetadata | None,
+    yanked: bool,
+    yanked_reason: str | None,
+) -> dict[str, Any]:
+    base = project_page_url.rstrip("/")
     info: dict[str, Any] = {
         "author": None,
         "author_email": None,
@@ -189,19 +227,19 @@ def _info(project: JsonProject, release: JsonRelease) -> dict[str, Any]:
         "license_files": None,
         "maintainer": None,
         "maintainer_email": None,
-        "name": project.name,
+        "name": name,
         "package_url": f"{base}/",
         "platform": None,
         "project_url": f"{base}/",
         "project_urls": None,
         "provides_extra": None,
-        "release_url": f"{base}/{release.version}/",
+        "release_url": f"{base}/{version}/",
         "requires_dist": None,
         "requires_python": None,
         "summary": None,
-        "version": release.version,
-        "yanked": release.yanked,
-        "yanked_reason": release.yanked_reason,
+        "version": version,
+        "yanked": yanked,
+        "yanked_reason": yanked_reason,
     }
     if meta is None:
         return info
@@ -241,6 +279,54 @@ def _document(project: JsonProject, release: JsonRelease, *, with_releases: bool
     doc["urls"] = [_file(f) for f in release.files]
     doc["vulnerabilities"] = []  # Packhouse has no advisory database; the key keeps clients happy
     return orjson.dumps(doc)
+
+
+def file_json(file: JsonFile) -> bytes:
+    """One file's object in the documents' `releases` and `urls`, for `document_joined`,
+    rendered with its `url` the path below the server (`/files/...`)."""
+    # Copied: orjson's result keeps its whole (4 kB) buffer allocated, 10x a file's object.
+    return bytes(memoryview(orjson.dumps(_file(file))))
+
+
+# A `file_json` part's URL, there once: a value's own quotes are escaped, and no other key
+# of `_file` is `url`. (Not so in `info`, whose `project_urls` labels are anyone's.)
+_PATH = b'"url":"/files/'
+
+
+def document_joined(
+    project: JsonProject,
+    release: JsonRelease,
+    releases: Sequence[tuple[str, Sequence[bytes]]] | None,
+    urls: Sequence[bytes],
+    origin: str,
+) -> bytes:
+    """`project_json` (with `releases`: each version and its files' `file_json` parts, in
+    version order) or `release_json` (None) of `release`, from parts: the same keys in the
+    same order, and orjson writes no whitespace, so the same bytes, once `origin` (the
+    server's address, as `f"{origin}/files/..."` in a JsonFile) is put before each part's
+    URL. `release.files` is used only for its yank state; `project.releases` not at all."""
+    files: list[bytes] = []
+    if releases is not None:
+        files.append(b',"releases":{')
+        files.append(
+            b",".join(
+                b"".join((orjson.dumps(version), b":[", b",".join(parts), b"]"))
+                for version, parts in releases
+            )
+        )
+        files.append(b"}")
+    files += [b',"urls":[', b",".join(urls), b"]"]
+    located = b'"url":"' + orjson.dumps(origin)[1:-1] + b"/files/"
+    return b"".join(
+        (
+            b'{"info":',
+            orjson.dumps(_info(project, release)),
+            b',"last_serial":',
+            orjson.dumps(project.last_serial),
+            b"".join(files).replace(_PATH, located),
+            b',"vulnerabilities":[]}',
+        )
+    )
 
 
 def project_json(project: JsonProject) -> bytes:
