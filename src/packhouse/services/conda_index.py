@@ -34,7 +34,12 @@ import orjson
 
 from packhouse.errors import InvalidInput, PackhouseError
 from packhouse.formats.conda.names import EXTENSIONS
-from packhouse.services.conda_index_cache import SubdirCache, channel_state, write_if_changed
+from packhouse.services.conda_index_cache import (
+    SubdirCache,
+    channel_state,
+    stat_of,
+    write_if_changed,
+)
 
 if TYPE_CHECKING:
     from packhouse.services.conda_index_write import PatchGenerator
@@ -173,8 +178,13 @@ def _earlier_timestamps(subdir: SubdirCache, output: Path) -> dict[str, tuple[st
     """CEP 47 timestamps that repodata written before (by any indexer) gives, by filename."""
     found: dict[str, tuple[str, int]] = {}
     for name in ("repodata_from_packages.json", "repodata.json"):
+        path = output / name
+        if stat_of(path) == subdir.outputs.get(str(path)):
+            # as this indexer's last run wrote it (or absent): its records are the cache's,
+            # whose timestamps `previous` holds; a filename new to the cache is not in it
+            continue
         try:
-            document = orjson.loads((output / name).read_bytes())
+            document = orjson.loads(path.read_bytes())
         except (FileNotFoundError, orjson.JSONDecodeError):
             continue
         if not isinstance(document, dict):
@@ -185,7 +195,6 @@ def _earlier_timestamps(subdir: SubdirCache, output: Path) -> dict[str, tuple[st
                 stamp = record.get("indexed_timestamp") if isinstance(record, dict) else None
                 if isinstance(stamp, int) and stamp > 0 and filename not in found:
                     found[filename] = (str(record.get("sha256", "")), stamp)
-    del subdir
     return found
 
 
