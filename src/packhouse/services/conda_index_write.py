@@ -99,6 +99,7 @@ class SubdirWriter:
         self.now = now
         self.write_file = write
         self.paths: list[Path] = []
+        self._last_compressed: dict[str, tuple[bytes, bytes]] = {}
 
     def _put(self, name: str, data: bytes) -> bool:
         path = self.folder / name
@@ -119,14 +120,22 @@ class SubdirWriter:
             if not enabled:
                 self._remove(name + suffix)
             elif changed or not target.exists():
-                compressed = (
-                    compress_zst(document, self.options.zst_level)
-                    if suffix == ".zst"
-                    else compress_bz2(document)
-                )
-                self._put(name + suffix, compressed)
+                self._put(name + suffix, self._compressed(document, suffix))
             else:
                 self.paths.append(target)
+
+    def _compressed(self, document: bytes, suffix: str) -> bytes:
+        """`.zst` or `.bz2` bytes of `document`; repodata.json without patches is the same
+        document as repodata_from_packages.json, compressed once."""
+        last = self._last_compressed.get(suffix)
+        if last is not None and last[0] == document:
+            return last[1]
+        if suffix == ".zst":
+            compressed = compress_zst(document, self.options.zst_level)
+        else:
+            compressed = compress_bz2(document)
+        self._last_compressed[suffix] = (document, compressed)
+        return compressed
 
     def _instructions(self, generate: PatchGenerator, repodata: bytes) -> Mapping[str, Any]:
         instructions = generate(self.subdir.name, lambda: orjson.loads(repodata))
@@ -224,7 +233,7 @@ class SubdirWriter:
         inputs: dict[str, list[bytes]] = {}
         unpatched: dict[str, bytes] = {}
         patched: dict[str, bytes] = {}
-        unsynced = False
+        unsynced: list[Path] = []
         for name in names:
             raw_bz2, raw_conda, new_bz2, new_conda = by_name[name]
             for key, bz2, cnd, rm, target in (
@@ -254,12 +263,11 @@ class SubdirWriter:
                     path = self.folder / shard.filename
                     if not path.exists():
                         self.write_file(path, shard.data, sync=False)
-                        unsynced = True
+                        unsynced.append(path)
                     target[name] = shard.digest
                 inputs[key] = [digest, target[name]]
         self.subdir.shard_inputs = inputs
-        if unsynced:
-            os.sync()  # every new shard on disk before an index names it
+        _sync(unsynced)  # every new shard on disk before an index names it
         for filename, shards in (
             (SHARDS_FROM_PACKAGES_FILENAME, unpatched),
             (SHARDS_INDEX_FILENAME, patched),
@@ -282,6 +290,23 @@ class SubdirWriter:
             self.subdir.name, shards, base_url=base_url, shards_base_url="", created_at=created_at
         )
         self._put(filename, data)
+
+
+def _sync(paths: list[Path]) -> None:
+    """Make these new files durable: each fsync'd when they are few (a re-index adds one or
+    two shards; os.sync would wait for every dirty page of the machine), else one os.sync."""
+    if len(paths) > _FSYNC_AT_MOST:
+        os.sync()
+        return
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+_FSYNC_AT_MOST = 64
 
 
 def _object(records: Mapping[str, bytes]) -> bytes:
