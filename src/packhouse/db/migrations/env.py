@@ -19,12 +19,14 @@ connection = config.attributes.get("connection")
 if connection is None:  # `alembic` run by hand with sqlalchemy.url set
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "sqlite://")
     with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=metadata, render_as_batch=True, include_name=declared
+        context.configure(
+            connection=conn, target_metadata=metadata, render_as_batch=True, include_name=declared
         )
         with context.begin_transaction():
             context.run_migrations()
 else:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, include_name=declared
-        )
+    context.configure(
+        connection=connection, target_metadata=metadata, render_as_batch=True, include_name=declared
+    )
     with context.begin_transaction():
         context.run_migrations()
