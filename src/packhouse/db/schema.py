@@ -327,6 +327,8 @@ upstream_files = Table(
     Column("last_used_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_upstream_files_sha256", upstream_files.c.sha256)
+# a PyPI proxy reads what it keeps of a project for each page it shows (services/pypi_proxy.py)
+Index("ix_upstream_files_project", upstream_files.c.repository_id, upstream_files.c.project)
 
 # Web UI sign-ins: the cookie holds a random secret; only its sha256 is kept here, with the
 # form token (CSRF) of the session. Signing out deletes the row.
