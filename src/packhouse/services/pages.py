@@ -29,6 +29,10 @@ class Page:
     # `Warning: 110 - "Response is Stale"` goes with it).
     stale: bool = False
 
+    def read(self) -> bytes:
+        """The whole body (as conda_proxied.FilePage.read gives a page kept in a file)."""
+        return self.body
+
     @classmethod
     def of(
         cls,

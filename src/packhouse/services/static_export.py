@@ -158,10 +158,11 @@ def _pypi_file(svc: Services, root: Path, file: dict[str, Any]) -> int:
 def _conda_repo(svc: Services, repo: Repository, root: Path, report: StaticReport) -> None:
     channel = root / "conda" / repo.name
     channeldata = svc.conda.channeldata(repo)
-    _write(channel / "channeldata.json", channeldata.body)
-    _write(channel / "index.html", svc.conda.channel_index(repo).body)
+    body = channeldata.read()
+    _write(channel / "channeldata.json", body)
+    _write(channel / "index.html", svc.conda.channel_index(repo).read())
     report.pages += 2
-    for subdir in orjson.loads(channeldata.body).get("subdirs", ["noarch"]):
+    for subdir in orjson.loads(body).get("subdirs", ["noarch"]):
         target = channel / subdir
         for kind in sorted(INDEX_FILES):
             page = svc.conda.page(repo, subdir, kind)

@@ -287,7 +287,7 @@ class PackageViews:
         self._reader = reader
 
     def package(self, repo: Repository, name: str) -> PackageView:
-        channeldata = orjson.loads(self._reader.channeldata(repo).body)
+        channeldata = orjson.loads(self._reader.channeldata(repo).read())
         entry = (channeldata.get("packages") or {}).get(name)
         if entry is None:
             raise ProjectNotFound(f"there is no package {name!r} in the channel {repo.name!r}")
