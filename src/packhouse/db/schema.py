@@ -392,7 +392,8 @@ upstream_leases = Table(
 # a live artifact, taken from its newest live upload (the newest not yanked, if any).
 # db/search_store.py rewrites a project's row in the write transaction of every upload, yank
 # and delete. Migration 0013 adds the full-text index beside it, per dialect (SEARCH_OBJECTS):
-# an FTS5 table kept by triggers on SQLite, a GIN index over a tsvector on PostgreSQL.
+# an FTS5 table kept by triggers on SQLite, a generated tsvector column with a GIN index on
+# PostgreSQL.
 search_entries = Table(
     "search_entries",
     metadata,
@@ -405,5 +406,6 @@ search_entries = Table(
     Column("uploaded", DateTime(timezone=True), nullable=False),
 )
 Index("ix_search_entries_name", search_entries.c.name)
-# Made by migration 0013 for one dialect, so not declared above (schema comparisons skip them).
-SEARCH_OBJECTS = ("search_fts", "ix_search_entries_document")
+# Made by migration 0013 for one dialect, so not declared above (schema comparisons skip them):
+# SQLite's FTS5 tables, PostgreSQL's generated tsvector column and its GIN index.
+SEARCH_OBJECTS = ("search_fts", "search_document", "ix_search_entries_document")

@@ -10,8 +10,9 @@ the name weighs more than one of the summary).
 
 SQLite: `search_fts` is an FTS5 table over `search_entries` (external content, rowid =
 project_id), kept by three triggers; the unicode61 tokenizer splits `requests-oauthlib` into
-`requests` and `oauthlib`. PostgreSQL: a GIN index over the same words as a tsvector
-(`simple` configuration: no stemming, like FTS5), searched with prefix terms (`word:*`).
+`requests` and `oauthlib`. PostgreSQL: the same words as a tsvector in a generated column
+(`simple` configuration: no stemming, like FTS5) with a GIN index, searched with prefix
+terms (`word:*`).
 """
 
 from __future__ import annotations
@@ -44,12 +45,9 @@ from packhouse.db.schema import artifacts, projects, search_entries, upstream_pa
 MAX_WORDS = 8  # words of a query used; more narrow nothing in practice
 RANKED_AT_MOST = 2000  # full-text matches ranked by relevance (see _full_text)
 _WORD = re.compile(r"[^\W_]+")
-# The tsvector PostgreSQL indexes (ix_search_entries_document, migration 0013) and searches:
-# the same text in both places, or the index is not used.
-PG_DOCUMENT = (
-    "setweight(to_tsvector('simple', translate(search_entries.name, '-_.', '   ')), 'A')"
-    " || setweight(to_tsvector('simple', search_entries.summary), 'B')"
-)
+# PostgreSQL: the words of name and summary as a tsvector, a generated column that
+# migration 0013 adds and indexes (GIN), not declared in schema.py (SEARCH_OBJECTS)
+_PG_DOCUMENT: ColumnElement[Any] = literal_column("search_entries.search_document")
 
 
 _FTS = table("search_fts", column("rowid"), column("search_fts"))  # SQLite (migration 0013)
@@ -203,10 +201,9 @@ def _full_text(conn: Connection, terms: list[str], columns: list[Any]) -> Select
         by_name = case((entry.project_id.in_(in_name.scalar_subquery()), -1.0), else_=0.0)
     else:
         tsquery = func.to_tsquery("simple", " & ".join(f"{t}:*" for t in terms))
-        document: ColumnElement[Any] = literal_column(PG_DOCUMENT)
-        condition = document.op("@@")(tsquery)
+        condition = _PG_DOCUMENT.op("@@")(tsquery)
         found = select(entry.project_id).where(condition)
-        ranked = -func.ts_rank(document, tsquery)
+        ranked = -func.ts_rank(_PG_DOCUMENT, tsquery)
         joined = search_entries
         # every term starts a word of the name: a regular expression per term, as making the
         # name's tsvector for thousands of rows took 40 ms (terms are letters and digits)

@@ -1,4 +1,4 @@
-"""search index: search_entries, with FTS5 (SQLite) or a GIN tsvector index (PostgreSQL)
+"""search index: search_entries, with FTS5 (SQLite) or a GIN-indexed tsvector (PostgreSQL)
 
 Revision ID: 0013
 Revises: 0012
@@ -15,10 +15,11 @@ down_revision = "0012"
 branch_labels = None
 depends_on = None
 
-# the same text as db/search_store.py PG_DOCUMENT (the index is used only when they agree)
+# PostgreSQL: the words searched, kept in a generated column (search_document, read by
+# db/search_store.py) so ranking and index rechecks read them instead of making them again
 PG_DOCUMENT = (
-    "setweight(to_tsvector('simple', translate(search_entries.name, '-_.', '   ')), 'A')"
-    " || setweight(to_tsvector('simple', search_entries.summary), 'B')"
+    "setweight(to_tsvector('simple', translate(name, '-_.', '   ')), 'A')"
+    " || setweight(to_tsvector('simple', summary), 'B')"
 )
 
 SQLITE_FTS = [
@@ -86,11 +87,15 @@ def upgrade() -> None:
         conda_summary = "json_extract(a.metadata, '$.about.summary')"
         false = "0"
     else:
+        op.execute(
+            "ALTER TABLE search_entries ADD COLUMN search_document tsvector"
+            f" GENERATED ALWAYS AS ({PG_DOCUMENT}) STORED"
+        )
         # fastupdate off: with it, new entries wait in the index's pending list, which every
         # search reads through until a vacuum (10,000 pending made a search take 280 ms)
         op.execute(
             "CREATE INDEX ix_search_entries_document ON search_entries"
-            f" USING gin (({PG_DOCUMENT})) WITH (fastupdate = off)"
+            " USING gin (search_document) WITH (fastupdate = off)"
         )
         summary = "(a.metadata ->> 'summary')"
         conda_summary = "(a.metadata -> 'about' ->> 'summary')"
