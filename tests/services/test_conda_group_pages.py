@@ -18,6 +18,7 @@ from tests.services.test_conda_sources_proxy import (
     svc_fixture,
     upstream_fixture,
 )
+from tests.upstream_server import Document
 
 from packhouse.formats.conda.version import version_key
 from packhouse.services.conda_proxied import FilePage
@@ -128,3 +129,55 @@ def test_a_group_without_proxies_is_unchanged(svc: Services) -> None:
     doc = channeldata(svc, "main")
     assert set(doc["packages"]) == {"acme"}
     assert doc["packages"]["acme"]["version"] == "1.0"
+
+
+def test_the_upstreams_run_exports_and_channeldata_are_taken_where_it_serves_them(
+    svc: Services, channel: Channel
+) -> None:
+    documents = channel.upstream.documents
+    documents["/chan/noarch/run_exports.json"] = Document(
+        json.dumps(
+            {
+                "info": {"subdir": "noarch", "version": 1},
+                "packages": {"six-1.17.0-0.tar.bz2": {"run_exports": {"weak": ["six"]}}},
+                "packages.conda": {
+                    "six-1.16.0-0.conda": {"run_exports": {"strong": ["six >=1.16"]}},
+                    "acme-99.0-0.conda": {"run_exports": {"weak": ["squatted"]}},
+                },
+            }
+        ).encode()
+    )
+    documents["/chan/channeldata.json"] = Document(
+        json.dumps(
+            {
+                "channeldata_version": 1,
+                "packages": {
+                    "six": {
+                        "summary": "Python 2 and 3",
+                        "home": "https://six.example",
+                        "binary_prefix": True,
+                    },
+                    "acme": {"summary": "squatted"},
+                },
+                "subdirs": ["noarch"],
+            }
+        ).encode()
+    )
+    exports = run_exports(svc)
+    assert exports["six-1.17.0-0.tar.bz2"] == {"run_exports": {"weak": ["six"]}}
+    assert exports["six-1.16.0-0.conda"] == {"run_exports": {"strong": ["six >=1.16"]}}
+    assert exports["acme-1.0-0.conda"] == {"run_exports": {}}  # hosted: its own
+    doc = channeldata(svc)
+    six = doc["packages"]["six"]
+    assert (six["summary"], six["home"], six["binary_prefix"]) == (
+        "Python 2 and 3",
+        "https://six.example",
+        True,
+    )
+    assert six["run_exports"] == {"1.16.0": {"strong": ["six >=1.16"]}, "1.17.0": {"weak": ["six"]}}
+    assert six["version"] == "1.17.0"  # versions from the records, as repodata lists them
+    assert doc["packages"]["acme"]["summary"] == "synthetic package acme"  # the hosted one
+    channeldata(svc)
+    run_exports(svc)
+    assert len(channel.upstream.asked("/chan/channeldata.json")) == 1  # kept for the ttl
+    assert len(channel.upstream.asked("/chan/noarch/run_exports.json")) == 1

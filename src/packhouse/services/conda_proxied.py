@@ -56,6 +56,7 @@ from packhouse.services.conda_order_files import (
     write_subdir_index,
 )
 from packhouse.services.conda_proxy import CondaProxy, ProxiedPackage, ProxySubdir
+from packhouse.services.conda_upstream_extras import UpstreamExtras, describer
 from packhouse.services.conda_upstream_shards import ShardedProxySubdir, ShardsProxy
 from packhouse.services.context import Context
 from packhouse.services.pages import Page
@@ -173,6 +174,7 @@ class ProxiedPages:
         self._ctx = ctx
         self.proxy = proxy
         self.shards = shards
+        self.extras = UpstreamExtras(proxy.cache)
         self._entries: dict[tuple[int, str, str], _Entry] = {}
         self._digests: dict[tuple[int, str], _Digests] = {}
         self._lock = threading.Lock()
@@ -190,13 +192,16 @@ class ProxiedPages:
         *,
         shards: bool = False,
         complete: bool = False,
+        described: bool = False,
         wanted: Callable[[Repository], bool] = lambda _: True,
     ) -> Iterator[list[SubdirSource]]:
         """The order's members for `subdir`: the hosted ones given, then the (`wanted`)
         proxies, fetched or revalidated as due, closed after use. With `shards`, a proxy
         whose upstream shards the subdir reads its shards (services/conda_upstream_shards.py),
         the others their cached repodata; `complete` first fetches the shards a cooldown
-        needs to know which names it leaves out (for the shard index)."""
+        needs to know which names it leaves out (for the shard index); `described` has the
+        records' extras completed with the upstream's run_exports.json and channeldata.json
+        (services/conda_upstream_extras.py)."""
         now = self._ctx.clock()
         members: list[ProxySubdir | ShardedProxySubdir] = []
         try:
@@ -209,14 +214,17 @@ class ProxiedPages:
                     members.append(ShardedProxySubdir(self.shards, proxy, found, cooldowns, now))
                 else:
                     cached = self.proxy.subdir(proxy, subdir)
-                    members.append(ProxySubdir(self.proxy, proxy, cached, cooldowns, now))
+                    member = ProxySubdir(self.proxy, proxy, cached, cooldowns, now)
+                    if described and cached.found:
+                        member.describe = describer(self.extras, proxy, subdir)
+                    members.append(member)
             everything = [*hosted, *members]
             if complete:
                 _prefetch(order, everything)
             yield everything
         finally:
-            for member in members:
-                member.close()
+            for opened in members:
+                opened.close()
 
     def find_package(
         self,
@@ -276,8 +284,9 @@ class ProxiedPages:
             return found
         patched = not kind.startswith("repodata_from_packages") and kind not in LISTINGS
         sharded = kind == SHARDS_INDEX
+        described = kind.startswith("run_exports")
         with self.sources(
-            order, subdir, hosted(patched), shards=sharded, complete=sharded
+            order, subdir, hosted(patched), shards=sharded, complete=sharded, described=described
         ) as sources:
             key = _key(repo, subdir, kind)
             entry = self._entry(key, order, serial, sources, last_serial)
@@ -309,7 +318,10 @@ class ProxiedPages:
         if found is not None:
             return found
         with ExitStack() as stack:
-            by_subdir = {s: stack.enter_context(self.sources(order, s, hosted(s))) for s in subdirs}
+            by_subdir = {
+                s: stack.enter_context(self.sources(order, s, hosted(s), described=True))
+                for s in subdirs
+            }
             everything = [source for sources in by_subdir.values() for source in sources]
             entry = self._entry(
                 _key(repo, "", kind), order, serial, everything, last_serial, tuple(subdirs)

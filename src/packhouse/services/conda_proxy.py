@@ -35,7 +35,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urljoin
 
 import msgpack
@@ -55,6 +55,9 @@ from packhouse.services.conda_records import (
     decode_lines,
     line_extras,
 )
+
+if TYPE_CHECKING:
+    from packhouse.services.conda_upstream_extras import Described
 from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate, served
 from packhouse.services.sources import Cooldowns, proxies_of
 from packhouse.services.upstream_cache import StoredFile, StoredPage, UpstreamCache, same_origin
@@ -452,6 +455,8 @@ class ProxySubdir:
         self._handle: BinaryIO | None = None
         self._cutoffs: dict[str, int | None] = {}
         self._last: tuple[str, list[Line]] | None = None  # the name read last, for extras
+        # what the upstream says beyond the records (services/conda_upstream_extras.py)
+        self.describe: Callable[[str], Described] | None = None
 
     @property
     def stamp(self) -> Hashable:
@@ -522,7 +527,10 @@ class ProxySubdir:
         return (span[2] if span else self.found.digest, admitted)
 
     def extras(self, name: str) -> Mapping[str, bytes]:
-        return line_extras(self.lines(name)) if name in self.found.spans else {}
+        if name not in self.found.spans:
+            return {}
+        derived = line_extras(self.lines(name))
+        return self.describe(name).apply(derived) if self.describe is not None else derived
 
     def close(self) -> None:
         if self._handle is not None:

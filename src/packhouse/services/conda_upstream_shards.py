@@ -35,7 +35,7 @@ from urllib.parse import urljoin
 
 from packhouse.auth.redact import redact_url
 from packhouse.db.repository_store import Repository
-from packhouse.errors import TooLarge, UpstreamError
+from packhouse.errors import UpstreamError
 from packhouse.formats.conda import remote
 from packhouse.formats.conda.remote import RemoteShardsIndex, Skipped
 from packhouse.services.conda_order import NameRecords
@@ -47,7 +47,7 @@ from packhouse.services.conda_proxy import (
     subdir_url,
 )
 from packhouse.services.conda_records import Line, line_extras
-from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate, served
+from packhouse.services.revalidation import STALE_RETRY, current, validators
 from packhouse.services.sources import Cooldowns
 from packhouse.services.upstream_cache import StoredPage, UpstreamCache, digest_of, same_origin
 
@@ -109,36 +109,17 @@ class ShardsProxy:
     def _current(
         self, proxy: Repository, subdir: str, kept: UpstreamShards | None
     ) -> UpstreamShards:
-        cache = self.cache
-        stored = cache.read_page(proxy.id, shards_key(subdir))
-        if stored is not None and (kept is None or kept.digest != stored.digest):
-            kept = self._parsed(proxy, subdir, stored)
-        elif stored is not None and kept is not None:
-            kept.checked_at = stored.checked_at
-        key = ("conda-shards", proxy.id, subdir)
-        if kept is not None:
-            due = kept_due(cache, proxy, key, kept.checked_at)
-            if due is not None:
-                return served(kept, due)
-        elif cache.offline(proxy):
-            return self._none(proxy, subdir, cache.ctx.clock())
-        try:
-            answer = revalidate(
-                cache,
-                proxy,
-                key,
-                shards_key(subdir),
-                lambda: self._fetch(proxy, subdir, stored if kept is not None else None),
-                kept=kept is not None,
-            )
-        except (UpstreamError, TooLarge):  # nothing kept: repodata.json is read instead
-            return self._none(proxy, subdir, cache.ctx.clock())
-        if isinstance(answer, Due):
-            assert kept is not None
-            return served(kept, answer)
-        found = self._parsed(proxy, subdir, answer)
-        found.expires = time.monotonic() + cache.ttl(proxy)
-        return found
+        return current(
+            self.cache,
+            proxy,
+            ("conda-shards", proxy.id, subdir),
+            shards_key(subdir),
+            kept,
+            lambda stored: self._parsed(proxy, subdir, stored),
+            lambda stored: self._fetch(proxy, subdir, stored),
+            # nothing kept: repodata.json is read instead
+            lambda: self._none(proxy, subdir, self.cache.ctx.clock()),
+        )
 
     def _none(self, proxy: Repository, subdir: str, now: datetime) -> UpstreamShards:
         base = subdir_url(proxy, subdir)
@@ -176,12 +157,7 @@ class ShardsProxy:
     ) -> StoredPage | None:
         cache = self.cache
         url = subdir_url(proxy, subdir) + INDEX_FILE
-        headers: dict[str, str] = {}
-        if stored is not None and stored.status == 200:
-            if stored.etag:
-                headers["If-None-Match"] = stored.etag
-            if stored.last_modified:
-                headers["If-Modified-Since"] = stored.last_modified
+        headers = validators(stored)
         limit = cache.ctx.settings.upstream_max_page_bytes
         response = cache.client.get(url, headers=headers, auth=proxy.proxy.auth, max_bytes=limit)
         now = cache.ctx.clock()

@@ -50,12 +50,32 @@ class Kept(Protocol):
 K = TypeVar("K", bound=Kept)
 
 
+class Digested(Kept, Protocol):
+    """A kept document that knows the digest of the row it was read from."""
+
+    digest: str
+
+
+D = TypeVar("D", bound=Digested)
+
+
 def served(kept: K, due: Due) -> K:
     """`kept`, marked as `due` says it is served (and checked again, after a 304)."""
     if due.checked_at is not None:
         kept.checked_at = due.checked_at
     kept.stale, kept.expires = due.stale, due.expires
     return kept
+
+
+def validators(stored: StoredPage | None) -> dict[str, str]:
+    """The conditional-request headers that revalidate a kept 200 answer."""
+    headers: dict[str, str] = {}
+    if stored is not None and stored.status == 200:
+        if stored.etag:
+            headers["If-None-Match"] = stored.etag
+        if stored.last_modified:
+            headers["If-Modified-Since"] = stored.last_modified
+    return headers
 
 
 def kept_due(
@@ -105,3 +125,48 @@ def revalidate(
         return Due(False, time.monotonic() + cache.ttl(proxy), checked_at)
     cache.stats.misses += 1
     return fetched
+
+
+def current(
+    cache: UpstreamCache,
+    proxy: Repository,
+    key: tuple[object, ...],
+    page_key: str,
+    kept: D | None,
+    parse: Callable[[StoredPage], D],
+    fetch: Callable[[StoredPage | None], StoredPage | None],
+    nothing: Callable[[], D],
+) -> D:
+    """A document that may be absent upstream (a shard index, run_exports.json,
+    channeldata.json) as it is to be served: `kept`, read again from its row when another
+    process changed it, served while fresh, else revalidated through `fetch` (given the row
+    whose validators to send, or None); `nothing()` when there is nothing to serve and the
+    upstream cannot give it (offline, failing)."""
+    stored = cache.read_page(proxy.id, page_key)
+    if stored is not None and (kept is None or kept.digest != stored.digest):
+        kept = parse(stored)
+    elif stored is not None and kept is not None:
+        kept.checked_at = stored.checked_at  # another process may have revalidated
+    if kept is not None:
+        due = kept_due(cache, proxy, key, kept.checked_at)
+        if due is not None:
+            return served(kept, due)
+    elif cache.offline(proxy):
+        return nothing()
+    try:
+        answer = revalidate(
+            cache,
+            proxy,
+            key,
+            page_key,
+            lambda: fetch(stored if kept is not None else None),
+            kept=kept is not None,
+        )
+    except (UpstreamError, TooLarge):
+        return nothing()
+    if isinstance(answer, Due):
+        assert kept is not None
+        return served(kept, answer)
+    found = parse(answer)
+    found.expires = time.monotonic() + cache.ttl(proxy)
+    return found

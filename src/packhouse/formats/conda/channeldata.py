@@ -25,6 +25,7 @@ from packhouse.formats.conda.version import version_key
 
 __all__ = [
     "CHANNELDATA_VERSION",
+    "POST_INSTALL_FLAGS",
     "ChannelEntry",
     "assemble_channeldata",
     "build_channeldata",
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 CHANNELDATA_VERSION = 1
-_FLAGS = (
+POST_INSTALL_FLAGS = (
     "binary_prefix",
     "text_prefix",
     "activate.d",
@@ -83,7 +84,7 @@ def channeldata_package(entries: Iterable[ChannelEntry]) -> dict[str, Any]:
     ]
     keyed.sort(key=lambda item: (item[0], item[1], item[2]))
     data: dict[str, Any] = {}
-    flags = dict.fromkeys(_FLAGS, False)
+    flags = dict.fromkeys(POST_INSTALL_FLAGS, False)
     run_exports: dict[str, Any] = {}
     package_subdirs: set[str] = set()
     timestamp = 0
@@ -93,7 +94,7 @@ def channeldata_package(entries: Iterable[ChannelEntry]) -> dict[str, Any]:
             value = entry.record.get(key) if key == "version" else about.get(key)
             if value:
                 data[key] = value
-        for flag in _FLAGS:
+        for flag in POST_INSTALL_FLAGS:
             flags[flag] = flags[flag] or bool(entry.extra.get("post_install", {}).get(flag))
         if entry.extra.get("run_exports"):
             run_exports[str(entry.record["version"])] = entry.extra["run_exports"]
