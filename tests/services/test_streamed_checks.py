@@ -1,6 +1,6 @@
 """The archive check run beside an upload (services/streamed_checks.py) gives what the check
 of the finished file gives: the same value, or the same refusal with the same message, for
-real packages and for every hostile sdist, .tar.bz2 and .conda of the format tests' tables."""
+real packages and for every hostile sdist and .tar.bz2 of the format tests' tables."""
 
 from __future__ import annotations
 
@@ -45,14 +45,11 @@ def cases() -> list[Case]:
     found: list[Case] = [
         (path.name, path.name, path.read_bytes)
         for path in sorted(DATA.rglob("*"))
-        if path.name.endswith((".tar.gz", ".tar.bz2", ".conda"))
+        if path.name.endswith((".tar.gz", ".tar.bz2"))
     ]
     found += [(f"sdist {label}", sdists.SDIST, make) for label, (make, _) in sdists.HAZARDS.items()]
     for label, (body, _) in condas.BODIES.items():
         found.append((f"tar.bz2 {label}", f"{condas.STEM}.tar.bz2", partial(condas.tar_bz2, body)))
-        found.append((f".conda {label}", f"{condas.STEM}.conda", partial(condas.conda, body)))
-    for label, (make, _, _) in condas.ZIP_CASES.items():
-        found.append((f".conda zip {label}", f"{condas.STEM}.conda", make))
     return found
 
 
@@ -197,8 +194,8 @@ def test_the_ratio_cap_waits_for_the_whole_file(tmp_path: Path) -> None:
             sender.join()
 
 
-def test_wheels_and_zip_sdists_are_left_to_the_upload_service(tmp_path: Path) -> None:
-    for filename in ("demo-1.0-py3-none-any.whl", "demo-1.0.zip", "demo-1.0.tar.xz"):
+def test_zip_formats_are_left_to_the_upload_service(tmp_path: Path) -> None:
+    for filename in ("demo-1.0-py3-none-any.whl", "demo-1.0.zip", f"{condas.STEM}.conda"):
         with IncomingFile(tmp_path, 10) as incoming:
             streamed_checks.start(incoming, filename)
             assert incoming.checks == {}
@@ -227,17 +224,18 @@ class FlakyStore(MemoryBlobStore):
 
 @pytest.fixture
 def svc(memory_services: Services) -> Services:
-    create_repository(memory_services.ctx, actor="test", name="ch", fmt=Format.CONDA)
+    for name in ("ch", "ch2"):
+        create_repository(memory_services.ctx, actor="test", name=name, fmt=Format.CONDA)
     return memory_services
 
 
-def put(svc: Services, filename: str, data: bytes) -> CondaUploadOutcome:
+def put(svc: Services, filename: str, data: bytes, channel: str = "ch") -> CondaUploadOutcome:
     """As the PUT route does: the check started with the body, the service after it."""
     incoming = IncomingFile(svc.ctx.tmp_dir, 1 << 30)
     try:
         streamed_checks.start(incoming, filename)
         send(incoming, data, 4096).join()
-        repo = svc.catalog.get(Format.CONDA, "ch")
+        repo = svc.catalog.get(Format.CONDA, channel)
         return upload_conda(svc.ctx, repo, ADMIN, filename, incoming, "noarch")
     finally:
         incoming.discard()
@@ -283,5 +281,6 @@ def test_an_unreachable_store_still_lets_the_check_answer_first(svc: Services) -
     assert claims(svc) == 0
     store.failures = 2
     with pytest.raises(Unavailable):  # neither put gets through: the store's answer
-        put(svc, f"{condas.STEM}.conda", condas.conda(condas.LEGITIMATE))
+        put(svc, f"{condas.STEM}.tar.bz2", condas.tar_bz2(condas.LEGITIMATE), "ch2")
+    assert store.puts == 5
     assert claims(svc) == 0

@@ -10,6 +10,7 @@ with an upload of the same filename, no blob.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,8 +96,12 @@ def upload_conda(
         )
     if subdir is not None:
         check_subdir(subdir)
-    # the blob is stored while the check runs in its thread (services/streamed_checks.py)
-    with artifacts.stored_early(ctx, {incoming.digests.sha256: incoming.path}) as early:
+    # A .tar.bz2's blob is stored while its check runs in its thread (services/streamed_checks.py):
+    # bz2 decoding, most of that check, lets this thread run meanwhile.
+    storing: AbstractContextManager[artifacts.Stored | None] = nullcontext()
+    if filename.endswith(".tar.bz2"):
+        storing = artifacts.stored_early(ctx, {incoming.digests.sha256: incoming.path})
+    with storing as early:
         return _upload_checked(ctx, repo, principal, filename, incoming, subdir, early)
 
 

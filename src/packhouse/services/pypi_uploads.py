@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import re
 from collections.abc import Collection, Mapping
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,23 +92,6 @@ def upload_pypi(
         )
     dist = _check_form(fields, filename, incoming)
     assert incoming is not None
-    # a .tar.gz's blob is stored while its check runs in its thread (services/streamed_checks.py)
-    storing: AbstractContextManager[artifacts.Stored | None] = nullcontext()
-    if dist.filename.endswith(".tar.gz"):
-        storing = artifacts.stored_early(ctx, {incoming.digests.sha256: incoming.path})
-    with storing as early:
-        return _upload_checked(ctx, repo, principal, fields, dist, incoming, early)
-
-
-def _upload_checked(
-    ctx: Context,
-    repo: Repository,
-    principal: Principal,
-    fields: Mapping[str, str],
-    dist: DistFilename,
-    incoming: IncomingFile,
-    early: artifacts.Stored | None,
-) -> UploadOutcome:
     digests = incoming.digests
     limits = ArchiveLimits()
     # a .tar.gz is read as it arrives (services/streamed_checks.py)
@@ -156,7 +138,7 @@ def _upload_checked(
         data={metadata_sha: raw_metadata} if metadata_sha else {},
         guard=lambda conn, pending: _release_guard(conn, repo, dist, pending),
     )
-    winner = artifacts.commit(ctx, repo, principal.name, pending, early)
+    winner = artifacts.commit(ctx, repo, principal.name, pending)
     if winner is not None:
         return _same_or_refuse(repo, winner, digests.sha256)
     return UploadOutcome(repo.name, dist.name, version, dist.filename, digests.sha256, True)

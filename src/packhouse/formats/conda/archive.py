@@ -52,7 +52,6 @@ __all__ = [
     "PackageContents",
     "PrefixFile",
     "compute_digests",
-    "read_members",
     "read_package",
     "read_tar_bz2_members",
 ]
@@ -451,16 +450,6 @@ def _read_members(
         fileobj.close()
 
 
-def read_members(source: Source, filename: str, limits: Limits) -> dict[str, bytes]:
-    """What `read_package` reads of the package file at `source` (every member checked, the
-    info/ members it keeps, by name; the body of a .conda checked too), to pass it on as
-    `members`: the reading may run elsewhere (services/streamed_checks.py)."""
-    parsed = parse_filename(filename)
-    if parsed is None:
-        raise InvalidUpload(f"{filename!r} is not a conda package filename")
-    return _read_members(source, parsed, limits, check_body=True)
-
-
 def read_package(
     source: Source,
     filename: str | None = None,
@@ -479,8 +468,7 @@ def read_package(
     `check_body=False` leaves a .conda's pkg-*.tar.zst unread (its info/ is all a record
     needs): for indexing a channel directory the operator put there, as conda-index does;
     every upload checks the body. A .tar.bz2's body is always checked (it is decompressed
-    to reach info/ anyway); `members` passes what `read_tar_bz2_members` or `read_members`
-    read of the file already.
+    to reach info/ anyway); `members` passes what `read_tar_bz2_members` read of it already.
     Raises InvalidUpload (with every problem found), UnsafeArchive or TooLarge.
     """
     limits = limits or Limits()
