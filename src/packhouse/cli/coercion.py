@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
 from functools import cache
 from pathlib import Path
@@ -38,12 +38,20 @@ class _Typers:
 def install() -> None:
     """Route Typer's coercion of plain values through `_build` (once per process)."""
     try:
-        from typer import _coercion, core
+        from typer import _coercion, _param_types, core
     except ImportError:
         return
     original = getattr(core, "build_runtime_param", None)
     if original is None or original is not getattr(_coercion, "build_runtime_param", None):
         return  # another Typer, or installed already
+    runtime = getattr(_coercion, "RuntimeParam", None)
+    helpers = ("coerce_cli_choice", "coerce_cli_path", "routes_to_path")
+    if (
+        runtime is None
+        or {f.name for f in fields(runtime)} != {"parameter_info", "annotation"}
+        or not all(hasattr(_param_types, name) for name in helpers)
+    ):
+        return  # a Typer whose coercion is shaped otherwise keeps its own
     _Typers.build = original
     core.build_runtime_param = _build  # type: ignore[attr-defined]
 
