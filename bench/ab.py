@@ -2,6 +2,7 @@
 
     git worktree add /tmp/before <commit>            # or: git archive <commit> | tar -x -C DIR
     .venv/bin/python bench/ab.py --before /tmp/before --rounds 3 --duration 5
+    .venv/bin/python bench/ab.py --before /tmp/a --after /tmp/b   # two snapshots, not this tree
 
 Two servers run this venv's packages; the "before" one imports Packhouse from
 `--before`/src (PYTHONPATH), the "after" one from this checkout. Each gets the same data over
@@ -77,6 +78,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--before", type=Path, required=True, help="the other checkout")
+    parser.add_argument("--after", type=Path, help="a checkout in place of this one")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--files", type=int, default=40)
@@ -87,7 +89,10 @@ def main() -> None:
     auth = basic("admin", PASSWORD)
     with tempfile.TemporaryDirectory(prefix="packhouse-ab-") as scratch:
         tmp = Path(scratch)
-        servers = {"before": start(args.before, tmp, "before"), "after": start(None, tmp, "after")}
+        servers = {
+            "before": start(args.before, tmp, "before"),
+            "after": start(args.after, tmp, "after"),
+        }
         try:
             etags = {k: seed(url, args.files, args.packages) for k, (_, url) in servers.items()}
             cases = {
