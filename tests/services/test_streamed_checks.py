@@ -1,11 +1,10 @@
 """The archive check run beside an upload (services/streamed_checks.py) gives what the check
 of the finished file gives: the same value, or the same refusal with the same message, for
-real packages and for every hostile sdist and .tar.bz2 of the format tests' tables."""
+real packages and for every hostile .tar.bz2 body of the format tests' tables."""
 
 from __future__ import annotations
 
 import bz2
-import gzip
 import os
 import tarfile
 import threading
@@ -21,8 +20,6 @@ from tests.builders import load_module
 from packhouse.db.schema import blob_claims
 from packhouse.errors import InvalidUpload, Unavailable
 from packhouse.formats.conda.archive import Limits, read_package
-from packhouse.formats.pypi.archives import ArchiveLimits, read_metadata
-from packhouse.formats.pypi.filenames import parse_dist_filename
 from packhouse.services import streamed_checks
 from packhouse.services.access import Principal
 from packhouse.services.conda_uploads import CondaUploadOutcome, upload_conda
@@ -35,7 +32,6 @@ from packhouse.wiring import Services
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 FORMATS = ROOT / "tests" / "formats"
-sdists = load_module("streamed_sdist_tricks", FORMATS / "pypi" / "test_pypi_sdist_tricks.py")
 condas = load_module("streamed_conda_tricks", FORMATS / "conda" / "test_conda_package_tricks.py")
 
 Case = tuple[str, str, Callable[[], bytes]]  # id, filename, bytes
@@ -45,9 +41,8 @@ def cases() -> list[Case]:
     found: list[Case] = [
         (path.name, path.name, path.read_bytes)
         for path in sorted(DATA.rglob("*"))
-        if path.name.endswith((".tar.gz", ".tar.bz2"))
+        if path.name.endswith(".tar.bz2")
     ]
-    found += [(f"sdist {label}", sdists.SDIST, make) for label, (make, _) in sdists.HAZARDS.items()]
     for label, (body, _) in condas.BODIES.items():
         found.append((f"tar.bz2 {label}", f"{condas.STEM}.tar.bz2", partial(condas.tar_bz2, body)))
     return found
@@ -64,29 +59,15 @@ def outcome(call: Callable[[], object]) -> tuple[str, object]:
 
 
 def file_check(path: Path, filename: str) -> tuple[str, object]:
-    if filename.endswith((".tar.bz2", ".conda")):
-        return outcome(lambda: read_package(path, filename))
-    return outcome(lambda: read_metadata(path, parse_dist_filename(filename), ArchiveLimits()))
+    return outcome(lambda: read_package(path, filename))
 
 
 def service_check(incoming: IncomingFile, filename: str) -> tuple[str, object]:
-    """As the upload services take it: the streamed outcome, else the check run now."""
-    if filename.endswith((".tar.bz2", ".conda")):
-        key = streamed_checks.conda_key(filename, Limits())
-        return outcome(
-            lambda: read_package(
-                incoming.path,
-                filename,
-                members=streamed_checks.result(incoming, key, lambda: None),
-            )
-        )
-    limits = ArchiveLimits()
-    dist = parse_dist_filename(filename)
+    """As the upload service takes it: the streamed outcome, else the check run now."""
+    key = streamed_checks.conda_key(filename, Limits())
     return outcome(
-        lambda: streamed_checks.result(
-            incoming,
-            streamed_checks.sdist_key(filename, limits),
-            lambda: read_metadata(incoming.path, dist, limits),
+        lambda: read_package(
+            incoming.path, filename, members=streamed_checks.result(incoming, key, lambda: None)
         )
     )
 
@@ -96,14 +77,12 @@ def pieces(data: bytes, size: int) -> Iterator[bytes]:
         yield data[start : start + size]
 
 
-def send(incoming: IncomingFile, data: bytes, size: int, pause: float = 0.0) -> threading.Thread:
+def send(incoming: IncomingFile, data: bytes, size: int) -> threading.Thread:
     """Write `data` into `incoming` from another thread, as the event loop does."""
 
     def feed() -> None:
         for chunk in pieces(data, size):
             incoming.write(chunk)
-            if pause:
-                time.sleep(pause)
         incoming.finish()
 
     thread = threading.Thread(target=feed)
@@ -145,22 +124,19 @@ def early(tmp_path: Path, filename: str, data: bytes) -> str:
 
 def test_the_check_runs_before_the_upload_ends(tmp_path: Path) -> None:
     """A device near the start is refused while the rest of the body is still to come: a
-    gzip stream decompresses as it arrives, a .tar.bz2 block by block (`bzip2 -1`: 100 kB
-    blocks; a package of one block, most small ones, is checked once that block is in)."""
+    .tar.bz2 is decoded block by block (`bzip2 -1`: 100 kB blocks; a package of one block,
+    as most are, is checked once that block is in)."""
     noise = os.urandom(256 * 1024)
-    data = sdists.sdist(
-        sdists.member("demo-1.0/tty", kind=tarfile.CHRTYPE), sdists.member("demo-1.0/x", noise)
-    )
-    assert "'demo-1.0/tty' is a character device" in early(tmp_path, sdists.SDIST, data)
     members = [condas.special("dev/tty", tarfile.CHRTYPE), condas.file("lib/x", noise)]
     data = bz2.compress(condas.tar([*condas.INFO, *members]), 1)
     assert "'dev/tty' is a character device" in early(tmp_path, f"{condas.STEM}.tar.bz2", data)
 
 
 def test_a_discarded_upload_stops_its_check(tmp_path: Path) -> None:
-    data = (DATA / "pypi" / "idna-3.7.tar.gz").read_bytes()
+    path = next(DATA.rglob("zlib-*.tar.bz2"))
+    data = path.read_bytes()
     incoming = IncomingFile(tmp_path, len(data))
-    streamed_checks.start(incoming, "idna-3.7.tar.gz")
+    streamed_checks.start(incoming, path.name)
     (future,) = incoming.checks.values()
     incoming.write(data[:1000])  # cut short by the client
     incoming.discard()
@@ -171,31 +147,13 @@ def test_a_discarded_upload_stops_its_check(tmp_path: Path) -> None:
     assert not any(t.name == "packhouse-archive-check" for t in threading.enumerate())
 
 
-def test_the_ratio_cap_waits_for_the_whole_file(tmp_path: Path) -> None:
-    """2 MiB of zeros arrive first, far above max_ratio times the bytes received by then; the
-    incompressible member after them makes the whole file small enough a ratio. Accepted,
-    as the file check accepts it; a file without that member is refused by both."""
-    zeros = sdists.member("demo-1.0/zeros", b"\0" * (2 << 20))
-    noise = sdists.member("demo-1.0/noise", os.urandom(64 * 1024))
-    raw = gzip.compress(
-        sdists.member("demo-1.0/PKG-INFO", sdists.PKG_INFO) + zeros + noise + b"\0" * 1024
-    )
-    assert len(raw) * ArchiveLimits().max_ratio > (2 << 20)
-    bomb = sdists.sdist(zeros)
-    for data, expected in ((raw, "value"), (bomb, "UnsafeArchive")):
-        path = tmp_path / sdists.SDIST
-        path.write_bytes(data)
-        answer = file_check(path, sdists.SDIST)
-        assert answer[0] == expected
-        with IncomingFile(tmp_path / "in", len(data)) as incoming:
-            streamed_checks.start(incoming, sdists.SDIST)
-            sender = send(incoming, data, 1024, pause=0.001)
-            assert service_check(incoming, sdists.SDIST) == answer
-            sender.join()
-
-
-def test_zip_formats_are_left_to_the_upload_service(tmp_path: Path) -> None:
-    for filename in ("demo-1.0-py3-none-any.whl", "demo-1.0.zip", f"{condas.STEM}.conda"):
+def test_other_formats_are_left_to_the_upload_service(tmp_path: Path) -> None:
+    for filename in (
+        "demo-1.0-py3-none-any.whl",
+        "demo-1.0.zip",
+        "demo-1.0.tar.gz",
+        f"{condas.STEM}.conda",
+    ):
         with IncomingFile(tmp_path, 10) as incoming:
             streamed_checks.start(incoming, filename)
             assert incoming.checks == {}

@@ -28,7 +28,7 @@ from packhouse.formats.pypi.archives import ArchiveLimits, read_metadata
 from packhouse.formats.pypi.attestations import parse_attestations
 from packhouse.formats.pypi.filenames import DistFilename, parse_dist_filename
 from packhouse.formats.pypi.metadata import check_matches_filename, parse_core_metadata
-from packhouse.services import artifacts, streamed_checks
+from packhouse.services import artifacts
 from packhouse.services.access import Principal
 from packhouse.services.context import Context
 from packhouse.services.pypi_releases import release_version
@@ -93,12 +93,7 @@ def upload_pypi(
     dist = _check_form(fields, filename, incoming)
     assert incoming is not None
     digests = incoming.digests
-    limits = ArchiveLimits()
-    # a .tar.gz is read as it arrives (services/streamed_checks.py)
-    key = streamed_checks.sdist_key(dist.filename, limits)
-    raw_metadata = streamed_checks.result(
-        incoming, key, lambda: read_metadata(incoming.path, dist, limits)
-    )
+    raw_metadata = read_metadata(incoming.path, dist, ArchiveLimits())
     metadata = parse_core_metadata(raw_metadata)
     check_matches_filename(metadata, dist)
 

@@ -17,10 +17,10 @@ import struct
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -35,7 +35,6 @@ __all__ = [
     "ArchiveLimits",
     "read_metadata",
     "read_sdist_metadata",
-    "read_tar_sdist_stream",
     "read_wheel_metadata",
 ]
 
@@ -309,53 +308,33 @@ class _Readable(Protocol):
 
 
 class _CappedReader:
-    """A read-only stream that refuses to yield more than `limit` bytes: the gzip-bomb fuse.
+    """A read-only stream that refuses to yield more than `limit` bytes: the gzip-bomb fuse."""
 
-    `limit(final)` is the cap; with `final` False it may be a lower bound (the cap of the
-    part of a file that has arrived so far), and it is asked again with `final` True, the
-    file complete, before anything is refused."""
-
-    def __init__(self, raw: _Readable, limit: Callable[[bool], int]) -> None:
+    def __init__(self, raw: _Readable, limit: int) -> None:
         self._raw = raw
         self._limit = limit
-        self._known = limit(False)
         self._seen = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._raw.read(size)
         self._seen += len(data)
-        if self._seen > self._known:
-            self._known = self._limit(False)
-            if self._seen > self._known:
-                self._known = self._limit(True)
-                if self._seen > self._known:
-                    raise UnsafeArchive(
-                        f"sdist decompresses to more than {self._known} bytes;"
-                        " the archive is refused as a possible decompression bomb"
-                    )
+        if self._seen > self._limit:
+            raise UnsafeArchive(
+                f"sdist decompresses to more than {self._limit} bytes;"
+                " the archive is refused as a possible decompression bomb"
+            )
         return data
 
 
-def _tar_limit(size: int, limits: ArchiveLimits) -> int:
-    """How many decompressed bytes a tar.gz of `size` bytes may produce: its members' limit
-    plus room for headers, and at most `max_ratio` times its compressed size."""
+def _tar_limit(path: Path, limits: ArchiveLimits) -> int:
+    """How many decompressed bytes a tar.gz may produce: its members' limit plus room for
+    headers, and at most `max_ratio` times its compressed size."""
     headers = (limits.max_members + 2) * 1024 + 20 * 512
-    by_ratio = max(size * limits.max_ratio, _RATIO_FLOOR)
+    by_ratio = max(path.stat().st_size * limits.max_ratio, _RATIO_FLOOR)
     return min(limits.max_total_bytes + headers, by_ratio)
 
 
 def _read_tar_sdist(path: Path, dist: DistFilename, limits: ArchiveLimits) -> bytes:
-    with path.open("rb") as raw:
-        size = os.fstat(raw.fileno()).st_size
-        return read_tar_sdist_stream(raw, dist, limits, lambda final: size)
-
-
-def read_tar_sdist_stream(
-    raw: BinaryIO, dist: DistFilename, limits: ArchiveLimits, size: Callable[[bool], int]
-) -> bytes:
-    """`{top}/PKG-INFO` of a `.tar.gz` sdist read forward from `raw`; `size(final)` is the
-    file's size in bytes, or with `final` False what has arrived of it so far (a file still
-    being received: services/streamed_checks.py)."""
     kind = "sdist"
     found: dict[str, bytes] = {}
     top: str | None = None
@@ -364,8 +343,8 @@ def read_tar_sdist_stream(
     # Links only where they stay inside (PEP 721, as pip and uv unpack sdists): hatchling
     # keeps a project's own symbolic links; no devices, FIFOs or sparse files.
     tree = TreeCheck("sdist", "sdist")
-    with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-        capped = _CappedReader(unzipped, lambda final: _tar_limit(size(final), limits))
+    with path.open("rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+        capped = _CappedReader(unzipped, _tar_limit(path, limits))
         try:
             # "r|": a forward-only stream; members are checked as they come and only
             # PKG-INFO's bytes are kept.
