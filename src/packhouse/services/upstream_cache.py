@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -220,26 +220,33 @@ class UpstreamCache:
         )
 
     def write_page(self, repository_id: int, key: str, page: StoredPage) -> None:
-        values: dict[str, Any] = {
-            "status": page.status,
-            "etag": page.etag,
-            "last_modified": page.last_modified,
-            "content_type": page.content_type,
-            "body": page.body,
-            "blob_sha256": page.blob_sha256,
-            "size": page.size,
-            "digest": page.digest,
-            "fetched_at": page.fetched_at,
-            "checked_at": page.checked_at,
-        }
+        self.write_pages(repository_id, [(key, page)])
+
+    def write_pages(self, repository_id: int, pages: Iterable[tuple[str, StoredPage]]) -> None:
+        """Documents by key, in one transaction (a conda proxy's prefetched shards)."""
         with self.ctx.db.write() as conn:
-            where = (upstream_pages.c.repository_id == repository_id) & (
-                upstream_pages.c.key == key
-            )
-            if conn.execute(update(upstream_pages).where(where).values(**values)).rowcount == 0:
-                conn.execute(
-                    insert(upstream_pages).values(repository_id=repository_id, key=key, **values)
+            for key, page in pages:
+                values: dict[str, Any] = {
+                    "status": page.status,
+                    "etag": page.etag,
+                    "last_modified": page.last_modified,
+                    "content_type": page.content_type,
+                    "body": page.body,
+                    "blob_sha256": page.blob_sha256,
+                    "size": page.size,
+                    "digest": page.digest,
+                    "fetched_at": page.fetched_at,
+                    "checked_at": page.checked_at,
+                }
+                where = (upstream_pages.c.repository_id == repository_id) & (
+                    upstream_pages.c.key == key
                 )
+                if conn.execute(update(upstream_pages).where(where).values(**values)).rowcount == 0:
+                    conn.execute(
+                        insert(upstream_pages).values(
+                            repository_id=repository_id, key=key, **values
+                        )
+                    )
 
     def touch_page(self, repository_id: int, key: str, checked_at: datetime) -> None:
         """The upstream confirmed the cached copy (304)."""
