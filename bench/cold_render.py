@@ -68,7 +68,7 @@ def child_seed(data: Path, files: int) -> None:
             new = NewArtifact(
                 filename=wheel_filename("big-project", version),
                 version=version,
-                packagetype="bdist_wheel",
+                packagetype="wheel",
                 sha256=digest,
                 md5=digest[:32],
                 blake2b_256=digest,
@@ -133,7 +133,7 @@ def child_measure(data: Path, extra: int, out: Path) -> None:
     new = NewArtifact(
         filename=f"big_project-{version}-py3-none-any.whl",
         version=version,
-        packagetype="bdist_wheel",
+        packagetype="wheel",
         sha256=digest,
         md5=digest[:32],
         blake2b_256=digest,

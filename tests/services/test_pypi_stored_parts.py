@@ -7,8 +7,10 @@ migration 0014). The stored sort keys order and equate versions as packaging doe
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,20 +19,24 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import delete, select
 from tests.builders import make_sdist, make_wheel
 
+from packhouse.config import Settings
 from packhouse.db import artifact_store, repository_store
 from packhouse.db.artifact_store import NewArtifact
+from packhouse.db.engine import Database
 from packhouse.db.schema import api_parts, artifacts, page_parts
 from packhouse.errors import NotFound
 from packhouse.formats.pypi import jsonapi, simple
 from packhouse.services import manage
 from packhouse.services.access import Principal
 from packhouse.services.artifacts import PendingArtifact, add_row
+from packhouse.services.context import Context
 from packhouse.services.pypi_api import fill_all_parts, fill_parts
 from packhouse.services.pypi_parts import WITH_PARTS, page_key
 from packhouse.services.pypi_reads import PypiReader, _releases
 from packhouse.services.pypi_uploads import upload_pypi
 from packhouse.services.repos import create_repository
 from packhouse.storage.base import IncomingFile
+from packhouse.storage.memory import MemoryBlobStore
 from packhouse.types import Format
 from packhouse.wiring import Services
 
@@ -52,11 +58,11 @@ def upload(svc: Services, repo: str, path: Path, version: str) -> None:
 def add_direct(svc: Services, repo: str, filename: str, version: str, **extra: object) -> None:
     """A row added the way an upload ends (add_row), with what a test upload cannot send
     (a provenance object, an odd upload time)."""
-    digest = f"{abs(hash(filename)):064x}"[-64:]
+    digest = hashlib.sha256(filename.encode()).hexdigest()
     fields: dict[str, object] = {
         "filename": filename,
         "version": version,
-        "packagetype": "bdist_wheel",
+        "packagetype": "wheel",
         "sha256": digest,
         "md5": digest[:32],
         "blake2b_256": digest,
@@ -72,9 +78,23 @@ def add_direct(svc: Services, repo: str, filename: str, version: str, **extra: o
         add_row(conn, target, "t", PendingArtifact(new, "stored-parts", "Stored.Parts"), action="t")
 
 
-@pytest.fixture
-def svc(memory_services: Services, tmp_path: Path) -> Services:
-    svc = memory_services
+@pytest.fixture(params=["sqlite", "postgresql"])
+def svc(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    """The project below, on SQLite in memory and on PostgreSQL (bytea, timestamptz)."""
+    if request.param == "sqlite":
+        db = Database("sqlite://")
+    else:
+        db = Database(request.getfixturevalue("postgres_url"))
+    db.upgrade()
+    (tmp_path / "tmp").mkdir()
+    services = Services.of(
+        Context(settings=Settings(data=tmp_path), db=db, blobs=MemoryBlobStore())
+    )
+    yield seeded(services, tmp_path)
+    services.close()
+
+
+def seeded(svc: Services, tmp_path: Path) -> Services:
     create_repository(svc.ctx, actor="t", name="main", fmt=Format.PYPI)
     create_repository(svc.ctx, actor="t", name="team", fmt=Format.PYPI, bases=["main"])
     for i, version in enumerate(["1.0", "1.1rc1", "2.0", "2.0.post1", "3.0.dev2", "0.9"]):
