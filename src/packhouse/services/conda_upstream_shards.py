@@ -55,6 +55,7 @@ log = logging.getLogger("packhouse.proxy")
 
 _KEPT = 64  # shard indexes kept parsed in memory
 PREFETCH = 8  # shards fetched at once when a cooldown needs all of them
+RECENT_BYTES = 64 << 20  # shard bytes kept in memory (compressed; conda-forge's are ~1 KB)
 INDEX_FILE = "repodata_shards.msgpack.zst"
 
 
@@ -84,6 +85,8 @@ class ShardsProxy:
         self.cache = cache
         self._kept: OrderedDict[tuple[int, str], UpstreamShards] = OrderedDict()
         self._lock = threading.Lock()
+        self._recent: OrderedDict[tuple[int, str], bytes] = OrderedDict()  # shard bytes
+        self._recent_bytes = 0
         # (proxy id, subdir) -> (index digest, {shard digest: summary})
         self._summary: dict[tuple[int, str], tuple[str, dict[bytes, ShardSummary]]] = {}
 
@@ -204,10 +207,24 @@ class ShardsProxy:
             return body
 
     def _cached(self, proxy: Repository, shards: UpstreamShards, hex_digest: str) -> bytes | None:
+        recent = self._recent.get((proxy.id, hex_digest))
+        if recent is not None:
+            return recent
         stored = self.cache.read_page(proxy.id, shard_key(shards.subdir, hex_digest))
         if stored is not None and stored.body and _sha(stored.body) == hex_digest:
+            self._remember(proxy, hex_digest, stored.body)
             return stored.body
         return None
+
+    def _remember(self, proxy: Repository, hex_digest: str, body: bytes) -> None:
+        """Keep a shard's bytes a while (RECENT_BYTES in all): the index build under a
+        cooldown reads every shard it just fetched again."""
+        with self._lock:
+            self._recent[(proxy.id, hex_digest)] = body
+            self._recent_bytes += len(body)
+            while self._recent_bytes > RECENT_BYTES and self._recent:
+                _, old = self._recent.popitem(last=False)
+                self._recent_bytes -= len(old)
 
     def _download(self, proxy: Repository, shards: UpstreamShards, hex_digest: str) -> bytes:
         """The shard's bytes from the upstream, checked against the digest (network only:
@@ -248,7 +265,13 @@ class ShardsProxy:
         digest = shards.index.shards.get(name)
         if digest is None:
             return [], []
-        data = self.shard(proxy, shards, digest.hex())
+        return self._parse(proxy, shards, name, self.shard(proxy, shards, digest.hex()))
+
+    def _parse(
+        self, proxy: Repository, shards: UpstreamShards, name: str, data: bytes
+    ) -> tuple[list[Line], list[str]]:
+        """A name's shard bytes as checked records; its summary is remembered."""
+        digest = shards.index.shards[name]
         skipped = Skipped()
         try:
             found, removed = remote.parse_shard(data, name, MAX_SHARD_BYTES, skipped)
@@ -273,8 +296,8 @@ class ShardsProxy:
 
     def _summaries(self, proxy: Repository, shards: UpstreamShards) -> dict[bytes, ShardSummary]:
         """The summaries of one (proxy, subdir)'s shards by digest: kept across index
-        changes (a shard's bytes never change), dropped for digests no index has (call with the lock
-        held)."""
+        changes (a shard's bytes never change), dropped for digests no index has (call
+        with the lock held)."""
         key = (proxy.id, shards.subdir)
         kept = self._summary.get(key)
         if kept is None or kept[0] != shards.digest:
@@ -308,22 +331,30 @@ class ShardsProxy:
             known = set(self._summaries(proxy, shards))
         wanted = [n for n in names if n in shards.index.shards]
         wanted = [n for n in wanted if shards.index.shards[n] not in known]
+        prefix = shard_key(shards.subdir, "")
+        cached = self.cache.page_names([proxy.id], prefix)  # one query for all
         missing = []
         for name in wanted:
-            if self._cached(proxy, shards, shards.index.shards[name].hex()) is None:
-                missing.append(name)
-            else:
+            if shards.index.shards[name].hex() in cached:
                 self.summary(proxy, shards, name)
+            else:
+                missing.append(name)
         if len(missing) < 2 or self.cache.offline(proxy):
             return  # read one by one when asked
         with self.cache.one_at_a_time(("conda-shards-prefetch", proxy.id, shards.subdir)):
             hexes = [shards.index.shards[n].hex() for n in missing]
             with ThreadPoolExecutor(PREFETCH, thread_name_prefix="packhouse-shards") as pool:
-                fetched = pool.map(lambda h: self._download(proxy, shards, h), hexes)
-                for hex_digest, body in zip(hexes, fetched, strict=True):
-                    self._store(proxy, shards, hex_digest, body)
-        for name in missing:
-            self.summary(proxy, shards, name)
+                bodies = list(pool.map(lambda h: self._download(proxy, shards, h), hexes))
+            now = self.cache.ctx.clock()
+            pages = [
+                (prefix + h, StoredPage(200, None, None, None, b, None, len(b), h, now, now))
+                for h, b in zip(hexes, bodies, strict=True)
+            ]
+            self.cache.write_pages(proxy.id, pages)  # one transaction
+            for h, b in zip(hexes, bodies, strict=True):
+                self._remember(proxy, h, b)
+        for name, body in zip(missing, bodies, strict=True):
+            self._parse(proxy, shards, name, body)
 
 
 def _sha(data: bytes) -> str:
