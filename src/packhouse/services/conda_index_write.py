@@ -26,7 +26,12 @@ from packhouse.formats.conda.channeldata import (
     channeldata_package,
     channeldata_rss,
 )
-from packhouse.formats.conda.html import channel_index_html, subdir_index_html
+from packhouse.formats.conda.html import (
+    TAIL,
+    channel_index_html,
+    subdir_index_head,
+    subdir_index_row,
+)
 from packhouse.formats.conda.patches import load_patch_instructions, patch_records
 from packhouse.formats.conda.repodata import (
     assemble_repodata,
@@ -193,7 +198,6 @@ class SubdirWriter:
         else:
             self._remove(SHARDS_INDEX_FILENAME)
             self._remove(SHARDS_FROM_PACKAGES_FILENAME)
-        records = orjson.loads(b'{"a":%s,"b":%s}' % (_object(patched_bz2), _object(patched_conda)))
         extra = [
             n
             for n in (
@@ -205,9 +209,11 @@ class SubdirWriter:
             )
             if (self.folder / n).exists()
         ]
-        html = subdir_index_html(
-            f"{self.channel_name}/{name}", {**records["a"], **records["b"]}, extra
-        )
+        # row by row, each record parsed only for its row: the whole subdir's records as
+        # objects at once were the largest part of a cold run's peak memory
+        records = {**patched_bz2, **patched_conda}
+        rows = (subdir_index_row(fn, orjson.loads(records[fn])) for fn in sorted(records))
+        html = subdir_index_head(f"{self.channel_name}/{name}", extra) + "".join(rows) + TAIL
         self._put("index.html", html.encode())
         return self.paths
 
@@ -307,10 +313,6 @@ def _sync(paths: list[Path]) -> None:
 
 
 _FSYNC_AT_MOST = 64
-
-
-def _object(records: Mapping[str, bytes]) -> bytes:
-    return b"{" + b",".join(orjson.dumps(fn) + b":" + records[fn] for fn in records) + b"}"
 
 
 def channel_files(
