@@ -185,6 +185,27 @@ def test_serve_refuses_a_storage_it_cannot_use(tmp_path: Path, storage: str, mes
     assert not (tmp_path / "packhouse.db").exists()
 
 
+@pytest.mark.parametrize("workers_given", ["1", "2"])
+def test_a_second_server_on_a_port_in_use_refuses_to_start(
+    workers: RunningServer, tmp_path: Path, workers_given: str
+) -> None:
+    """granian binds with SO_REUSEPORT: without the check, a second server on the workers'
+    port started and took a share of their connections to its own database."""
+    port = workers.url.rsplit(":", 1)[1]
+    result = subprocess.run(
+        [
+            *(str(VENV_BIN / "packhouse"), "serve", "--data", str(tmp_path / "other")),
+            *("--port", port, "--workers", workers_given),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stdout + result.stderr
+    assert not (tmp_path / "other" / "packhouse.db").exists()
+
+
 def test_concurrent_requests_on_both_workers_make_one_upstream_fetch(
     workers: RunningServer, tmp_path: Path
 ) -> None:

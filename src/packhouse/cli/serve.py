@@ -119,6 +119,7 @@ def serve(
         check_tls(settings)
     except PackhouseError as exc:
         fail(exc.message, 2)
+    _check_port_free(settings.host, settings.port)
     try:
         ctx = build_context(settings)
         started = first_start(ctx)
@@ -170,6 +171,32 @@ def serve(
         ssl_keyfile_password=_key_password(settings),
     )
     services.close()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse to start on an address another process listens on. granian binds with
+    SO_REUSEPORT (so that its workers share the port), which would let a second server on
+    the same port start silently and take a share of the connections to another database."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        fail(f"cannot listen on {host!r}: {exc.strerror}", 2)
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(
+                    f"port {port} on {host} is already in use (another packhouse serve?):"
+                    " stop that process or choose another --port",
+                )
+            fail(f"cannot listen on {host}:{port}: {exc.strerror}", 2)
 
 
 def _storage_overrides(storage: str | None) -> dict[str, object]:
