@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, TypeVar
 from packhouse.formats.conda.archive import Limits, read_tar_bz2_members
 from packhouse.storage.base import Abandoned, IncomingFile
 
-__all__ = ["result", "start"]
+__all__ = ["conda_key", "result", "start"]
 
 T = TypeVar("T")
 
