@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from packhouse.config import Settings
 from packhouse.db.engine import Database
+from packhouse.errors import InvalidInput, Unavailable
 from packhouse.services.access import AccessService
 from packhouse.services.catalog import Catalog
 from packhouse.services.context import Context
@@ -33,10 +34,40 @@ def build_blob_store(settings: Settings) -> BlobStore:
 def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     settings.data.mkdir(parents=True, exist_ok=True)
     (settings.data / "tmp").mkdir(exist_ok=True)
-    db = Database(settings.sqlalchemy_url, settings.db_busy_timeout)
-    if migrate:
-        db.upgrade()
-    return Context(settings=settings, db=db, blobs=build_blob_store(settings))
+    return Context(
+        settings=settings,
+        db=open_database(settings, migrate=migrate),
+        blobs=build_blob_store(settings),
+    )
+
+
+def open_database(settings: Settings, *, migrate: bool) -> Database:
+    """The database of `settings`, migrated to the head when `migrate`; a URL that names no
+    usable database, or a database that cannot be reached, is one clear error (the URL's
+    password left out), not a traceback."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+    url = settings.sqlalchemy_url
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise InvalidInput(
+            "database_url is not a database URL such as postgresql+psycopg://user@host/db"
+        ) from None
+    try:
+        db = Database(url, settings.db_busy_timeout)
+        if migrate:
+            db.upgrade()
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise InvalidInput(
+            f"database_url {shown} cannot be used ({exc}): Packhouse runs on SQLite or on"
+            " PostgreSQL through psycopg (postgresql+psycopg://user@host/db)"
+        ) from None
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise Unavailable(f"cannot reach the database {shown}: {reason}") from None
+    return db
 
 
 class Services:

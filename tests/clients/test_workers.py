@@ -206,6 +206,37 @@ def test_a_second_server_on_a_port_in_use_refuses_to_start(
     assert not (tmp_path / "other" / "packhouse.db").exists()
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "postgresql+psycopg://ci:s3cret-pw@127.0.0.1:1/nothing",
+            "cannot reach the database postgresql+psycopg://ci:***@127.0.0.1:1/nothing:"
+            " connection failed",
+        ),
+        ("mysql://ci:s3cret-pw@127.0.0.1/x", "database_url mysql://ci:***@127.0.0.1/x cannot be"),
+        ("not a url", "database_url is not a database URL"),
+    ],
+)
+def test_serve_and_admin_commands_say_why_a_database_url_fails(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    """One line that names the database (its password left out), not a traceback."""
+    for command in (["serve", "--port", "1"], ["user", "list"]):
+        result = subprocess.run(
+            [str(VENV_BIN / "packhouse"), *command, "--data", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PACKHOUSE_DATABASE_URL": url},
+        )
+        said = result.stdout + result.stderr
+        assert result.returncode == 1, said
+        assert message in said
+        assert "Traceback" not in said
+        assert "s3cret-pw" not in said
+
+
 def test_concurrent_requests_on_both_workers_make_one_upstream_fetch(
     workers: RunningServer, tmp_path: Path
 ) -> None:
