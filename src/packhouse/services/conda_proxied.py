@@ -56,7 +56,7 @@ from packhouse.services.conda_order_files import (
     write_subdir_index,
 )
 from packhouse.services.conda_proxy import CondaProxy, ProxiedPackage, ProxySubdir
-from packhouse.services.conda_upstream_extras import UpstreamExtras, describer
+from packhouse.services.conda_upstream_extras import Describer, UpstreamExtras
 from packhouse.services.conda_upstream_shards import ShardedProxySubdir, ShardsProxy
 from packhouse.services.context import Context
 from packhouse.services.pages import Page
@@ -216,7 +216,7 @@ class ProxiedPages:
                     cached = self.proxy.subdir(proxy, subdir)
                     member = ProxySubdir(self.proxy, proxy, cached, cooldowns, now)
                     if described and cached.found:
-                        member.describe = describer(self.extras, proxy, subdir)
+                        member.describe = Describer(self.extras, proxy, subdir)
                     members.append(member)
             everything = [*hosted, *members]
             if complete:

@@ -57,7 +57,7 @@ from packhouse.services.conda_records import (
 )
 
 if TYPE_CHECKING:
-    from packhouse.services.conda_upstream_extras import Described
+    from packhouse.services.conda_upstream_extras import Describer
 from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate, served
 from packhouse.services.sources import Cooldowns, proxies_of
 from packhouse.services.upstream_cache import StoredFile, StoredPage, UpstreamCache, same_origin
@@ -456,7 +456,7 @@ class ProxySubdir:
         self._cutoffs: dict[str, int | None] = {}
         self._last: tuple[str, list[Line]] | None = None  # the name read last, for extras
         # what the upstream says beyond the records (services/conda_upstream_extras.py)
-        self.describe: Callable[[str], Described] | None = None
+        self.describe: Describer | None = None
 
     @property
     def stamp(self) -> Hashable:
@@ -536,6 +536,8 @@ class ProxySubdir:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+        if self.describe is not None:
+            self.describe.close()
 
 
 def proxy_sources(

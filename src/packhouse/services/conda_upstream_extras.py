@@ -20,11 +20,11 @@ import time
 import uuid
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgpack
 import orjson
@@ -92,18 +92,25 @@ class UpstreamExtras:
         url = proxy.upstream_url.rstrip("/") + "/channeldata.json"
         return self._document(proxy, CHANNELDATA_KEY, url)
 
-    def read(self, found: KeyedDocument, name: str) -> dict[str, Any]:
-        """{key: value} the document has for `name` ({} when it has nothing)."""
+    def read(
+        self, found: KeyedDocument, name: str, handle: BinaryIO | None = None
+    ) -> dict[str, Any]:
+        """{key: value} the document has for `name` ({} when it has nothing), from `handle`
+        (the whole blob, open) or a range of the blob."""
         span = found.spans.get(name)
         if span is None or found.blob is None:
             return {}
         offset, length = span
-        try:
-            with self.cache.ctx.blobs.open(found.blob, offset, offset + length) as part:
-                data = part.read(length)
-        except ArtifactNotFound:
-            found.expires = 0.0  # replaced or pruned under us: read the row again
-            return {}
+        if handle is not None:
+            handle.seek(offset)
+            data = handle.read(length)
+        else:
+            try:
+                with self.cache.ctx.blobs.open(found.blob, offset, offset + length) as part:
+                    data = part.read(length)
+            except ArtifactNotFound:
+                found.expires = 0.0  # replaced or pruned under us: read the row again
+                return {}
         values: dict[str, Any] = {}
         for line in data.split(b"\n"):
             if line:
@@ -280,14 +287,35 @@ class Described:
         return done
 
 
-def describer(extras: UpstreamExtras, proxy: Repository, subdir: str) -> Callable[[str], Described]:
-    """`describe(name)` for one proxy's subdir (both documents fetched or revalidated
-    now, read one name at a time)."""
-    run_exports = extras.run_exports(proxy, subdir)
-    channeldata = extras.channeldata(proxy)
+class Describer:
+    """`describe(name)` for one proxy's subdir: both documents fetched or revalidated when
+    it is made, each blob opened once and read one name at a time (as the records file is);
+    `close` it after use."""
 
-    def describe(name: str) -> Described:
-        entry = extras.read(channeldata, name).get(name)
-        return Described(extras.read(run_exports, name), entry if isinstance(entry, dict) else {})
+    def __init__(self, extras: UpstreamExtras, proxy: Repository, subdir: str) -> None:
+        self._extras = extras
+        self._documents = (extras.run_exports(proxy, subdir), extras.channeldata(proxy))
+        self._handles: list[BinaryIO | None] = [None, None]
 
-    return describe
+    def __call__(self, name: str) -> Described:
+        run_exports, channeldata = (self._read(i, name) for i in range(2))
+        entry = channeldata.get(name)
+        return Described(run_exports, entry if isinstance(entry, dict) else {})
+
+    def _read(self, which: int, name: str) -> dict[str, Any]:
+        found = self._documents[which]
+        if name not in found.spans or found.blob is None:
+            return {}
+        if self._handles[which] is None:
+            try:
+                self._handles[which] = self._extras.cache.ctx.blobs.open(found.blob)
+            except ArtifactNotFound:
+                found.expires = 0.0  # replaced or pruned under us: read the row again
+                return {}
+        return self._extras.read(found, name, self._handles[which])
+
+    def close(self) -> None:
+        for handle in self._handles:
+            if handle is not None:
+                handle.close()
+        self._handles = [None, None]
