@@ -150,9 +150,9 @@ Index("ix_artifacts_subdir", artifacts.c.repository_id, artifacts.c.subdir)
 # bytes, the PEP 503 anchor line, the PEP 691 file object), `api_parts` for the JSON API (the
 # file's object, its URL without the server's address). Rows sit by project (no rowid on
 # SQLite), away from the artifacts' metadata, and each page reads only its own bytes.
-# db/artifact_store.py deletes a file's rows when it is yanked, unyanked or deleted; the
-# readers render a live file without them (stored before migration 0014, or yanked since)
-# from its artifact's columns.
+# db/artifact_store.py deletes a file's rows when it is yanked, unyanked or deleted (a yank
+# renders them again in its transaction); the readers render a live file without them (stored
+# before migration 0014, until the app's start fills them) from its artifact's columns.
 page_parts = Table(
     "page_parts",
     metadata,

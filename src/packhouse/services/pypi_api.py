@@ -7,7 +7,7 @@ without their metadata (id, filename, version, yank state, sort key, part), a so
 stored byte keys, a grouping into releases, the core metadata of the one file that gives the
 `info` block, and a join: the same bytes as `jsonapi.project_json` / `release_json` of the
 `JsonProject` the full path builds (tests check it), without reading every file's copy of the
-description. A row without a part (stored before migration 0014, or yanked since) is rendered
+description. A row without a part (stored before migration 0014, not filled yet) is rendered
 from its columns. Orders with proxies keep the full path (services/pypi_reads.py).
 """
 
@@ -171,7 +171,7 @@ _File = tuple[bytes, str, str, int, bool, str | None, bytes]
 
 def _files(conn: Connection, project_id: int) -> list[_File]:
     """The project's live files in one repository: their stored parts, then the live files
-    without (before migration 0014, or yanked since) rendered from their columns."""
+    without (stored before migration 0014 and not filled yet) rendered from their columns."""
     stored = select(*_STORED).where(api_parts.c.project_id == project_id)
     files: list[_File] = [tuple(r) for r in conn.execute(stored)]
     rows = conn.execute(

@@ -1,6 +1,8 @@
 """The rendered parts of big projects' simple pages, kept so that a change re-renders only
 what changed (see `PypiReader` in services/pypi_reads.py), and the version sort keys and
-row-to-SimpleFile mapping both the full and the incremental render use.
+row-to-SimpleFile mapping both the full and the incremental render use. Each file's parts are
+rendered once, when it is stored (table `page_parts`, services/pypi_api.py `stored_parts`),
+and read back here (`read_parts`, `part_of`).
 """
 
 from __future__ import annotations
@@ -96,8 +98,8 @@ def _tag(tag: int) -> bytes:
 @lru_cache(maxsize=65536)
 def page_key(text: str) -> bytes:
     """`sort_key` as bytes that compare as its tuples do (equal exactly when the versions
-    are PEP 440 equal), stored with each file (`artifacts.page_key`) so a page is sorted by
-    byte comparison without parsing one version."""
+    are PEP 440 equal), stored with each file's parts (`page_parts.key`, `api_parts.key`) so
+    a page is sorted by byte comparison without parsing one version."""
     key = sort_key(text)
     if key[0] == 0:
         return b"\x00" + _str(key[1])
@@ -191,8 +193,9 @@ def version_order(text: str) -> tuple[SortKey, str]:
 
 def read_parts(conn: Connection, project_id: int) -> list[Part]:
     """The parts of a project's live files in one repository: the stored ones (one range
-    of page_parts, not the artifacts' wide rows), then the live files without any
-    (before migration 0014, or yanked since) rendered from their columns."""
+    of page_parts, not the artifacts' wide rows), then the live files without any (stored
+    before migration 0014 and not filled yet, see pypi_api.fill_parts) rendered from their
+    columns."""
     stored = page_parts.c
     parts = [
         Part((key, filename), version, html, json)
