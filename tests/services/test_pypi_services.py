@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
 from tests.builders import make_sdist, make_wheel
 
-from packhouse.errors import FileExists, InvalidUpload, PermissionDenied, ProjectNotFound
+from packhouse.errors import (
+    FileExists,
+    InvalidInput,
+    InvalidUpload,
+    PermissionDenied,
+    ProjectNotFound,
+)
 from packhouse.services import manage
 from packhouse.services.access import Principal
 from packhouse.services.pypi_uploads import UploadOutcome, upload_pypi
-from packhouse.services.repos import create_repository
+from packhouse.services.repos import RepoSettings, create_repository, update_repository
 from packhouse.storage.base import IncomingFile
 from packhouse.types import Action, Format, RepoKind
 from packhouse.wiring import Services
@@ -160,3 +168,57 @@ def test_resolution_order_is_depth_first_and_cycles_are_refused(svc: Services) -
     with pytest.raises(InvalidInput, match="cycle"):
         set_bases(svc.ctx, actor="t", fmt=Format.PYPI, name="main", bases=["c"])
     assert [r.name for r in svc.catalog.order(svc.catalog.get(Format.PYPI, "main"))] == ["main"]
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("http://169.254.169.254/latest/", "169.254.169.254 is link-local"),
+        ("http://[::ffff:169.254.169.254]/simple/", "::ffff:169.254.169.254"),
+        ("http://10.1.2.3/simple/", "10.1.2.3 is"),
+        ("http://0x7f000001/simple/", "127.0.0.1 is loopback"),
+        ("http://127.1:8080/simple/", "127.0.0.1 is loopback"),
+    ],
+)
+def test_an_upstream_written_as_a_refused_address_is_refused_when_set(
+    svc: Services, url: str, named: str
+) -> None:
+    """Refused at once (not only at the first fetch), on create and on update; nothing kept.
+    No connection is made: the host is read as an address without asking any server."""
+    with pytest.raises(InvalidInput, match=re.escape(named)) as refused:
+        create_repository(
+            svc.ctx, actor="t", name="m", fmt=Format.PYPI, kind=RepoKind.PROXY, upstream_url=url
+        )
+    assert "upstream_allowed_networks" in refused.value.message
+    assert not any(r.name == "m" for r in svc.catalog.all())
+    create_repository(
+        svc.ctx,
+        actor="t",
+        name="ok",
+        fmt=Format.PYPI,
+        kind=RepoKind.PROXY,
+        upstream_url="https://pypi.example.invalid/simple/",  # a name: checked when resolved
+    )
+    with pytest.raises(InvalidInput, match=re.escape(named)):
+        update_repository(
+            svc.ctx, actor="t", fmt=Format.PYPI, name="ok", settings=RepoSettings(upstream_url=url)
+        )
+    assert svc.catalog.get(Format.PYPI, "ok").upstream_url == "https://pypi.example.invalid/simple/"
+
+
+def test_an_upstream_address_in_the_allowed_networks_is_accepted(
+    memory_services: Services,
+) -> None:
+    ctx = memory_services.ctx
+    allowed = dataclasses.replace(
+        ctx, settings=ctx.settings.model_copy(update={"upstream_allowed_networks": ["10.0.0.0/8"]})
+    )
+    repo = create_repository(
+        allowed,
+        actor="t",
+        name="inside",
+        fmt=Format.PYPI,
+        kind=RepoKind.PROXY,
+        upstream_url="http://10.1.2.3/simple/",
+    )
+    assert repo.upstream_url == "http://10.1.2.3/simple/"

@@ -18,6 +18,7 @@ from packhouse.db.repository_store import Repository
 from packhouse.errors import InvalidInput
 from packhouse.services.context import Context
 from packhouse.types import Action, Format, RepoKind, repo_name
+from packhouse.upstream.netpolicy import NetworkPolicy
 
 SPECIAL_PRINCIPALS = (":anonymous:", ":authenticated:")
 
@@ -73,7 +74,7 @@ def create_repository(
         wanted.upstream_user or wanted.upstream_password or wanted.ttl or wanted.offline
     ):
         raise InvalidInput("upstream credentials, ttl and offline are for proxy repositories")
-    url = check_upstream_url(upstream_url) if upstream_url else None
+    url = check_upstream_url(upstream_url, _policy(ctx)) if upstream_url else None
     columns = _columns(fmt, wanted)
     with ctx.db.write() as conn:
         serial = journal_store.append(
@@ -136,7 +137,7 @@ def update_repository(
             raise InvalidInput("a proxy repository has no bases: make a repository with bases")
         columns = _columns(fmt, settings)
         if settings.upstream_url is not None:
-            columns["upstream_url"] = check_upstream_url(settings.upstream_url)
+            columns["upstream_url"] = check_upstream_url(settings.upstream_url, _policy(ctx))
         if settings.description is not None:
             columns["description"] = settings.description
         if not columns and settings.bases is None:
@@ -157,10 +158,16 @@ def update_repository(
         return repository_store.get(conn, fmt, name)
 
 
-def check_upstream_url(url: str) -> str:
+def _policy(ctx: Context) -> NetworkPolicy:
+    return NetworkPolicy(ctx.settings.upstream_allowed_networks)
+
+
+def check_upstream_url(url: str, policy: NetworkPolicy) -> str:
     """An upstream must be an http(s) URL with a host and no credentials in it (those are
-    given apart, so they are never shown with the URL). Returned without a trailing slash
-    for conda channels and with one for PyPI indexes is the caller's business."""
+    given apart, so they are never shown with the URL), and a host written as an address
+    must be one `policy` allows (a name is checked each time it is resolved). Returned
+    without a trailing slash for conda channels and with one for PyPI indexes is the
+    caller's business."""
     text = url.strip()
     try:
         parts = urlsplit(text)
@@ -181,6 +188,12 @@ def check_upstream_url(url: str) -> str:
         )
     if parts.fragment or len(text) > 2000:
         raise InvalidInput(f"the upstream URL {redact_url(text)!r} is not usable as an upstream")
+    refused = policy.numeric_host_refusal(parts.hostname)
+    if refused:
+        raise InvalidInput(
+            f"the upstream URL {redact_url(text)!r} names {refused}: upstreams there are"
+            " refused unless the setting upstream_allowed_networks lists its network"
+        )
     return text
 
 

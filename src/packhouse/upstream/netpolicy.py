@@ -181,6 +181,21 @@ class NetworkPolicy:
             return _refusal_v4(address, self)
         return _refusal_v6(address, self)
 
+    def numeric_host_refusal(self, host: str) -> str | None:
+        """Why an upstream whose host is written as an address, in any form the resolver
+        takes for one (`10.1.2.3`, `0x7f000001`, `::ffff:169.254.169.254`), is refused; None
+        for an allowed address or for a name (names are checked when they are resolved,
+        with every address they resolve to). Asks no DNS server."""
+        try:
+            infos = socket.getaddrinfo(
+                host, None, flags=socket.AI_NUMERICHOST, type=socket.SOCK_STREAM
+            )
+        except (socket.gaierror, UnicodeError):
+            return None
+        address = ipaddress.ip_address(str(infos[0][4][0]).partition("%")[0])
+        reason = self.refusal(address)
+        return None if reason is None else f"{address} is {reason}"
+
     def check_address(self, address: IPAddress | str) -> None:
         """Refuse (UpstreamRefused) an address that is not public and not allowed."""
         reason = self.refusal(address)
