@@ -210,8 +210,10 @@ def test_conda_package_page(client: TestClient) -> None:
     assert "noarch" in page.text
     assert "h1_0" in page.text
     assert "python &gt;=3.9" in page.text
-    assert "conda install -c http://testserver/conda/forge tinytool" in page.text
-    assert "channels:\n  - http://testserver/conda/forge" in page.text
+    install = "conda install --override-channels -c http://testserver/conda/forge tinytool"
+    assert install in page.text
+    assert "channels:\n  - http://testserver/conda/forge</code>" in page.text  # that one only
+    assert "conda-forge" not in page.text  # a second channel would undo the group's rules
     assert '[dependencies]\ntinytool = "*"' in page.text.replace("&#34;", '"')
     assert client.get("/ui/conda/forge/").status_code == 200
 
