@@ -334,6 +334,19 @@ def test_revalidation_stale_copies_and_offline(svc: Services, channel: Channel) 
     assert len(channel.upstream.requests) == asked
 
 
+def test_a_shorter_ttl_counts_at_once_for_what_is_kept(svc: Services, channel: Channel) -> None:
+    """`repo update --ttl` on a proxy whose repodata is kept in memory for the old ttl (600 s
+    by default): the next request asks the upstream again, not when the old ttl runs out."""
+    svc.conda.page(repo(svc, "forge"), "noarch", "repodata.json")
+    svc.conda.page(repo(svc, "forge"), "noarch", "repodata.json")
+    assert len(channel.upstream.asked("/noarch/repodata.json")) == 1  # within the ttl
+    update_repository(
+        svc.ctx, actor="t", fmt=Format.CONDA, name="forge", settings=RepoSettings(ttl=0)
+    )
+    svc.conda.page(repo(svc, "forge"), "noarch", "repodata.json")
+    assert len(channel.upstream.asked("/noarch/repodata.json")) == 2  # revalidated (a 304)
+
+
 def test_pages_are_rendered_once_per_change(svc: Services, channel: Channel) -> None:
     first = svc.conda.page(repo(svc, "grp"), "noarch", "repodata.json")
     assert svc.conda.page(repo(svc, "grp"), "noarch", "repodata.json") is first

@@ -58,7 +58,14 @@ from packhouse.services.conda_records import (
 
 if TYPE_CHECKING:
     from packhouse.services.conda_upstream_extras import Describer
-from packhouse.services.revalidation import STALE_RETRY, Due, kept_due, revalidate, served
+from packhouse.services.revalidation import (
+    STALE_RETRY,
+    Due,
+    kept_due,
+    revalidate,
+    served,
+    still_served,
+)
 from packhouse.services.sources import Cooldowns, proxies_of
 from packhouse.services.upstream_cache import StoredFile, StoredPage, UpstreamCache, same_origin
 from packhouse.types import Sha256
@@ -163,12 +170,12 @@ class CondaProxy:
         """The proxy's cached subdir, fetched or revalidated as due."""
         key = (proxy.id, subdir)
         kept = self._kept.get(key)
-        if kept is not None and kept.expires > time.monotonic():
+        if kept is not None and still_served(self.cache, proxy, kept):
             return kept
         cache = self.cache
         with cache.one_at_a_time(("conda", proxy.id, subdir)):
             kept = self._kept.get(key)
-            if kept is not None and kept.expires > time.monotonic():
+            if kept is not None and still_served(cache, proxy, kept):
                 return kept
             stored = cache.read_page(proxy.id, repodata_key(subdir))
             if stored is not None and (kept is None or kept.digest != stored.digest):

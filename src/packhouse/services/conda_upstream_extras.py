@@ -39,7 +39,7 @@ from packhouse.formats.conda.records import CHANNELDATA_ABOUT_KEYS, dumps
 from packhouse.services import blob_claims
 from packhouse.services.artifacts import drop_unreferenced
 from packhouse.services.conda_proxy import fetched_page, subdir_url
-from packhouse.services.revalidation import STALE_RETRY, current, validators
+from packhouse.services.revalidation import STALE_RETRY, current, still_served, validators
 from packhouse.services.upstream_cache import StoredPage, UpstreamCache
 from packhouse.types import Sha256
 
@@ -123,11 +123,11 @@ class UpstreamExtras:
     def _document(self, proxy: Repository, page_key: str, url: str) -> KeyedDocument:
         key = (proxy.id, page_key)
         kept = self._kept.get(key)
-        if kept is not None and kept.expires > time.monotonic():
+        if kept is not None and still_served(self.cache, proxy, kept):
             return kept
         with self.cache.one_at_a_time(("conda-extras", proxy.id, page_key)):
             kept = self._kept.get(key)
-            if kept is None or kept.expires <= time.monotonic():
+            if kept is None or not still_served(self.cache, proxy, kept):
                 kept = self._current(proxy, page_key, url, kept)
                 with self._lock:
                     self._kept[key] = kept

@@ -47,7 +47,7 @@ from packhouse.services.conda_proxy import (
     subdir_url,
 )
 from packhouse.services.conda_records import Line, line_extras
-from packhouse.services.revalidation import STALE_RETRY, current, validators
+from packhouse.services.revalidation import STALE_RETRY, current, still_served, validators
 from packhouse.services.sources import Cooldowns
 from packhouse.services.upstream_cache import StoredPage, UpstreamCache, digest_of, same_origin
 
@@ -97,10 +97,10 @@ class ShardsProxy:
         upstream serves none (or it cannot be asked and nothing is cached)."""
         key = (proxy.id, subdir)
         kept = self._kept.get(key)
-        if kept is None or kept.expires <= time.monotonic():
+        if kept is None or not still_served(self.cache, proxy, kept):
             with self.cache.one_at_a_time(("conda-shards", proxy.id, subdir)):
                 kept = self._kept.get(key)
-                if kept is None or kept.expires <= time.monotonic():
+                if kept is None or not still_served(self.cache, proxy, kept):
                     kept = self._current(proxy, subdir, kept)
                     with self._lock:
                         self._kept[key] = kept

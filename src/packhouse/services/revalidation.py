@@ -67,6 +67,18 @@ def served(kept: K, due: Due) -> K:
     return kept
 
 
+def still_served(cache: UpstreamCache, proxy: Repository, kept: Kept) -> bool:
+    """Whether `kept` is served as it was last marked, without looking at the cache row:
+    until its `expires`, and, when it was fresh, only while it is younger than the proxy's
+    ttl of now (so a ttl shortened by `repo update` counts at once, not when the old one
+    runs out)."""
+    if kept.expires <= time.monotonic():
+        return False
+    if kept.stale or cache.offline(proxy):
+        return True
+    return (cache.ctx.clock() - kept.checked_at).total_seconds() < cache.ttl(proxy)
+
+
 def validators(stored: StoredPage | None) -> dict[str, str]:
     """The conditional-request headers that revalidate a kept 200 answer."""
     headers: dict[str, str] = {}
