@@ -316,3 +316,16 @@ def test_stored_sort_keys_order_and_equate_versions_as_packaging_does() -> None:
         ka, kb = packaging_key(a), packaging_key(b)
         assert (ka < kb) == (page_key(a) < page_key(b)), (a, b)
         assert (ka == kb) == (page_key(a) == page_key(b)), (a, b)
+
+
+def test_stored_sort_keys_keep_their_bytes() -> None:
+    """Keys are stored: a new encoding would sort old rows against new ones wrongly."""
+    assert page_key("1.2") == b"\x01\x00\x01\x01\x01\x01\x01\x02\x00\x02\x00\x02\x00"
+    assert page_key("1.2.0") == page_key("1.2")
+    assert page_key("0") == b"\x01\x00\x00\x02\x00\x02\x00"
+    assert page_key("1.0rc1") == b"\x01\x00\x01\x01\x01\x00\x01rc\x00\x00\x01\x01\x00\x02\x00"
+    assert page_key("256.70000") == b"\x01\x00\x01\x02\x01\x00\x01\x03\x01\x11p\x00\x02\x00\x02\x00"
+    local = b"\x01\x01\x02\x01\x01\x01\x00\x02\x01\x01\x03\x02"  # epoch 2, 1, post 3
+    local += b"\x01\x01\x00local\x00\x00\x01\x01\x01\x07\x00"  # +local.7
+    assert page_key("2!1.0.post3+local.7") == local
+    assert page_key("bogus") == b"\x00bogus\x00\x00"

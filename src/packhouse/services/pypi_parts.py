@@ -81,8 +81,15 @@ def sort_key(text: str) -> SortKey:
 def _int(n: int) -> bytes:
     """A non-negative int whose bytes order as the numbers do: its length, then big-endian.
     (A version is at most 200 characters, so no number needs more than 255 bytes.)"""
+    if n < 256:
+        return _SMALL[n]
     raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
     return bytes((len(raw),)) + raw
+
+
+_SMALL = tuple(bytes((1, n)) if n else b"\x00" for n in range(256))  # _int of 0-255
+# A plain release's key after its release numbers: no pre (1), post (-1), dev (1), local (-1).
+_PLAIN_TAIL = b"\x00\x02\x00\x02\x00"
 
 
 def _str(text: str) -> bytes:
@@ -100,6 +107,11 @@ def page_key(text: str) -> bytes:
     """`sort_key` as bytes that compare as its tuples do (equal exactly when the versions
     are PEP 440 equal), stored with each file's parts (`page_parts.key`, `api_parts.key`) so
     a page is sorted by byte comparison without parsing one version."""
+    if _PLAIN_RELEASE.fullmatch(text):  # "1.2.3": most versions, keyed without sort_key
+        release = [int(p) for p in text.split(".")]
+        while release and release[-1] == 0:
+            release.pop()
+        return b"".join((b"\x01\x00", *(b"\x01" + _int(p) for p in release), _PLAIN_TAIL))
     key = sort_key(text)
     if key[0] == 0:
         return b"\x00" + _str(key[1])
