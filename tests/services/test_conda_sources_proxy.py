@@ -347,6 +347,25 @@ def test_a_shorter_ttl_counts_at_once_for_what_is_kept(svc: Services, channel: C
     assert len(channel.upstream.asked("/noarch/repodata.json")) == 2  # revalidated (a 304)
 
 
+def test_a_proxy_of_a_wrong_channel_url_says_so(svc: Services, channel: Channel) -> None:
+    """An upstream without noarch is a wrong URL (every channel has one): a 502 that says
+    so, not an empty channel; a platform subdir the upstream lacks is empty, as in conda."""
+    create_repository(
+        svc.ctx,
+        actor="t",
+        name="typo",
+        fmt=Format.CONDA,
+        kind=RepoKind.PROXY,
+        upstream_url=channel.url + "-typo",
+    )
+    with pytest.raises(
+        UpstreamError, match=r"has no noarch subdir .* upstream URL is likely wrong"
+    ):
+        svc.conda.page(repo(svc, "typo"), "noarch", "repodata.json")
+    assert records(svc, "typo", "osx-64") == {}
+    assert records(svc, "forge", "osx-64") == {}  # a real channel without that subdir
+
+
 def test_pages_are_rendered_once_per_change(svc: Services, channel: Channel) -> None:
     first = svc.conda.page(repo(svc, "grp"), "noarch", "repodata.json")
     assert svc.conda.page(repo(svc, "grp"), "noarch", "repodata.json") is first

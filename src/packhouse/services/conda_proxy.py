@@ -275,6 +275,14 @@ class CondaProxy:
                     if variant.endswith(".zst"):
                         no_zst = True
                         continue
+                    if subdir == "noarch":
+                        # every conda channel has noarch (conda refuses one without): the
+                        # upstream URL is wrong, which an empty subdir would hide
+                        raise UpstreamError(
+                            f"the upstream of {proxy.qualified_name} has no noarch subdir"
+                            f" ({redact_url(url)} answered {response.status}): a conda"
+                            " channel always has one, so its upstream URL is likely wrong"
+                        )
                     return self._write_missing(proxy, subdir)
                 if response.status != 200:
                     raise UpstreamError(
