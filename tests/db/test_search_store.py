@@ -152,6 +152,36 @@ def test_refresh_follows_uploads_yanks_and_deletes(db: Database) -> None:
             conn.execute(text("INSERT INTO search_fts(search_fts) VALUES ('integrity-check')"))
 
 
+def test_an_upload_writes_the_entry_a_full_refresh_would(db: Database) -> None:
+    """search_store.uploaded (the upload path, which reads only the new row) and refresh
+    (which sorts the project's files) agree, after a yanked newest file too."""
+
+    def entries(conn: Connection) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in conn.execute(select(search_entries).order_by("project_id"))]
+
+    with db.write() as conn:
+        main = repo(conn, "main")
+        project = upload(conn, main, "widget", "1.0", "First words")
+        conn.execute(update(artifacts).values(yanked=True))  # 1.0 yanked
+        search_store.refresh(conn, [project])
+        added = new_id(
+            conn.execute(
+                insert(artifacts).values(
+                    repository_id=main, project_id=project, filename="widget-2.0.whl",
+                    version="2.0", packagetype="wheel", sha256="1" * 64, md5="1" * 32,
+                    blake2b_256="1" * 64, size=1, upload_time=NOW, uploader="t",
+                    metadata={"name": "widget", "summary": "Second words"}, yanked=False,
+                    deleted=False, serial=2,
+                )
+            )
+        )  # fmt: skip
+        search_store.uploaded(conn, project, added)
+        after_upload = entries(conn)
+        search_store.refresh(conn, [project])
+        assert entries(conn) == after_upload
+        assert [(row[4], row[5]) for row in after_upload] == [("2.0", "Second words")]
+
+
 def test_a_deleted_repository_leaves_nothing_behind(db: Database) -> None:
     with db.write() as conn:
         gone, kept = repo(conn, "gone"), repo(conn, "kept")

@@ -140,8 +140,8 @@ def add(
     new: NewArtifact,
     serial: int,
     parts: StoredParts | None = None,
-) -> None:
-    """Add the artifact's row, and its page parts' rows when given (PyPI)."""
+) -> int:
+    """Add the artifact's row, and its page parts' rows when given (PyPI); its id."""
     added = conn.execute(
         insert(artifacts).values(
             repository_id=repo_id,
@@ -167,10 +167,11 @@ def add(
             provenance=new.provenance,
         )
     )
+    assert added.inserted_primary_key is not None
+    (artifact_id,) = added.inserted_primary_key
     if parts is not None:
-        assert added.inserted_primary_key is not None
-        (artifact_id,) = added.inserted_primary_key
         add_parts(conn, project_id, artifact_id, new, parts)
+    return int(artifact_id)
 
 
 def add_parts(

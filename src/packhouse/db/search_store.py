@@ -79,6 +79,24 @@ def refresh(conn: Connection, project_ids: Iterable[int] | None = None) -> None:
         .correlate(projects)
         .scalar_subquery()
     )
+    _rewrite(conn, artifacts.c.id == chosen, ids)
+
+
+def uploaded(conn: Connection, project_id: int, artifact_id: int) -> None:
+    """The entry of a project after the upload of `artifact_id`, live and not yanked: the
+    newest such artifact is that one (the highest id), so the entry is written from its row
+    alone instead of sorting every file of the project (a project of 5,000 files made each
+    upload read them all)."""
+    _rewrite(
+        conn,
+        (artifacts.c.id == artifact_id) & (artifacts.c.project_id == projects.c.id),
+        [project_id],
+    )
+
+
+def _rewrite(conn: Connection, chosen: ColumnElement[bool], ids: list[int] | None) -> None:
+    """Replace the entries of projects `ids` (all, when None) by the artifacts `chosen`
+    picks, one per project (a join condition on `artifacts` and `projects`)."""
     rows = (
         select(
             projects.c.id,
@@ -90,7 +108,7 @@ def refresh(conn: Connection, project_ids: Iterable[int] | None = None) -> None:
             artifacts.c.upload_time,
         )
         .select_from(projects)
-        .join(artifacts, artifacts.c.id == chosen)
+        .join(artifacts, chosen)
     )
     dropped = delete(search_entries)
     if ids is not None:

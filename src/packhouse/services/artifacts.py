@@ -170,8 +170,11 @@ def add_row(
         conn, repo.id, pending.project, pending.display_name, serial
     )
     parts = pypi_api.stored_parts(new) if repo.format is Format.PYPI else None
-    artifact_store.add(conn, repo.id, project.id, new, serial, parts)
-    search_store.refresh(conn, [project.id])
+    added = artifact_store.add(conn, repo.id, project.id, new, serial, parts)
+    if new.yanked:  # a yanked file (imported, promoted) may leave an older one the entry
+        search_store.refresh(conn, [project.id])
+    else:
+        search_store.uploaded(conn, project.id, added)
     repository_store.touch(conn, repo.id, serial)
     return serial
 
