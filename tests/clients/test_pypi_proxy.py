@@ -176,6 +176,9 @@ def test_cooldowns_hide_young_upstream_files_except_exempt_names(
         company.run_cli("repo", "update", "all", "--min-age", "3d")
         try:
             assert versions(client, "six") == []  # uploaded upstream moments ago
+            held = client.get("/pypi/all/simple/six/", headers=SIMPLE_JSON)
+            assert "every file of 'six' that pypi/pypi-public has upstream is newer" in held.text
+            assert "--cooldown-exempt" in held.text  # says why, not a bare "no project"
             assert versions(client, "acme-core") == ["1.0.0", "1.1.0"]  # hosted: no cooldown
             company.run_cli("repo", "update", "all", "--cooldown-exempt", "six")
             assert versions(client, "six") == ["1.16.0"]

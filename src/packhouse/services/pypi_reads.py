@@ -164,7 +164,7 @@ class PypiReader:
                     read.append((Project(0, proxy.id, name, name, 0), shown))
             files, versions, last_serial = _page_files(read)
             if not files:
-                raise ProjectNotFound(f"there is no project {name!r} in {repo.name!r}")
+                raise ProjectNotFound(_nothing_shown(repo, name, found["proxied"]))
             page = simple.ProjectPage(
                 name=name, files=files, versions=versions, last_serial=last_serial
             )
@@ -464,6 +464,22 @@ def _proxied_fetch(
         )
 
     return start
+
+
+def _nothing_shown(repo: Repository, name: str, proxied: list[Proxied]) -> str:
+    """Why an order with proxies shows no file of `name`: none anywhere, or every one an
+    upstream lists held back by a cooldown (which a bare "no project" would hide)."""
+    held = [
+        proxy for proxy, answer, shown in proxied if answer.found and answer.files and not shown
+    ]
+    if not held:
+        return f"there is no project {name!r} in {repo.name!r}"
+    return (
+        f"every file of {name!r} that {held[0].qualified_name} has upstream is newer than a"
+        f" cooldown (min-age or exclude-newer) of {repo.qualified_name} or that proxy lets"
+        " through; an urgent fix can be exempted: add the name to the repository's"
+        " --cooldown-exempt list (`packhouse repo update NAME --cooldown-exempt a,b`)"
+    )
 
 
 def _page_files(read: ProjectRead) -> tuple[list[simple.SimpleFile], list[str], int]:
