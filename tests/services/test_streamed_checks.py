@@ -18,15 +18,14 @@ from sqlalchemy import func, select
 from tests.builders import load_module
 
 from packhouse.db.schema import blob_claims
-from packhouse.errors import InvalidUpload, Unavailable
+from packhouse.errors import InvalidUpload
 from packhouse.formats.conda.archive import Limits, read_package
 from packhouse.services import streamed_checks
 from packhouse.services.access import Principal
 from packhouse.services.conda_uploads import CondaUploadOutcome, upload_conda
 from packhouse.services.repos import create_repository
 from packhouse.storage.base import IncomingFile
-from packhouse.storage.memory import MemoryBlobStore
-from packhouse.types import Format, Sha256
+from packhouse.types import Format
 from packhouse.wiring import Services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,25 +158,9 @@ def test_other_formats_are_left_to_the_upload_service(tmp_path: Path) -> None:
             assert incoming.checks == {}
 
 
-# --- the blob stored while the check runs (services/artifacts.py, stored_early) --------------
+# --- through the upload service ----------------------------------------------------------------
 
 ADMIN = Principal("admin", 1, True)
-
-
-class FlakyStore(MemoryBlobStore):
-    """A store that fails its first `failures` puts, as an unreachable S3 does."""
-
-    def __init__(self, failures: int) -> None:
-        super().__init__()
-        self.failures = failures
-        self.puts = 0
-
-    def put_file(self, sha256: Sha256, path: Path) -> None:
-        self.puts += 1
-        if self.failures:
-            self.failures -= 1
-            raise Unavailable("the blob store is unreachable")
-        super().put_file(sha256, path)
 
 
 @pytest.fixture
@@ -221,24 +204,4 @@ def test_a_stored_package_keeps_its_blob_once_and_again(svc: Services, extension
     assert put(svc, condas.STEM + extension, data).created
     assert not put(svc, condas.STEM + extension, data).created  # the same file: kept
     assert [b.size for b in svc.ctx.blobs.iter_blobs()] == [len(data)]
-    assert claims(svc) == 0
-
-
-def test_an_unreachable_store_still_lets_the_check_answer_first(svc: Services) -> None:
-    """The early put fails: a hostile package gets its refusal, not the store's 503; an
-    honest one is stored by the commit's own put once the store answers."""
-    store = FlakyStore(failures=1)
-    svc.ctx.blobs = store
-    body, _ = condas.BODIES["character device"]
-    with pytest.raises(InvalidUpload, match="is a character device"):
-        put(svc, f"{condas.STEM}.tar.bz2", condas.tar_bz2(body))
-    assert store.puts == 1
-    store.failures = 1
-    assert put(svc, f"{condas.STEM}.tar.bz2", condas.tar_bz2(condas.LEGITIMATE)).created
-    assert store.puts == 3  # the early put failed, the commit's succeeded
-    assert claims(svc) == 0
-    store.failures = 2
-    with pytest.raises(Unavailable):  # neither put gets through: the store's answer
-        put(svc, f"{condas.STEM}.tar.bz2", condas.tar_bz2(condas.LEGITIMATE), "ch2")
-    assert store.puts == 5
     assert claims(svc) == 0

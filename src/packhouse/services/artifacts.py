@@ -18,9 +18,7 @@ file; `serve` removes those at start and `fsck` reports them (`abandoned_temp_fi
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +33,6 @@ from packhouse.services import blob_claims, pypi_api
 from packhouse.services.context import Context
 from packhouse.storage.base import INCOMING_PREFIX, TEMP_PREFIX, abandoned
 from packhouse.types import Format, Sha256
-
-log = logging.getLogger("packhouse.blobs")
 
 
 @dataclass(frozen=True)
@@ -60,78 +56,12 @@ def existing(ctx: Context, repo: Repository, filename: str) -> Artifact | None:
         return artifact_store.by_filename(conn, repo.id, filename)
 
 
-@dataclass(frozen=True)
-class Stored:
-    """Blobs claimed and stored before the row that will use them is due (`stored_early`)."""
-
-    claim: blob_claims.UseClaim
-    shas: frozenset[str]
-
-
-@contextmanager
-def stored_early(ctx: Context, files: Mapping[Sha256, Path]) -> Iterator[Stored | None]:
-    """Claim and store an upload's file while its archive check still runs (in the check
-    thread, services/streamed_checks.py), so that the two overlap; pass what this yields to
-    `commit`. A refused upload's blobs are dropped again on the way out, unless a row or
-    another writer uses them. Yields None when the blobs cannot be stored now (the store is
-    unreachable, say): `commit` stores them then, as without this, and says what failed, so
-    a refusal of the archive still comes first."""
-    shas = sorted(files)
-    claiming = blob_claims.using(ctx, shas)
-    early: Stored | None = None
-    stored: list[str] = []
-    try:
-        early = Stored(claiming.__enter__(), frozenset(shas))
-        for sha, path in files.items():
-            ctx.blobs.put_file(sha, path)
-            stored.append(sha)
-    except Exception as error:
-        if early is not None:
-            claiming.__exit__(type(error), error, error.__traceback__)
-            if stored:  # a put that failed stored nothing
-                _drop_quietly(ctx, stored)
-        early = None
-    if early is None:
-        yield None
-        return
-    try:
-        yield early
-    except BaseException as error:
-        claiming.__exit__(type(error), error, error.__traceback__)
-        _drop_quietly(ctx, shas)
-        raise
-    claiming.__exit__(None, None, None)
-    if not early.claim.released:  # not committed: the same file was there, or a race lost
-        _drop_quietly(ctx, shas)
-
-
-def _drop_quietly(ctx: Context, shas: Iterable[str]) -> None:
-    try:
-        drop_unreferenced(ctx, shas)
-    except Exception:  # the caller's own outcome matters more; fsck --remove finds them
-        log.warning("could not drop the unused blobs %s of an upload", sorted(shas))
-
-
-def commit(
-    ctx: Context,
-    repo: Repository,
-    actor: str,
-    pending: PendingArtifact,
-    early: Stored | None = None,
-) -> Artifact | None:
+def commit(ctx: Context, repo: Repository, actor: str, pending: PendingArtifact) -> Artifact | None:
     """Store the blobs, then the row, journalled. Returns None when committed, or the
-    artifact that holds the filename already (a concurrent upload won; nothing changed).
-    `early`: what `stored_early` stored already, with its claim."""
+    artifact that holds the filename already (a concurrent upload won; nothing changed)."""
     new = pending.new
-    shas = [*pending.files, *pending.data]
-    claiming: AbstractContextManager[blob_claims.UseClaim]
-    if early is not None and early.shas >= set(shas):
-        claiming = nullcontext(early.claim)
-    else:
-        claiming, early = blob_claims.using(ctx, shas), None
-    with claiming as claim:
-        if early is None:
-            _put(ctx, pending)
+    with blob_claims.using(ctx, [*pending.files, *pending.data]) as claim:
+        _put(ctx, pending)
         try:
             with ctx.db.write() as conn:
                 again = artifact_store.by_filename(conn, repo.id, new.filename)

@@ -10,7 +10,6 @@ with an upload of the same filename, no blob.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,24 +95,6 @@ def upload_conda(
         )
     if subdir is not None:
         check_subdir(subdir)
-    # A .tar.bz2's blob is stored while its check runs in its thread (services/streamed_checks.py):
-    # bz2 decoding, most of that check, lets this thread run meanwhile.
-    storing: AbstractContextManager[artifacts.Stored | None] = nullcontext()
-    if filename.endswith(".tar.bz2"):
-        storing = artifacts.stored_early(ctx, {incoming.digests.sha256: incoming.path})
-    with storing as early:
-        return _upload_checked(ctx, repo, principal, filename, incoming, subdir, early)
-
-
-def _upload_checked(
-    ctx: Context,
-    repo: Repository,
-    principal: Principal,
-    filename: str,
-    incoming: IncomingFile,
-    subdir: str | None,
-    early: artifacts.Stored | None,
-) -> CondaUploadOutcome:
     sent = incoming.digests
     digests = Digests(md5=sent.md5, sha256=sent.sha256, size=sent.size)
     try:
@@ -166,7 +147,7 @@ def _upload_checked(
         files={sent.sha256: incoming.path},
         detail={"subdir": target},
     )
-    winner = artifacts.commit(ctx, repo, principal.name, pending, early)
+    winner = artifacts.commit(ctx, repo, principal.name, pending)
     if winner is not None:
         return _same_or_refuse(repo, winner, target, sent.sha256)
     return CondaUploadOutcome(

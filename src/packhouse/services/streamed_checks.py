@@ -1,16 +1,16 @@
 """Archive checks that run while an upload's body is still arriving.
 
 Checking a `.tar.bz2` conda package means decompressing all of it (info/ may come last, and
-every member is checked), which costs more than receiving, hashing and storing the file.
-The format is read forward only, so the check can start with the first bytes: `start` runs
-it in a thread of its own, on a reader that follows the IncomingFile as it is written. The
-upload service stores the blob meanwhile (services/artifacts.py, `stored_early`; bz2
-decoding, most of the check, releases the GIL, so the two overlap) and takes the check's
+every member is checked). The format is read forward only, so the check can start with the
+first bytes: `start` runs it in a thread of its own, on a reader that follows the
+IncomingFile as it is written (bz2 decoding, most of the check, releases the GIL, so it runs
+beside the event loop that receives the body). The upload service then takes the check's
 outcome (`result`) where it would have run the same check on the finished file: the same
 code on the same bytes, so the same answer and the same message.
 
 bz2 decodes a block (up to 900 kB of tar) only once all of it is in, so a package of one
-block, as most are, is checked after its last byte anyway; what overlaps is the blob write.
+block, as most small ones are, is checked after its last byte anyway; a package of several
+blocks on a real network is decoded while its later blocks arrive (docs/benchmarks.md).
 
 Only .tar.bz2. Other checks are mostly tarfile's or zipfile's Python, and a thread holding the
 GIL delays every return of the event loop and of the service thread from their socket,
