@@ -18,6 +18,7 @@ file; `serve` removes those at start and `fsck` reports them (`abandoned_temp_fi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ from packhouse.services import blob_claims, pypi_api
 from packhouse.services.context import Context
 from packhouse.storage.base import INCOMING_PREFIX, TEMP_PREFIX, abandoned
 from packhouse.types import Format, Sha256
+
+log = logging.getLogger("packhouse.blobs")
 
 
 @dataclass(frozen=True)
@@ -60,24 +63,38 @@ def commit(ctx: Context, repo: Repository, actor: str, pending: PendingArtifact)
     """Store the blobs, then the row, journalled. Returns None when committed, or the
     artifact that holds the filename already (a concurrent upload won; nothing changed)."""
     new = pending.new
-    with blob_claims.using(ctx, [*pending.files, *pending.data]) as claim:
-        _put(ctx, pending)
-        try:
-            with ctx.db.write() as conn:
-                again = artifact_store.by_filename(conn, repo.id, new.filename)
-                if again is not None:
-                    return again
-                if pending.guard is not None:
-                    pending = pending.guard(conn, pending)
-                add_row(conn, repo, actor, pending, action="upload")
-                claim.release(conn)
-        except IntegrityError:
-            # The unique (repository, filename) caught a concurrent upload of the same name.
-            winner = existing(ctx, repo, new.filename)
-            if winner is None:
-                raise
-            return winner
+    shas = [*pending.files, *pending.data]
+    try:
+        with blob_claims.using(ctx, shas) as claim:
+            _put(ctx, pending)
+            try:
+                with ctx.db.write() as conn:
+                    again = artifact_store.by_filename(conn, repo.id, new.filename)
+                    if again is not None:
+                        return again
+                    if pending.guard is not None:
+                        pending = pending.guard(conn, pending)
+                    add_row(conn, repo, actor, pending, action="upload")
+                    claim.release(conn)
+            except IntegrityError:
+                # The unique (repository, filename) caught a concurrent upload of that name.
+                winner = existing(ctx, repo, new.filename)
+                if winner is None:
+                    raise
+                return winner
+    except Exception:
+        # no row lists the blobs just stored (the disk filled at the commit, the database
+        # went away): they go again unless another row or writer uses them
+        _drop_quietly(ctx, shas)
+        raise
     return None
+
+
+def _drop_quietly(ctx: Context, shas: Iterable[str]) -> None:
+    try:
+        drop_unreferenced(ctx, shas)
+    except Exception:  # the caller's own error matters more; fsck --remove finds them
+        log.warning("could not drop the unused blobs %s of an upload", sorted(shas))
 
 
 def add_row(
