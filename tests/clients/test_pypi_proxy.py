@@ -157,6 +157,24 @@ def test_allow_upstream_lets_a_hosted_name_take_upstream_files(
         assert versions(client, "acme-core") == ["1.0.0", "1.1.0"]
 
 
+def test_a_group_built_on_another_does_not_take_its_allow_upstream_list(
+    company: RunningServer,
+) -> None:
+    """Opening a hosted name to upstreams is decided by the repository read: a group whose
+    bases include `all` keeps the squatted 99.0.0 out although `all` lets it in."""
+    company.run_cli("repo", "create", "nested", "--bases", "all")
+    company.run_cli("repo", "update", "all", "--allow-upstream", "acme-core")
+    try:
+        with company.client() as client:
+            assert versions(client, "acme-core") == ["1.0.0", "1.1.0", "99.0.0"]
+            assert versions(client, "acme-core", "nested") == ["1.0.0", "1.1.0"]
+            company.run_cli("repo", "update", "nested", "--allow-upstream", "acme-core")
+            assert versions(client, "acme-core", "nested") == ["1.0.0", "1.1.0", "99.0.0"]
+    finally:
+        company.run_cli("repo", "update", "all", "--allow-upstream", "")
+        company.run_cli("repo", "update", "nested", "--allow-upstream", "")
+
+
 def test_the_project_list_of_a_proxy_is_what_it_has_cached(company: RunningServer) -> None:
     with company.client() as client:
         assert versions(client, "six")

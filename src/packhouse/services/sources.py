@@ -51,9 +51,11 @@ def hosted_of(order: Sequence[Repository]) -> tuple[Repository, ...]:
 
 
 def allowed_upstream(order: Sequence[Repository], name: str) -> bool:
-    """Whether a non-proxy repository of the order lets `name` come from upstreams even
-    though it is hosted (its `allow_upstream` list)."""
-    return any(name in r.allow_upstream for r in hosted_of(order))
+    """Whether the repository being read (the order's first) lets `name` come from upstreams
+    even though it is hosted: its own `allow_upstream` list. A group built on another does
+    not take the inner group's list, so opening a hosted name to upstreams is decided by
+    the repository clients read, never inherited from one it happens to include."""
+    return bool(order) and order[0].kind is not RepoKind.PROXY and name in order[0].allow_upstream
 
 
 def resolve(order: Sequence[Repository], name: str, holders: Iterable[int]) -> Resolution:
