@@ -7,6 +7,7 @@ was asked. Only 127.0.0.1/32 is allowed; a server on 127.0.0.2 plays an internal
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -83,7 +84,12 @@ def proxy(
     running = start_server(tmp_path_factory.mktemp("proxy") / "data", env)
     running.run_cli("repo", "create", "flaky", "--upstream", f"{public.url}/simple/", "--ttl", "0")
     running.run_cli("repo", "create", "steady", "--upstream", f"{public.url}/simple/")
-    running.run_cli("repo", "create", "inside", "--upstream", f"{internal.url}/simple/")
+    # made while 127.0.0.2 was allowed (the server runs with the narrower setting now, as
+    # after an operator took a network off the list): its fetches are refused
+    widened = {**running.env, "PACKHOUSE_UPSTREAM_ALLOWED_NETWORKS": '["127.0.0.0/8"]'}
+    dataclasses.replace(running, env=widened).run_cli(
+        "repo", "create", "inside", "--upstream", f"{internal.url}/simple/"
+    )
     yield running
     stop_server(running)
 
@@ -276,6 +282,13 @@ def test_an_upstream_at_an_address_not_allowed_is_never_contacted(
 ) -> None:
     response = get(proxy, "/pypi/inside/simple/six/")
     assert response.status_code == 502
+    assert "127.0.0.2" in response.text
+    # with the setting of now, such an upstream is refused as it is set
+    refused = proxy.run_cli(
+        "repo", "create", "inside2", "--upstream", f"{internal.url}/simple/", check=False
+    )
+    assert refused.returncode != 0
+    assert "127.0.0.2 is loopback" in refused.stdout + refused.stderr
     assert internal.requests == []
 
 
