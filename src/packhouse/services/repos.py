@@ -191,8 +191,8 @@ def check_upstream_url(url: str, policy: NetworkPolicy) -> str:
     refused = policy.numeric_host_refusal(parts.hostname)
     if refused:
         raise InvalidInput(
-            f"the upstream URL {redact_url(text)!r} names {refused}: upstreams there are"
-            " refused unless the setting upstream_allowed_networks lists its network"
+            f"the upstream URL {redact_url(text)!r} is refused: {refused}, and upstreams"
+            " there are refused unless the setting upstream_allowed_networks lists its network"
         )
     return text
 
